@@ -1,0 +1,3 @@
+from salesbot.cli import main
+
+main()

@@ -1,0 +1,288 @@
+"""The `salesbot` command line: thin. It parses options, calls the core and draws the result.
+
+Any SalesbotError becomes one red line on stderr and exit code 1. telethon and anthropic are
+imported only inside the commands that need them, so `--help` and `leads list` start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from dataclasses import fields, is_dataclass
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from salesbot import logs
+from salesbot.config import Settings, ensure_home, load_settings
+from salesbot.errors import SalesbotError
+
+log = logging.getLogger(__name__)
+
+app = typer.Typer(
+    help="salesbot: a Telegram sales assistant. Answers leads through Claude, books meetings, reminds.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+leads_app = typer.Typer(help="Look at leads and their conversations.", no_args_is_help=True)
+meetings_app = typer.Typer(help="Look at booked meetings.", no_args_is_help=True)
+followups_app = typer.Typer(help="Reminders for leads who went quiet (run from cron).", no_args_is_help=True)
+app.add_typer(leads_app, name="leads")
+app.add_typer(meetings_app, name="meetings")
+app.add_typer(followups_app, name="follow-ups")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+STATUS_STYLE = {"new": "cyan", "warm": "yellow", "hot": "bold red", "cold": "blue"}
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of a table.")]
+
+
+def guarded(fn):
+    """Turn SalesbotError into one red line and exit 1; Ctrl-C into a quiet exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SalesbotError as exc:
+            err.print(f"[red]Error:[/red] {escape(logs.redact(str(exc)))}")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]Interrupted.[/yellow]")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging on stderr.")] = False,
+) -> None:
+    logs.configure(verbose)
+
+
+def settings() -> Settings:
+    loaded = load_settings()
+    logs.add_secrets(loaded.secrets())
+    loaded.validate()
+    return loaded
+
+
+def open_store(loaded: Settings):
+    from salesbot.store import open_database
+
+    if loaded.db_path.parent == loaded.home:
+        ensure_home(loaded)
+    return open_database(loaded.db_path)
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses, lists and datetimes as JSON-ready values (a shallow, fast `asdict`)."""
+    if is_dataclass(value):
+        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout, nothing else there (scripts parse it)."""
+    sys.stdout.write(json.dumps(plain(data), ensure_ascii=False) + "\n")
+
+
+def relative(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "—"
+    seconds = (now - moment).total_seconds()
+    if seconds < 0:
+        return moment.strftime("%d.%m %H:%M")
+    for size, unit in ((86400 * 7, None), (86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= size:
+            if unit is None:
+                return moment.strftime("%d.%m.%Y")
+            return f"{int(seconds // size)}{unit} ago"
+    return "just now"
+
+
+def fmt_time(moment: datetime | None) -> str:
+    return moment.strftime("%a %d.%m.%Y %H:%M") if moment else "—"
+
+
+# --- leads ------------------------------------------------------------------------------------
+
+
+@leads_app.command("list")
+@guarded
+def leads_list(
+    status: Annotated[str | None, typer.Option(help="Only leads with this status: new, warm, hot or cold.")] = None,
+    limit: Annotated[int, typer.Option(min=0, help="At most this many leads (0: all).")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Leads, newest activity first: status, last message, reminders sent, next meeting."""
+    from salesbot import queries
+
+    wanted = queries.check_status(status)
+    loaded = settings()
+    open_store(loaded)
+    rows = queries.list_leads(loaded.tz, status=wanted, limit=limit or None)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        what = f"with status {wanted}" if wanted else "yet"
+        out.print(f"No leads {what}.")
+        return
+    now = datetime.now(loaded.tz)
+    table = Table(title=f"Leads ({len(rows)} shown, times in {loaded.tz.key})")
+    for column in ("id", "name", "status", "last message", "reminders", "next meeting"):
+        table.add_column(column, justify="right" if column in ("id", "reminders") else "left")
+    for row in rows:
+        status_text = f"[{STATUS_STYLE[row.status]}]{row.status}[/]"
+        if row.opted_out:
+            status_text += " [dim](stopped)[/]"
+        table.add_row(
+            str(row.id),
+            escape(row.name),
+            status_text,
+            relative(row.last_message_at, now),
+            str(row.follow_up_count),
+            fmt_time(row.next_meeting),
+        )
+    out.print(table)
+
+
+@leads_app.command("show")
+@guarded
+def leads_show(
+    lead_id: Annotated[int, typer.Argument(metavar="ID", help="The lead's id (see `leads list`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """One lead: its details, the whole conversation and its meetings."""
+    from salesbot import queries
+
+    loaded = settings()
+    open_store(loaded)
+    detail = queries.lead_detail(lead_id, loaded.tz)
+    if as_json:
+        print_json(detail)
+        return
+    lead = detail.lead
+    out.print(f"[bold]Lead {lead.id}[/bold] {escape(lead.name)}  [{STATUS_STYLE[lead.status]}]{lead.status}[/]")
+    facts = [
+        ("telegram id", str(lead.telegram_id) if lead.telegram_id else "— (terminal chat)"),
+        ("created", fmt_time(lead.created_at)),
+        ("last message", fmt_time(lead.last_message_at)),
+        ("reminders sent", f"{lead.follow_up_count} (last {fmt_time(lead.last_follow_up_at)})"),
+        ("dialogue state", lead.state or "—"),
+        ("opted out", "yes" if lead.opted_out else "no"),
+    ]
+    if lead.cold_reason:
+        facts.append(("cold reason", lead.cold_reason))
+    for label, value in facts:
+        out.print(f"  [dim]{label}:[/dim] {escape(value)}")
+    out.print()
+    if not detail.messages:
+        out.print("[dim]No messages.[/dim]")
+    conversation = Text()  # one Text, printed once: a long conversation stays fast to draw
+    for line in detail.messages:
+        conversation.append(f"{line.created_at:%d.%m %H:%M} ", style="dim")
+        is_lead = line.role == "lead"
+        conversation.append("lead " if is_lead else "bot  ", style="green" if is_lead else "magenta")
+        conversation.append(line.text + "\n")
+    out.print(conversation, end="", soft_wrap=True)
+    if detail.meetings:
+        out.print()
+        for meeting in detail.meetings:
+            out.print(f"  meeting {meeting.id}: {fmt_time(meeting.starts_at)} {meeting.status} ({meeting.source})")
+
+
+# --- meetings ---------------------------------------------------------------------------------
+
+
+@meetings_app.command("list")
+@guarded
+def meetings_list(
+    limit: Annotated[int, typer.Option(min=0, help="At most this many meetings (0: all).")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upcoming booked meetings, soonest first, in the business time zone."""
+    from salesbot import queries
+
+    loaded = settings()
+    open_store(loaded)
+    rows = queries.upcoming_meetings(loaded.tz, limit=limit or None)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("No upcoming meetings.")
+        return
+    table = Table(title=f"Upcoming meetings ({len(rows)} shown, times in {loaded.tz.key})")
+    for column in ("id", "when", "lead", "source"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(str(row.id), fmt_time(row.starts_at), f"{row.lead_id} {escape(row.lead_name)}", row.source)
+    out.print(table)
+
+
+# --- commands of later milestones -----------------------------------------------------------------
+
+
+def _not_yet(name: str) -> None:
+    raise SalesbotError(f"`salesbot {name}` is not yet available in this version")
+
+
+@app.command()
+@guarded
+def serve() -> None:
+    """Run the Telegram bot until SIGINT/SIGTERM."""
+    _not_yet("serve")
+
+
+@app.command()
+@guarded
+def chat(lead: Annotated[str | None, typer.Option(help="Name of the terminal lead to talk as.")] = None) -> None:
+    """Talk to the bot in the terminal, as a lead."""
+    _not_yet("chat")
+
+
+@app.command("parse-time")
+@guarded
+def parse_time(text: Annotated[str, typer.Argument(help="The phrase, or - to read one per line.")]) -> None:
+    """Print the meeting time a lead's phrase means."""
+    _not_yet("parse-time")
+
+
+@followups_app.command("run")
+@guarded
+def followups_run(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list who would be reminded.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """One reminder sweep: send due reminders, mark cold, exit."""
+    _not_yet("follow-ups run")
+
+
+@app.command()
+@guarded
+def usage(as_json: JsonOpt = False) -> None:
+    """Claude calls, tokens, cache use and estimated cost."""
+    _not_yet("usage")
+
+
+def main() -> None:
+    app(prog_name="salesbot")

@@ -1,0 +1,279 @@
+"""Settings from the environment and `.env` files.
+
+Precedence: the process environment, then `./.env`, then `$SALESBOT_HOME/.env`. Every command loads
+the settings the same way but asks only for what it needs (`Settings.require`), so `leads list`
+works with no keys at all while `serve` names every missing credential in one message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from salesbot.errors import ConfigError
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_FAST_MODEL = "claude-haiku-5-5"
+PACKAGED_PROMPT = Path(__file__).parent / "data" / "prompt.md"
+
+_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """Read a `.env` file: `KEY=value` lines, `#` comments, optional `export ` and quotes.
+
+    A malformed line is an error naming the file and line, never silently skipped: a typo in a
+    token's line would otherwise surface much later as a confusing "missing" setting.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    values: dict[str, str] = {}
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not _KEY_RE.match(key):
+            raise ConfigError(f"{path}, line {lineno}: expected KEY=value, got {_describe_line(line)}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif value and value[0] in "'\"":
+            raise ConfigError(f"{path}, line {lineno}: unclosed quote in the value of {key}")
+        else:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key] = value
+    return values
+
+
+def _describe_line(line: str) -> str:
+    # Never echo a whole line: it may be a secret pasted without its key.
+    head = line.split("=", 1)[0][:20]
+    return f"a line starting {head!r}…" if len(line) > 20 else f"a line without '=' ({len(line)} characters)"
+
+
+# --- parsers for the typed settings ------------------------------------------------------------
+
+
+def _zone(name: str, value: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name}: unknown time zone {value!r} (use a name like Europe/Moscow)") from None
+
+
+def _int(name: str, value: str, lo: int, hi: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {value!r}") from None
+    if not lo <= number <= hi:
+        raise ConfigError(f"{name}: must be between {lo} and {hi}, got {number}")
+    return number
+
+
+def _float(name: str, value: str, lo: float, hi: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if not lo <= number <= hi:
+        raise ConfigError(f"{name}: must be between {lo} and {hi}, got {number}")
+    return number
+
+
+def _clock(name: str, value: str) -> time:
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+    if not m or int(m[1]) > 24 or int(m[2]) > 59 or (int(m[1]) == 24 and int(m[2])):
+        raise ConfigError(f"{name}: expected a time like 10:00, got {value!r}")
+    hour, minute = int(m[1]), int(m[2])
+    return time.max if hour == 24 else time(hour, minute)
+
+
+def _hours_range(name: str, value: str) -> tuple[time, time]:
+    start, sep, end = value.partition("-")
+    if not sep:
+        raise ConfigError(f"{name}: expected a range like 10:00-19:00, got {value!r}")
+    first, last = _clock(name, start), _clock(name, end)
+    if first >= last:
+        raise ConfigError(f"{name}: the range must end after it starts, got {value!r}")
+    return first, last
+
+
+_DAY_NAMES = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+
+
+def _days(name: str, value: str) -> frozenset[int]:
+    """`mon-fri`, `mon,wed,fri` or ISO numbers `1-5` (Monday is 1) → weekday numbers (Monday 0)."""
+
+    def one(token: str) -> int:
+        token = token.strip().lower()
+        if token[:3] in _DAY_NAMES:
+            return _DAY_NAMES[token[:3]]
+        if token.isdigit() and 1 <= int(token) <= 7:
+            return int(token) - 1
+        raise ConfigError(f"{name}: unknown day {token!r} (use mon..sun or 1..7)")
+
+    days: set[int] = set()
+    for part in value.split(","):
+        if "-" in part:
+            a, b = (one(x) for x in part.split("-", 1))
+            if a > b:
+                raise ConfigError(f"{name}: day range {part.strip()!r} runs backwards")
+            days.update(range(a, b + 1))
+        elif part.strip():
+            days.add(one(part))
+    if not days:
+        raise ConfigError(f"{name}: no days given")
+    return frozenset(days)
+
+
+def _ids(name: str, value: str) -> tuple[int, ...]:
+    ids = []
+    for part in re.split(r"[,\s]+", value.strip()):
+        if not part:
+            continue
+        if not re.fullmatch(r"-?\d+", part):
+            raise ConfigError(f"{name}: expected numeric Telegram user ids separated by commas, got {part!r}")
+        ids.append(int(part))
+    return tuple(ids)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One documented setting; the README's configuration table lists exactly these."""
+
+    env: str
+    default: str | None
+    doc: str
+    parse: Callable[[str, str], Any] | None = None
+    secret: bool = False
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("ANTHROPIC_API_KEY", None, "Claude API key (read by `serve`, `chat`, `parse-time`).", secret=True),
+    Option("ANTHROPIC_BASE_URL", None, "Another Messages API endpoint (a proxy, or a local stand-in)."),
+    Option("TELEGRAM_API_ID", None, "Telegram application id from my.telegram.org.",
+           lambda n, v: _int(n, v, 1, 2**31 - 1)),
+    Option("TELEGRAM_API_HASH", None, "Telegram application hash from my.telegram.org.", secret=True),
+    Option("TELEGRAM_BOT_TOKEN", None, "The bot's token from @BotFather.", secret=True),
+    Option("SALESBOT_HOME", None, "Data folder: database, Telethon sessions, lock file. "
+           "Default: the platform's app folder (`~/.config/salesbot` on Linux)."),
+    Option("SALESBOT_DB", None, "The SQLite file. Default: `$SALESBOT_HOME/salesbot.db`."),
+    Option("SALESBOT_TZ", "Europe/Moscow", "The business's time zone.", _zone),
+    Option("SALESBOT_MODEL", DEFAULT_MODEL, "Conversation model."),
+    Option("SALESBOT_FAST_MODEL", DEFAULT_FAST_MODEL, "Cheap model for the parse-time fallback."),
+    Option("SALESBOT_PROMPT_FILE", None, "The business's system prompt (UTF-8 text). Default: the packaged example."),
+    Option("SALESBOT_MANAGER_IDS", "", "Telegram user ids told about booked meetings, comma-separated.", _ids),
+    Option("SALESBOT_LLM_TIMEOUT", "60", "Seconds one Claude request may take before it is retried.",
+           lambda n, v: _float(n, v, 1, 600)),
+    Option("SALESBOT_WORK_DAYS", "mon-fri", "Days meetings can be booked: `mon-fri`, `mon,wed,fri` or `1-5`.",
+           _days),
+    Option("SALESBOT_WORK_HOURS", "10:00-19:00", "Hours meetings can be booked; a meeting ends by the close.",
+           _hours_range),
+    Option("SALESBOT_SLOT_MINUTES", "60", "Meeting length and slot step, in minutes.",
+           lambda n, v: _int(n, v, 10, 480)),
+    Option("SALESBOT_MIN_NOTICE_MINUTES", "120", "The earliest a meeting can start from now, in minutes.",
+           lambda n, v: _int(n, v, 0, 7 * 24 * 60)),
+    Option("SALESBOT_HISTORY_TURNS", "30", "How many recent messages of a conversation go to Claude.",
+           lambda n, v: _int(n, v, 2, 200)),
+    Option("SALESBOT_MAX_MESSAGE_CHARS", "2000", "A lead's message is cut to this length before Claude sees it.",
+           lambda n, v: _int(n, v, 100, 20000)),
+    Option("SALESBOT_FOLLOW_UP_1_HOURS", "24", "Hours after the lead's last message before reminder 1.",
+           lambda n, v: _float(n, v, 0.01, 24 * 30)),
+    Option("SALESBOT_FOLLOW_UP_2_HOURS", "24", "Hours after reminder 1 before reminder 2 (the lead then goes cold).",
+           lambda n, v: _float(n, v, 0.01, 24 * 30)),
+    Option("SALESBOT_SEND_WINDOW", "10:00-20:00", "Local hours in which reminders may be sent.", _hours_range),
+)
+_BY_ENV = {o.env: o for o in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. Secrets are kept out of repr so a logged Settings leaks nothing."""
+
+    raw: Mapping[str, str] = field(repr=False)
+    home: Path
+    db_path: Path
+
+    def get(self, env: str) -> Any:
+        """The typed value of a documented setting (its default when unset, None when neither)."""
+        option = _BY_ENV[env]
+        value = self.raw.get(env) or option.default
+        if value is None:
+            return None
+        return option.parse(env, value) if option.parse else value
+
+    def require(self, *envs: str) -> None:
+        """Raise one ConfigError naming every missing variable, so the operator fixes them in one go."""
+        missing = [e for e in envs if not self.raw.get(e)]
+        if missing:
+            raise ConfigError(
+                "missing settings: " + ", ".join(missing)
+                + f" (set them in the environment or in {self.home / '.env'})"
+            )
+        for env in envs:  # present but malformed is also reported now, not mid-conversation
+            self.get(env)
+
+    def validate(self) -> None:
+        for option in OPTIONS:
+            if option.parse and (self.raw.get(option.env) or option.default) is not None:
+                self.get(option.env)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.get("SALESBOT_TZ")
+
+    @property
+    def prompt_file(self) -> Path:
+        value = self.raw.get("SALESBOT_PROMPT_FILE")
+        return Path(value).expanduser() if value else PACKAGED_PROMPT
+
+    def secrets(self) -> list[str]:
+        """The secret values in use, for redaction in error messages."""
+        return [self.raw[o.env] for o in OPTIONS if o.secret and self.raw.get(o.env)]
+
+
+def default_home() -> Path:
+    import typer  # click's get_app_dir: ~/.config/salesbot, ~/Library/Application Support/salesbot, …
+
+    return Path(typer.get_app_dir("salesbot"))
+
+
+def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+    local_env = cwd / ".env"
+    local = parse_env_file(local_env) if local_env.is_file() else {}
+    home_value = environ.get("SALESBOT_HOME") or local.get("SALESBOT_HOME")
+    home = Path(home_value).expanduser() if home_value else default_home()
+    home_env = home / ".env"
+    from_home = parse_env_file(home_env) if home_env.is_file() and home_env.resolve() != local_env.resolve() else {}
+    raw = {**from_home, **local, **{k: v for k, v in environ.items() if k in _BY_ENV}}
+    raw["SALESBOT_HOME"] = str(home)
+    db_value = raw.get("SALESBOT_DB")
+    db_path = Path(db_value).expanduser() if db_value else home / "salesbot.db"
+    return Settings(raw=raw, home=home, db_path=db_path)
+
+
+def ensure_home(settings: Settings) -> Path:
+    """Create the data folder on first use; a folder we cannot write to is a clear error."""
+    home = settings.home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create SALESBOT_HOME {home}: {exc.strerror}") from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise ConfigError(f"SALESBOT_HOME {home} is not writable by this user")
+    return home

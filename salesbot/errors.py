@@ -1,0 +1,21 @@
+"""The errors the core raises. The CLI turns any SalesbotError into one red line and exit 1."""
+
+
+class SalesbotError(Exception):
+    """A problem the operator can act on; its message is shown as is, so it must be clear and safe."""
+
+
+class ConfigError(SalesbotError):
+    """A setting is missing or malformed."""
+
+
+class StoreError(SalesbotError):
+    """The database cannot be opened, is not a database, or is from a newer salesbot."""
+
+
+class NotFoundError(SalesbotError):
+    """A lead, meeting or other record the operator named does not exist."""
+
+
+class LLMUnavailable(SalesbotError):
+    """Claude could not be reached or answered unusably after all attempts."""

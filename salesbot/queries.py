@@ -1,0 +1,166 @@
+"""Read-side queries behind `leads list`, `leads show` and `meetings list`.
+
+They return plain dataclasses with aware datetimes in the business time zone; the CLI decides how
+to draw them (a rich table, or JSON).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from peewee import SQL, fn
+
+from salesbot.errors import NotFoundError, SalesbotError
+from salesbot.store import LEAD_STATUSES, Lead, Meeting, Message, to_local, utcnow
+
+# Matches the expression of the lead_activity indexes (migration 002) so ORDER BY … LIMIT uses them.
+ACTIVITY = SQL("coalesce(last_message_at, created_at)")
+
+
+def check_status(value: str | None) -> str | None:
+    if value is None:
+        return None
+    status = value.strip().lower()
+    if status not in LEAD_STATUSES:
+        raise SalesbotError(f"unknown status {value!r}; use one of: {', '.join(LEAD_STATUSES)}")
+    return status
+
+
+def _local(value: datetime | None, tz: ZoneInfo) -> datetime | None:
+    return to_local(value, tz) if value else None
+
+
+@dataclass
+class LeadSummary:
+    id: int
+    first_name: str | None
+    username: str | None
+    status: str
+    state: str | None
+    telegram_id: int | None
+    created_at: datetime
+    last_message_at: datetime | None
+    follow_up_count: int
+    last_follow_up_at: datetime | None
+    opted_out: bool
+    cold_reason: str | None
+    next_meeting: datetime | None
+
+    @property
+    def name(self) -> str:
+        parts = [self.first_name or "", f"@{self.username}" if self.username else ""]
+        return " ".join(p for p in parts if p) or "—"
+
+
+def _summary(lead: Lead, next_meeting: datetime | None, tz: ZoneInfo) -> LeadSummary:
+    return LeadSummary(
+        id=lead.id,
+        first_name=lead.first_name,
+        username=lead.username,
+        status=lead.status,
+        state=lead.state,
+        telegram_id=lead.telegram_id,
+        created_at=to_local(lead.created_at, tz),
+        last_message_at=_local(lead.last_message_at, tz),
+        follow_up_count=lead.follow_up_count,
+        last_follow_up_at=_local(lead.last_follow_up_at, tz),
+        opted_out=bool(lead.opted_out),
+        cold_reason=lead.cold_reason,
+        next_meeting=_local(next_meeting, tz),
+    )
+
+
+def _next_meeting_subquery(now: datetime):
+    return (
+        Meeting.select(fn.MIN(Meeting.starts_at))
+        .where((Meeting.lead == Lead.id) & (Meeting.status == "booked") & (Meeting.starts_at >= now))
+    )
+
+
+def list_leads(tz: ZoneInfo, status: str | None = None, limit: int | None = 50) -> list[LeadSummary]:
+    """Leads, newest activity first (their last message, or when they were created)."""
+    now = utcnow()
+    query = Lead.select(Lead, _next_meeting_subquery(now).alias("next_meeting"))
+    if status:
+        query = query.where(Lead.status == status)
+    query = query.order_by(ACTIVITY.desc(), Lead.id.desc())
+    if limit:
+        query = query.limit(limit)
+    return [_summary(lead, _parse_dt(lead.next_meeting), tz) for lead in query]
+
+
+def _parse_dt(value) -> datetime | None:
+    # A subquery's value comes back as the stored text, not through the field's converter.
+    if value is None or isinstance(value, datetime):
+        return value
+    return Meeting.starts_at.python_value(value)
+
+
+@dataclass
+class ConversationLine:
+    role: str
+    text: str
+    created_at: datetime
+
+
+@dataclass
+class MeetingInfo:
+    id: int
+    lead_id: int
+    lead_name: str
+    starts_at: datetime
+    status: str
+    source: str
+    created_at: datetime
+
+
+@dataclass
+class LeadDetail:
+    lead: LeadSummary
+    messages: list[ConversationLine] = field(default_factory=list)
+    meetings: list[MeetingInfo] = field(default_factory=list)
+
+
+def _meeting_info(meeting: Meeting, lead: Lead, tz: ZoneInfo) -> MeetingInfo:
+    return MeetingInfo(
+        id=meeting.id,
+        lead_id=lead.id,
+        lead_name=lead.display_name,
+        starts_at=to_local(meeting.starts_at, tz),
+        status=meeting.status,
+        source=meeting.source,
+        created_at=to_local(meeting.created_at, tz),
+    )
+
+
+def lead_detail(lead_id: int, tz: ZoneInfo) -> LeadDetail:
+    lead = Lead.get_or_none(Lead.id == lead_id)
+    if lead is None:
+        raise NotFoundError(f"no lead with id {lead_id} (see `salesbot leads list`)")
+    next_meeting = (
+        Meeting.select(fn.MIN(Meeting.starts_at))
+        .where((Meeting.lead == lead) & (Meeting.status == "booked") & (Meeting.starts_at >= utcnow()))
+        .scalar()
+    )
+    detail = LeadDetail(lead=_summary(lead, _parse_dt(next_meeting), tz))
+    messages = Message.select(Message.role, Message.text, Message.created_at).where(Message.lead == lead)
+    for role, text, created_at in messages.order_by(Message.id).tuples():
+        detail.messages.append(ConversationLine(role=role, text=text, created_at=to_local(created_at, tz)))
+    for meeting in Meeting.select().where(Meeting.lead == lead).order_by(Meeting.starts_at):
+        detail.meetings.append(_meeting_info(meeting, lead, tz))
+    return detail
+
+
+def upcoming_meetings(tz: ZoneInfo, limit: int | None = None, now: datetime | None = None) -> list[MeetingInfo]:
+    now = now or utcnow()
+    query = (
+        Meeting.select(Meeting, Lead)
+        .join(Lead)
+        .where((Meeting.status == "booked") & (Meeting.starts_at >= now))
+        .order_by(Meeting.starts_at, Meeting.id)
+    )
+    if limit:
+        query = query.limit(limit)
+    return [_meeting_info(meeting, meeting.lead, tz) for meeting in query]

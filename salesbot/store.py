@@ -1,0 +1,274 @@
+"""The SQLite store: Peewee models, the connection, and numbered migrations.
+
+Times are naive UTC, stored the way Peewee's DateTimeField stores them (DESIGN.md). `serve` and the
+cron sweep use the same file at once, so the database runs in WAL mode with a busy timeout and
+every write transaction starts with BEGIN IMMEDIATE: a writer waits for the lock up front instead of
+failing half-way when it tries to upgrade a read lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from peewee import (
+    BigIntegerField,
+    BooleanField,
+    DatabaseError,
+    DatabaseProxy,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    OperationalError,
+    SqliteDatabase,
+    TextField,
+)
+
+from salesbot.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+LEAD_STATUSES = ("new", "warm", "hot", "cold")
+BUSY_TIMEOUT_MS = 10_000
+
+db = DatabaseProxy()
+
+
+def utcnow() -> datetime:
+    """Now as naive UTC, the storage convention (freezegun-friendly)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_utc_naive(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("an aware datetime is required")
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def to_local(stored: datetime, tz: ZoneInfo) -> datetime:
+    return stored.replace(tzinfo=UTC).astimezone(tz)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+
+
+class Lead(BaseModel):
+    telegram_id = BigIntegerField(null=True, unique=True)
+    access_hash = BigIntegerField(null=True)
+    username = TextField(null=True)
+    first_name = TextField(null=True)
+    status = TextField(default="new")
+    state = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    last_message_at = DateTimeField(null=True)
+    follow_up_count = IntegerField(default=0)
+    last_follow_up_at = DateTimeField(null=True)
+    opted_out = BooleanField(default=False)
+    cold_reason = TextField(null=True)
+
+    class Meta:
+        table_name = "lead"
+
+    @property
+    def display_name(self) -> str:
+        name = self.first_name or ""
+        if self.username:
+            name = f"{name} @{self.username}".strip()
+        return name or f"lead {self.id}"
+
+
+class Message(BaseModel):
+    lead = ForeignKeyField(Lead, column_name="lead_id", backref="messages", on_delete="CASCADE")
+    role = TextField()  # lead | bot
+    text = TextField()
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "message"
+
+
+class Meeting(BaseModel):
+    lead = ForeignKeyField(Lead, column_name="lead_id", backref="meetings", on_delete="CASCADE")
+    starts_at = DateTimeField()
+    status = TextField(default="booked")  # booked | cancelled
+    source = TextField()  # slot | custom
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "meeting"
+
+
+class LlmCall(BaseModel):
+    lead = ForeignKeyField(Lead, column_name="lead_id", null=True, backref="llm_calls", on_delete="SET NULL")
+    purpose = TextField()
+    model = TextField()
+    input_tokens = IntegerField(default=0)
+    output_tokens = IntegerField(default=0)
+    cache_creation_input_tokens = IntegerField(default=0)
+    cache_read_input_tokens = IntegerField(default=0)
+    attempts = IntegerField(default=1)
+    duration_ms = IntegerField(default=0)
+    error = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "llm_call"
+
+
+MODELS = (Lead, Message, Meeting, LlmCall)
+
+
+# --- migrations ---------------------------------------------------------------------------------
+# Each migration is a list of SQL statements applied once, in order, inside one transaction, and
+# recorded in the `migrations` table. Never edit a released migration: add the next one. Columns
+# beyond DESIGN.md's are nullable or carry an SQL default so rows inserted by hand stay valid.
+
+M001_INITIAL = [
+    """CREATE TABLE lead (
+        id INTEGER PRIMARY KEY,
+        telegram_id INTEGER UNIQUE,
+        access_hash INTEGER,
+        username TEXT,
+        first_name TEXT,
+        status TEXT NOT NULL DEFAULT 'new' CHECK (status IN ('new', 'warm', 'hot', 'cold')),
+        state TEXT,
+        created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        last_message_at DATETIME,
+        follow_up_count INTEGER NOT NULL DEFAULT 0,
+        last_follow_up_at DATETIME,
+        opted_out INTEGER NOT NULL DEFAULT 0,
+        cold_reason TEXT
+    )""",
+    """CREATE TABLE message (
+        id INTEGER PRIMARY KEY,
+        lead_id INTEGER NOT NULL REFERENCES lead (id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('lead', 'bot')),
+        text TEXT NOT NULL,
+        created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+    )""",
+    """CREATE TABLE meeting (
+        id INTEGER PRIMARY KEY,
+        lead_id INTEGER NOT NULL REFERENCES lead (id) ON DELETE CASCADE,
+        starts_at DATETIME NOT NULL,
+        status TEXT NOT NULL DEFAULT 'booked' CHECK (status IN ('booked', 'cancelled')),
+        source TEXT NOT NULL CHECK (source IN ('slot', 'custom')),
+        created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+    )""",
+    """CREATE TABLE llm_call (
+        id INTEGER PRIMARY KEY,
+        lead_id INTEGER REFERENCES lead (id) ON DELETE SET NULL,
+        purpose TEXT NOT NULL,
+        model TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        duration_ms INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+    )""",
+]
+
+# The queries `leads list`, `leads show`, `meetings list`, `usage` and the reminder sweep make.
+M002_INDEXES = [
+    # Newest activity first, optionally per status: LIMIT 50 reads 50 index entries, no sort.
+    "CREATE INDEX lead_activity ON lead (coalesce(last_message_at, created_at), id)",
+    "CREATE INDEX lead_status_activity ON lead (status, coalesce(last_message_at, created_at), id)",
+    "CREATE INDEX message_lead ON message (lead_id, id)",
+    "CREATE INDEX meeting_lead ON meeting (lead_id, starts_at)",
+    "CREATE INDEX meeting_upcoming ON meeting (status, starts_at)",
+    "CREATE INDEX llm_call_created ON llm_call (created_at)",
+]
+
+MIGRATIONS: list[tuple[str, list[str] | Callable[[SqliteDatabase], None]]] = [
+    ("001_initial", M001_INITIAL),
+    ("002_indexes", M002_INDEXES),
+]
+
+
+def _apply(database: SqliteDatabase, step: list[str] | Callable[[SqliteDatabase], None]) -> None:
+    if callable(step):
+        step(database)
+    else:
+        for statement in step:
+            database.execute_sql(statement)
+
+
+def migrate(database: SqliteDatabase, upto: int | None = None) -> list[str]:
+    """Apply the pending migrations (the first `upto` of them, for tests); return the names applied."""
+    database.execute_sql(
+        "CREATE TABLE IF NOT EXISTS migrations ("
+        " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+        " applied_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+    )
+    known = [name for name, _ in MIGRATIONS]
+    applied = {row[0] for row in database.execute_sql("SELECT name FROM migrations")}
+    newer = sorted(applied - set(known))
+    if newer:
+        raise StoreError(
+            f"the database {database.database} was written by a newer salesbot "
+            f"(it has migration {newer[-1]}, this version knows up to {known[-1]}); upgrade salesbot"
+        )
+    done = []
+    for name, step in MIGRATIONS[:upto]:
+        if name in applied:
+            continue
+        with database.atomic():  # BEGIN IMMEDIATE: a second process starting now waits, then skips
+            if database.execute_sql("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                continue
+            _apply(database, step)
+            database.execute_sql(
+                "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, str(utcnow()))
+            )
+        log.info("applied migration %s", name)
+        done.append(name)
+    return done
+
+
+def open_database(path: Path, *, upto: int | None = None) -> SqliteDatabase:
+    """Open (creating if needed) and migrate the database, and bind the models to it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder for the database {path}: {exc.strerror}") from None
+    if path.is_dir():
+        raise StoreError(f"SALESBOT_DB {path} is a folder, not a database file")
+    database = SqliteDatabase(
+        str(path),
+        pragmas={
+            "journal_mode": "wal",
+            "busy_timeout": BUSY_TIMEOUT_MS,
+            "foreign_keys": 1,
+            "synchronous": "normal",
+        },
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        lock_type="IMMEDIATE",
+    )
+    try:
+        database.connect()
+        tables = set(database.get_tables())
+        if tables and "migrations" not in tables:
+            raise StoreError(
+                f"{path} is an SQLite database but not salesbot's (it has no migrations table); "
+                "point SALESBOT_DB at another file"
+            )
+        migrate(database, upto=upto)
+    except StoreError:
+        database.close()
+        raise
+    except (DatabaseError, OperationalError, sqlite3.DatabaseError) as exc:
+        database.close()
+        reason = str(exc) or exc.__class__.__name__
+        if "not a database" in reason or "malformed" in reason:
+            raise StoreError(f"{path} is not a salesbot database (SQLite says: {reason})") from None
+        raise StoreError(f"cannot open the database {path}: {reason}") from None
+    db.initialize(database)
+    return database

@@ -1,0 +1,116 @@
+from pathlib import Path
+
+import pytest
+
+from salesbot.config import ensure_home, load_settings, parse_env_file
+from salesbot.errors import ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_env_file_forms(tmp_path):
+    env = write(tmp_path / ".env", "# comment\n\nexport A=1\nB = two words  # note\nC='quoted # kept'\nD=\"x\"\nE=\n")
+    assert parse_env_file(env) == {"A": "1", "B": "two words", "C": "quoted # kept", "D": "x", "E": ""}
+
+
+@pytest.mark.parametrize("line, says", [
+    ("just some text", "line 2: expected KEY=value"),
+    ("1BAD=x", "line 2: expected KEY=value"),
+    ("KEY='unclosed", "line 2: unclosed quote in the value of KEY"),
+])
+def test_malformed_env_line_names_file_and_line(tmp_path, line, says):
+    env = write(tmp_path / ".env", f"OK=1\n{line}\n")
+    with pytest.raises(ConfigError, match=says) as caught:
+        parse_env_file(env)
+    assert str(env) in str(caught.value)
+
+
+def test_malformed_line_does_not_echo_a_pasted_secret(tmp_path):
+    env = write(tmp_path / ".env", "123456:AAE-very-secret-bot-token-value\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_env_file(env)
+    assert "very-secret-bot-token" not in str(caught.value)
+
+
+def test_precedence_environment_then_cwd_then_home(tmp_path):
+    home = tmp_path / "home"
+    write(home / ".env", "SALESBOT_TZ=Asia/Tokyo\nSALESBOT_MODEL=from-home\nSALESBOT_FAST_MODEL=fast-home\n")
+    cwd = tmp_path / "cwd"
+    write(cwd / ".env", "SALESBOT_MODEL=from-cwd\n")
+    settings = load_settings({"SALESBOT_HOME": str(home), "SALESBOT_FAST_MODEL": "fast-env"}, cwd)
+    assert settings.get("SALESBOT_MODEL") == "from-cwd"
+    assert settings.get("SALESBOT_FAST_MODEL") == "fast-env"
+    assert settings.tz.key == "Asia/Tokyo"
+    assert settings.db_path == home / "salesbot.db"
+
+
+def test_home_can_come_from_the_cwd_env_file(tmp_path):
+    cwd = tmp_path / "cwd"
+    write(cwd / ".env", f"SALESBOT_HOME={tmp_path / 'data'}\nSALESBOT_DB={tmp_path / 'x.db'}\n")
+    settings = load_settings({}, cwd)
+    assert settings.home == tmp_path / "data"
+    assert settings.db_path == tmp_path / "x.db"
+
+
+def test_default_home_is_the_platform_app_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    settings = load_settings({}, tmp_path)
+    assert settings.home.name == "salesbot"
+    assert str(settings.home).startswith(str(tmp_path))
+
+
+def test_require_names_every_missing_variable_at_once(tmp_path):
+    settings = load_settings({"SALESBOT_HOME": str(tmp_path), "TELEGRAM_API_ID": "12345"}, tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        settings.require("TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_BOT_TOKEN", "ANTHROPIC_API_KEY")
+    message = str(caught.value)
+    for name in ("TELEGRAM_API_HASH", "TELEGRAM_BOT_TOKEN", "ANTHROPIC_API_KEY"):
+        assert name in message
+    assert "TELEGRAM_API_ID" not in message
+
+
+@pytest.mark.parametrize("env, value, says", [
+    ("SALESBOT_TZ", "Mars/Olympus", "unknown time zone"),
+    ("SALESBOT_WORK_HOURS", "19:00-10:00", "must end after it starts"),
+    ("SALESBOT_WORK_HOURS", "25:00-26:00", "expected a time like 10:00"),
+    ("SALESBOT_WORK_DAYS", "mon-funday", "unknown day"),
+    ("SALESBOT_SLOT_MINUTES", "abc", "expected a whole number"),
+    ("SALESBOT_MANAGER_IDS", "12,@boss", "numeric Telegram user ids"),
+    ("TELEGRAM_API_ID", "abc", "expected a whole number"),
+])
+def test_malformed_values_are_named(tmp_path, env, value, says):
+    settings = load_settings({"SALESBOT_HOME": str(tmp_path), env: value}, tmp_path)
+    with pytest.raises(ConfigError, match=says) as caught:
+        settings.validate()
+    assert env in str(caught.value)
+
+
+def test_typed_values(tmp_path):
+    settings = load_settings({
+        "SALESBOT_HOME": str(tmp_path),
+        "SALESBOT_WORK_DAYS": "mon,wed-fri",
+        "SALESBOT_MANAGER_IDS": "1, 22 333",
+        "SALESBOT_SEND_WINDOW": "09:30-21:00",
+    }, tmp_path)
+    assert settings.get("SALESBOT_WORK_DAYS") == frozenset({0, 2, 3, 4})
+    assert settings.get("SALESBOT_MANAGER_IDS") == (1, 22, 333)
+    start, end = settings.get("SALESBOT_SEND_WINDOW")
+    assert (start.hour, start.minute, end.hour) == (9, 30, 21)
+
+
+def test_secrets_stay_out_of_repr(tmp_path):
+    settings = load_settings({"SALESBOT_HOME": str(tmp_path), "ANTHROPIC_API_KEY": "sk-ant-secret-value"}, tmp_path)
+    assert "sk-ant-secret-value" not in repr(settings)
+    assert settings.secrets() == ["sk-ant-secret-value"]
+
+
+def test_home_under_a_file_is_a_clear_error(tmp_path):
+    blocker = write(tmp_path / "file", "x")
+    settings = load_settings({"SALESBOT_HOME": str(blocker / "home")}, tmp_path)
+    with pytest.raises(ConfigError, match="cannot create SALESBOT_HOME"):
+        ensure_home(settings)
