@@ -279,9 +279,42 @@ def followups_run(
 
 @app.command()
 @guarded
-def usage(as_json: JsonOpt = False) -> None:
-    """Claude calls, tokens, cache use and estimated cost."""
-    _not_yet("usage")
+def usage(
+    since: Annotated[
+        str | None, typer.Option(help="Only calls since a date (2025-12-01), a time, or a span (7d, 24h).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Claude calls per purpose and model: tokens, cache use, estimated cost and what caching saved."""
+    from salesbot import queries
+
+    loaded = settings()
+    start = queries.parse_since(since, loaded.tz) if since else None
+    open_store(loaded)
+    report = queries.usage_report(start)
+    if as_json:
+        print_json(report)
+        return
+    if not report.rows:
+        out.print("No Claude calls recorded" + (f" since {fmt_time(start)}." if start else "."))
+        return
+    title = "Claude usage" + (f" since {fmt_time(start)}" if start else "")
+    table = Table(title=title)
+    for column in ("purpose", "model", "calls", "failed", "input", "output", "cache write", "cache read",
+                   "hit ratio", "cost $", "saved $"):
+        table.add_column(column, justify="left" if column in ("purpose", "model") else "right")
+    for row in [*report.rows, report.total]:
+        is_total = row is report.total
+        table.add_row(
+            row.purpose, row.model, f"{row.calls:,}", f"{row.failures:,}", f"{row.input_tokens:,}",
+            f"{row.output_tokens:,}", f"{row.cache_creation_input_tokens:,}", f"{row.cache_read_input_tokens:,}",
+            "—" if row.cache_hit_ratio is None else f"{row.cache_hit_ratio:.0%}",
+            "?" if row.cost_usd is None else f"{row.cost_usd:.4f}",
+            "?" if row.saved_usd is None else f"{row.saved_usd:.4f}",
+            style="bold" if is_total else None, end_section=not is_total and row is report.rows[-1],
+        )
+    out.print(table)
+    out.print("[dim]Cost is an estimate from list prices (see README); '?' marks a model without a known price.[/dim]")
 
 
 def main() -> None:

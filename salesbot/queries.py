@@ -7,13 +7,14 @@ to draw them (a rich table, or JSON).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from peewee import SQL, fn
 
+from salesbot import pricing
 from salesbot.errors import NotFoundError, SalesbotError
-from salesbot.store import LEAD_STATUSES, Lead, Meeting, Message, to_local, utcnow
+from salesbot.store import LEAD_STATUSES, Lead, LlmCall, Meeting, Message, to_local, to_utc_naive, utcnow
 
 # Matches the expression of the lead_activity indexes (migration 002) so ORDER BY … LIMIT uses them.
 ACTIVITY = SQL("coalesce(last_message_at, created_at)")
@@ -164,3 +165,80 @@ def upcoming_meetings(tz: ZoneInfo, limit: int | None = None, now: datetime | No
     if limit:
         query = query.limit(limit)
     return [_meeting_info(meeting, meeting.lead, tz) for meeting in query]
+
+
+@dataclass
+class UsageRow:
+    purpose: str
+    model: str
+    calls: int
+    failures: int
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+    cache_hit_ratio: float | None  # share of input tokens read from cache
+    cost_usd: float | None
+    uncached_cost_usd: float | None
+    saved_usd: float | None
+
+
+@dataclass
+class UsageReport:
+    since: datetime | None
+    rows: list[UsageRow]
+    total: UsageRow
+
+
+def _usage_row(purpose: str, model: str, calls: int, failures: int, inp: int, out: int, writes: int,
+               reads: int) -> UsageRow:
+    all_input = inp + writes + reads
+    cost = pricing.cost_usd(model, inp, out, writes, reads)
+    uncached = pricing.cost_usd(model, all_input, out, 0, 0)
+    return UsageRow(
+        purpose=purpose, model=model, calls=calls, failures=failures, input_tokens=inp, output_tokens=out,
+        cache_creation_input_tokens=writes, cache_read_input_tokens=reads,
+        cache_hit_ratio=(reads / all_input) if all_input else None,
+        cost_usd=cost, uncached_cost_usd=uncached,
+        saved_usd=(uncached - cost) if cost is not None and uncached is not None else None,
+    )
+
+
+def usage_report(since: datetime | None = None) -> UsageReport:
+    """Claude usage per purpose and model from the ledger, with estimated cost and caching savings."""
+    query = LlmCall.select(
+        LlmCall.purpose,
+        LlmCall.model,
+        fn.COUNT(LlmCall.id),
+        fn.SUM(LlmCall.error.is_null(False).cast("integer")),
+        fn.SUM(LlmCall.input_tokens),
+        fn.SUM(LlmCall.output_tokens),
+        fn.SUM(LlmCall.cache_creation_input_tokens),
+        fn.SUM(LlmCall.cache_read_input_tokens),
+    ).group_by(LlmCall.purpose, LlmCall.model).order_by(LlmCall.purpose, LlmCall.model)
+    if since is not None:
+        query = query.where(LlmCall.created_at >= to_utc_naive(since))
+    rows = [_usage_row(p, m, c, f or 0, i or 0, o or 0, w or 0, r or 0) for p, m, c, f, i, o, w, r in query.tuples()]
+    total = _usage_row("all", "all", *(sum(getattr(r, k) for r in rows) for k in (
+        "calls", "failures", "input_tokens", "output_tokens", "cache_creation_input_tokens",
+        "cache_read_input_tokens")))
+    costs = [r for r in rows if r.cost_usd is not None]
+    total.cost_usd = sum(r.cost_usd for r in costs) if costs else None
+    total.uncached_cost_usd = sum(r.uncached_cost_usd for r in costs) if costs else None
+    total.saved_usd = (total.uncached_cost_usd - total.cost_usd) if costs else None
+    return UsageReport(since=since, rows=rows, total=total)
+
+
+def parse_since(text: str, tz: ZoneInfo, now: datetime | None = None) -> datetime:
+    """`2025-12-01`, `2025-12-01T09:00`, or a span back from now: `24h`, `7d`, `2w`."""
+    value = text.strip()
+    now = now or datetime.now(tz)
+    units = {"h": 3600, "d": 86400, "w": 7 * 86400}
+    if value[:-1].isdigit() and value[-1:].lower() in units:
+        return now - timedelta(seconds=int(value[:-1]) * units[value[-1].lower()])
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise SalesbotError(f"--since: expected a date like 2025-12-01, a time like 2025-12-01T09:00, "
+                            f"or a span like 7d or 24h; got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -58,3 +59,70 @@ def run() -> Cli:
 @pytest.fixture
 def option_names() -> list[str]:
     return [o.env for o in OPTIONS]
+
+
+class FakeClock:
+    """Stands in for the wait between attempts: records each wait and moves a clock the stand-in
+    API stamps requests with, so 'requests a second apart' is measurable without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def fake_api(clock):
+    from scripts.fake_claude import FakeClaude
+
+    with FakeClaude(clock=clock) as api:
+        yield api
+
+
+TEST_KEY = "sk-ant-test-0123456789abcdef"
+
+
+class Loop:
+    """One event loop for the whole test, as in the real program (pooled connections belong to it)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, coro):
+        return self.loop.run_until_complete(coro)
+
+
+@pytest.fixture
+def aio():
+    loop = Loop()
+    yield loop
+    loop.loop.run_until_complete(loop.loop.shutdown_asyncgens())
+    loop.loop.close()
+
+
+def make_claude(api, clock, **overrides):
+    from salesbot.llm import ClaudeClient
+
+    params = {"api_key": TEST_KEY, "base_url": api.url, "model": "claude-sonnet-5-5",
+              "fast_model": "claude-haiku-5-5", "timeout": 5, "sleep": clock.sleep, **overrides}
+    return ClaudeClient(**params)
+
+
+@pytest.fixture
+def claude(fake_api, clock, db, aio):
+    """The real client (real SDK, real HTTP) against the stand-in; waits recorded, not slept."""
+    client = make_claude(fake_api, clock)
+    client.run = aio.run  # tests drive coroutines on the test's loop: claude.run(claude.complete(...))
+    yield client
+    aio.run(client.close())
