@@ -262,9 +262,70 @@ def chat(lead: Annotated[str | None, typer.Option(help="Name of the terminal lea
 
 @app.command("parse-time")
 @guarded
-def parse_time(text: Annotated[str, typer.Argument(help="The phrase, or - to read one per line.")]) -> None:
-    """Print the meeting time a lead's phrase means."""
-    _not_yet("parse-time")
+def parse_time(
+    text: Annotated[str, typer.Argument(help="The lead's phrase, e.g. 'в среду в 11:00'; - reads one per line.")],
+    now: Annotated[str | None, typer.Option(help="Parse as if it were this time (ISO 8601). Default: now.")] = None,
+    tz: Annotated[str | None, typer.Option(help="Time zone of the business. Default: SALESBOT_TZ.")] = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Rules only; never ask Claude.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON (JSON Lines with -) instead of text.")] = False,
+) -> None:
+    """Print the meeting time a lead's phrase means (rules first, Claude only as a fallback)."""
+    import asyncio
+
+    from salesbot import timeparse
+    from salesbot.config import parse_zone
+
+    loaded = settings()
+    zone = parse_zone("--tz", tz) if tz else loaded.tz
+    moment = _parse_now(now, zone)
+    batch = text == "-"
+    phrases = (line.rstrip("\r\n") for line in sys.stdin) if batch else [text]
+
+    async def run() -> bool:
+        claude = None if no_llm else _fallback_client(loaded)
+        all_ok = True
+        try:
+            for phrase in phrases:
+                result = await timeparse.parse(phrase, moment, zone, claude)
+                all_ok &= result.ok
+                if as_json:
+                    sys.stdout.write(json.dumps(result.as_json(), ensure_ascii=False) + "\n")
+                elif result.ok:
+                    out.print(timeparse.describe(result.when) + (" [dim](Claude)[/dim]" if result.source == "claude"
+                                                                 else ""))
+                elif batch:
+                    out.print(f"? {result.error}")
+                else:
+                    err.print(f"[red]Error:[/red] {result.error}: {escape(phrase)!r}")
+                sys.stdout.flush()
+        finally:
+            if claude is not None:
+                await claude.close()
+        return all_ok
+
+    if not asyncio.run(run()) and not batch:
+        raise typer.Exit(1)
+
+
+def _parse_now(value: str | None, zone) -> datetime:
+    if value is None:
+        return datetime.now(zone)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise SalesbotError(f"--now: expected an ISO 8601 time like 2025-12-23T14:05, got {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+def _fallback_client(loaded: Settings):
+    """The Claude client for the parse-time fallback, or None when no key is configured."""
+    if not loaded.get("ANTHROPIC_API_KEY"):
+        log.debug("ANTHROPIC_API_KEY is not set: parsing with the rules only")
+        return None
+    from salesbot.llm import ClaudeClient
+
+    open_store(loaded)  # the fallback's call goes into the usage ledger
+    return ClaudeClient.from_settings(loaded)
 
 
 @followups_app.command("run")

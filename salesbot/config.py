@@ -66,7 +66,7 @@ def _describe_line(line: str) -> str:
 # --- parsers for the typed settings ------------------------------------------------------------
 
 
-def _zone(name: str, value: str) -> ZoneInfo:
+def parse_zone(name: str, value: str) -> ZoneInfo:
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
@@ -171,7 +171,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("SALESBOT_HOME", None, "Data folder: database, Telethon sessions, lock file. "
            "Default: the platform's app folder (`~/.config/salesbot` on Linux)."),
     Option("SALESBOT_DB", None, "The SQLite file. Default: `$SALESBOT_HOME/salesbot.db`."),
-    Option("SALESBOT_TZ", "Europe/Moscow", "The business's time zone.", _zone),
+    Option("SALESBOT_TZ", "Europe/Moscow", "The business's time zone.", parse_zone),
     Option("SALESBOT_MODEL", DEFAULT_MODEL, "Conversation model."),
     Option("SALESBOT_FAST_MODEL", DEFAULT_FAST_MODEL, "Cheap model for the parse-time fallback."),
     Option("SALESBOT_PROMPT_FILE", None, "The business's system prompt (UTF-8 text). Default: the packaged example."),

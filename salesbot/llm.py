@@ -265,7 +265,6 @@ class ClaudeClient:
         max_tokens: int = 1024,
         schema: dict[str, Any] | None = None,
         lead_id: int | None = None,
-        temperature: float | None = None,
     ) -> Completion:
         """One logical call: up to `max_attempts` requests, one ledger row, a Completion or LLMUnavailable."""
         model = model or self.model
@@ -274,8 +273,6 @@ class ClaudeClient:
             params["system"] = system
         if schema is not None:
             params["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
-        if temperature is not None:
-            params["temperature"] = temperature
 
         sdk = self._sdk
         began = time.monotonic()

@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from salesbot import llm  # noqa: E402
-from salesbot.config import DEFAULT_MODEL, PACKAGED_PROMPT  # noqa: E402
-from salesbot.pricing import CACHE_READ_FACTOR, CACHE_WRITE_FACTOR, min_cacheable_tokens  # noqa: E402
-from scripts.fake_claude import CacheBiller, FakeClaude, Reply  # noqa: E402
+from salesbot import llm
+from salesbot.config import DEFAULT_MODEL, PACKAGED_PROMPT
+from salesbot.pricing import CACHE_READ_FACTOR, CACHE_WRITE_FACTOR, min_cacheable_tokens
+from scripts.fake_claude import CacheBiller, FakeClaude, Reply
 
 LEAD_TURNS = [
     "Здравствуйте! Нам нужен сайт для сети кофеен, три точки в Казани.",
