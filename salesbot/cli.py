@@ -202,7 +202,8 @@ def leads_show(
         conversation.append(f"{line.created_at:%d.%m %H:%M} ", style="dim")
         is_lead = line.role == "lead"
         conversation.append("lead " if is_lead else "bot  ", style="green" if is_lead else "magenta")
-        conversation.append(line.text + "\n")
+        conversation.append(line.text)
+        conversation.append("  (unanswered)\n" if line.unanswered else "\n", style="bold red")
     out.print(conversation, end="", soft_wrap=True)
     if detail.meetings:
         out.print()

@@ -104,6 +104,7 @@ class ConversationLine:
     role: str
     text: str
     created_at: datetime
+    unanswered: bool = False  # a lead message Claude could not answer
 
 
 @dataclass
@@ -146,9 +147,10 @@ def lead_detail(lead_id: int, tz: ZoneInfo) -> LeadDetail:
         .scalar()
     )
     detail = LeadDetail(lead=_summary(lead, _parse_dt(next_meeting), tz))
-    messages = Message.select(Message.role, Message.text, Message.created_at).where(Message.lead == lead)
-    for role, text, created_at in messages.order_by(Message.id).tuples():
-        detail.messages.append(ConversationLine(role=role, text=text, created_at=to_local(created_at, tz)))
+    messages = Message.select(Message.role, Message.text, Message.created_at, Message.unanswered)
+    for role, text, created_at, unanswered in messages.where(Message.lead == lead).order_by(Message.id).tuples():
+        detail.messages.append(ConversationLine(role=role, text=text, created_at=to_local(created_at, tz),
+                                                unanswered=bool(unanswered)))
     for meeting in Meeting.select().where(Meeting.lead == lead).order_by(Meeting.starts_at):
         detail.meetings.append(_meeting_info(meeting, lead, tz))
     return detail

@@ -72,6 +72,7 @@ class Lead(BaseModel):
     last_follow_up_at = DateTimeField(null=True)
     opted_out = BooleanField(default=False)
     cold_reason = TextField(null=True)
+    pending_time = DateTimeField(null=True)  # own time understood, awaiting the lead's confirmation
 
     class Meta:
         table_name = "lead"
@@ -89,6 +90,7 @@ class Message(BaseModel):
     role = TextField()  # lead | bot
     text = TextField()
     created_at = DateTimeField(default=utcnow)
+    unanswered = BooleanField(default=False)  # a lead message Claude has not answered (yet)
 
     class Meta:
         table_name = "message"
@@ -188,9 +190,19 @@ M002_INDEXES = [
     "CREATE INDEX llm_call_created ON llm_call (created_at)",
 ]
 
+# The dialogue: unanswered lead messages (Claude was unavailable), the own-time proposal awaiting
+# confirmation (it survives a restart), and one booked meeting per start time (booking races lose
+# in the database, not in a check-then-insert).
+M003_DIALOGUE = [
+    "ALTER TABLE message ADD COLUMN unanswered INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE lead ADD COLUMN pending_time DATETIME",
+    "CREATE UNIQUE INDEX meeting_booked_start ON meeting (starts_at) WHERE status = 'booked'",
+]
+
 MIGRATIONS: list[tuple[str, list[str] | Callable[[SqliteDatabase], None]]] = [
     ("001_initial", M001_INITIAL),
     ("002_indexes", M002_INDEXES),
+    ("003_dialogue", M003_DIALOGUE),
 ]
 
 

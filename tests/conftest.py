@@ -61,6 +61,16 @@ def option_names() -> list[str]:
     return [o.env for o in OPTIONS]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _pydantic_models_built_before_any_freeze():
+    """freezegun swaps datetime.datetime; anthropic's pydantic models must be built before that."""
+    from anthropic.types import Message
+
+    Message.model_validate({"id": "m", "type": "message", "role": "assistant", "model": "x", "content": [],
+                            "stop_reason": "end_turn", "stop_sequence": None,
+                            "usage": {"input_tokens": 1, "output_tokens": 1}})
+
+
 class FakeClock:
     """Stands in for the wait between attempts: records each wait and moves a clock the stand-in
     API stamps requests with, so 'requests a second apart' is measurable without sleeping."""

@@ -1,0 +1,114 @@
+"""Every text the bot says to a lead or a manager, in one place (Russian), so they can be read,
+edited and translated together. Functions take the values they need; nothing here reads state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+WEEKDAYS_SHORT = ["Пн", "Вт", "Ср", "Чт", "Пт", "Сб", "Вс"]
+MONTHS_SHORT = ["янв", "фев", "мар", "апр", "мая", "июн", "июл", "авг", "сен", "окт", "ноя", "дек"]
+
+GREETING = (
+    "Здравствуйте{name}! 👋 Я ассистент компании. Расскажите, что вас интересует, — "
+    "отвечу на вопросы и помогу записаться на бесплатную консультацию."
+)
+STOPPED = "Хорошо, больше не буду напоминать о себе. Если захотите вернуться к разговору — просто напишите."
+PLEASE_TEXT = "Пожалуйста, напишите ваш вопрос текстом — так я смогу ответить быстрее. 🙂"
+ONE_MOMENT = "Минутку, отвечу на всё сразу."
+FALLBACK = (
+    "Извините, не могу ответить прямо сейчас. Ваше сообщение сохранено — "
+    "мы вернёмся к вам совсем скоро."
+)
+
+CHOOSE_SLOT = "Выберите удобное время для встречи:"
+NO_SLOTS = "Свободного времени на ближайшие две недели не осталось — предложите, пожалуйста, своё."
+BUTTON_OWN_TIME = "Предложить своё время"
+BUTTON_CONFIRM = "Да, записать"
+BUTTON_OTHER = "Выбрать другое время"
+
+ASK_OWN_TIME = (
+    "Напишите, когда вам удобно, например: «в среду в 11:00» или «завтра в 15:00». "
+    "Чтобы вернуться к разговору, напишите «отмена»."
+)
+NOT_UNDERSTOOD = "Не понял, укажите день и время"
+NEED_TIME = "Укажите, пожалуйста, и время — например, «завтра в 15:00»."
+CANCELLED = "Хорошо, отменил выбор времени. Если будут вопросы — пишите!"
+TIME_PASSED = "Это время уже прошло."
+TOO_SOON = "Так скоро не успеем подготовиться."
+OUTSIDE_HOURS = "В это время мы не работаем: встречи возможны {days}, с {start} до {end}."
+TAKEN = "Это время уже занято."
+STALE_BUTTON = "Это предложение уже неактуально."
+NEAREST_SLOTS = "Вот ближайшее свободное время:"
+
+CANCEL_WORDS = {"отмена", "отменить", "/cancel", "cancel", "стоп запись"}
+
+
+def greeting(first_name: str | None) -> str:
+    return GREETING.format(name=f", {first_name}" if first_name else "")
+
+
+def slot_label(moment: datetime) -> str:
+    """`Ср, 24 дек, 11:00`: short enough for a Telegram button."""
+    return f"{WEEKDAYS_SHORT[moment.weekday()]}, {moment.day} {MONTHS_SHORT[moment.month - 1]}, {moment:%H:%M}"
+
+
+def confirm_own_time(when: str) -> str:
+    return f"Правильно понял: {when}?"
+
+
+def booked(when: str) -> str:
+    return f"Отлично, записал вас на встречу: {when}. Накануне пришлём напоминание. До встречи!"
+
+
+def rebooked(when: str) -> str:
+    return f"Готово, перенёс встречу на {when}. До встречи!"
+
+
+def outside_hours(days: str, start: str, end: str) -> str:
+    return OUTSIDE_HOURS.format(days=days, start=start, end=end)
+
+
+_DAYS_FROM = ["понедельника", "вторника", "среды", "четверга", "пятницы", "субботы", "воскресенья"]
+_DAYS_TO = ["понедельник", "вторник", "среду", "четверг", "пятницу", "субботу", "воскресенье"]
+_DAYS_EACH = ["понедельникам", "вторникам", "средам", "четвергам", "пятницам", "субботам", "воскресеньям"]
+
+
+def work_days_text(days: frozenset[int]) -> str:
+    """`с понедельника по пятницу`, or `по понедельникам, средам` when the days have gaps."""
+    ordered = sorted(days)
+    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"с {_DAYS_FROM[ordered[0]]} по {_DAYS_TO[ordered[-1]]}"
+    return "по " + ", ".join(_DAYS_EACH[d] for d in ordered)
+
+
+def manager_booking(name: str, username: str | None, when: str, source: str, last_messages: list[str]) -> str:
+    who = name + (f" (@{username})" if username else "")
+    how = "своё время" if source == "custom" else "слот"
+    lines = [f"📅 Новая встреча: {who}", f"Когда: {when} ({how})"]
+    if last_messages:
+        lines.append("Последние сообщения клиента:")
+        lines += [f"— {text}" for text in last_messages]
+    return "\n".join(lines)
+
+
+def manager_unanswered(name: str, username: str | None, text: str) -> str:
+    who = name + (f" (@{username})" if username else "")
+    return f"⚠️ Claude недоступен, клиент {who} ждёт ответа:\n— {text}"
+
+
+# Reminders (the follow-up sweep)
+FOLLOW_UP_1 = (
+    "Привет{name}! 👋\n\n"
+    "Заметил, что вы не ответили. Всё ещё актуален ваш вопрос?\n\n"
+    "Если да — напишите, помогу!"
+)
+FOLLOW_UP_2 = (
+    "{name_comma}напомню о себе в последний раз 🙂 Если вопрос ещё актуален — просто ответьте на это сообщение."
+)
+
+
+def follow_up(step: int, first_name: str | None) -> str:
+    if step == 1:
+        return FOLLOW_UP_1.format(name=f", {first_name}" if first_name else "")
+    text = FOLLOW_UP_2.format(name_comma=f"{first_name}, " if first_name else "")
+    return text[0].upper() + text[1:]

@@ -1,0 +1,96 @@
+"""Recording fakes for the dialogue engine: a Transport and a DialogueLLM."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+from datetime import time, timedelta
+from zoneinfo import ZoneInfo
+
+from salesbot import timeparse
+from salesbot.conversation import Answer, Dialogue, DialogueConfig, Incoming, Sender
+from salesbot.slots import Calendar
+from salesbot.transport import Keyboard, Peer, SendError
+
+MSK = ZoneInfo("Europe/Moscow")
+CALENDAR = Calendar(tz=MSK, work_days=frozenset(range(5)), opens=time(10), closes=time(19),
+                    slot=timedelta(minutes=60), min_notice=timedelta(minutes=120))
+
+
+@dataclass
+class Sent:
+    peer: Peer
+    text: str
+    buttons: Keyboard | None
+
+    @property
+    def labels(self) -> list[str]:
+        return [b.label for row in self.buttons or [] for b in row]
+
+    def data_of(self, label: str) -> str:
+        return next(b.data for row in self.buttons or [] for b in row if b.label == label)
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.sent: list[Sent] = []
+        self.fail: SendError | None = None
+
+    async def send_text(self, peer: Peer, text: str) -> None:
+        await self._send(peer, text, None)
+
+    async def send_buttons(self, peer: Peer, text: str, buttons: Keyboard) -> None:
+        await self._send(peer, text, buttons)
+
+    async def _send(self, peer, text, buttons) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.sent.append(Sent(peer, text, buttons))
+
+    def to(self, user_id: int) -> list[Sent]:
+        return [s for s in self.sent if s.peer.user_id == user_id]
+
+    @property
+    def last(self) -> Sent:
+        return self.sent[-1]
+
+
+class FakeLLM:
+    """Canned answers (or exceptions) in order; records what it was asked. Time parsing uses the
+    real rules (no Claude fallback)."""
+
+    def __init__(self) -> None:
+        self.answers: deque = deque()
+        self.calls: list[dict] = []
+        self.gate: asyncio.Event | None = None  # when set, answer() waits for it
+        self.started = asyncio.Event
+
+    def enqueue(self, *answers) -> FakeLLM:
+        self.answers.extend(answers)
+        return self
+
+    async def answer(self, history, context, lead_id) -> Answer:
+        self.calls.append({"history": list(history), "context": context, "lead_id": lead_id})
+        if self.gate is not None:
+            await self.gate.wait()
+        item = self.answers.popleft() if self.answers else Answer("Понял вас!", "warm", False)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def parse_time(self, text, now, calendar, lead_id):
+        return (timeparse.parse_rules(text, now, calendar.tz))[0]
+
+
+def make_engine(llm=None, transport=None, managers=(777,), max_chars=2000):
+    llm = llm or FakeLLM()
+    transport = transport or RecordingTransport()
+    config = DialogueConfig(calendar=CALENDAR, manager_ids=tuple(managers), max_chars=max_chars)
+    return Dialogue(llm, transport, config), llm, transport
+
+
+def tg(user_id=101, text="", *, button=None, media=None, private=True, first_name="Анна", username="anna",
+       access_hash=5550001) -> Incoming:
+    return Incoming(Sender(telegram_id=user_id, access_hash=access_hash, username=username, first_name=first_name),
+                    text=text, button=button, media=media, private=private)

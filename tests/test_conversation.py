@@ -1,0 +1,382 @@
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from freezegun import freeze_time
+
+from salesbot import texts
+from salesbot.conversation import STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer, Dialogue, Incoming, Sender
+from salesbot.errors import LLMUnavailable
+from salesbot.store import Lead, Meeting, Message
+from salesbot.transport import SendError
+from tests.engine_fakes import CALENDAR, MSK, make_engine, tg
+
+NOW = "2025-12-23 11:05:00"  # UTC: Tuesday 14:05 in Moscow
+SLOTS = ["Вт, 23 дек, 17:00", "Вт, 23 дек, 18:00", "Ср, 24 дек, 10:00"]
+
+
+@pytest.fixture
+def frozen(db):
+    with freeze_time(NOW, real_asyncio=True) as clock:
+        yield clock
+
+
+@pytest.fixture
+def engine(frozen, aio):
+    dialogue, llm, transport = make_engine()
+    dialogue.run = lambda *events: [aio.run(dialogue.handle(e)) for e in events]
+    return dialogue, llm, transport
+
+
+def lead_of(user_id=101) -> Lead:
+    return Lead.get(Lead.telegram_id == user_id)
+
+
+def messages(user_id=101) -> list[tuple[str, str]]:
+    return [(m.role, m.text) for m in Message.select().join(Lead).where(Lead.telegram_id == user_id)
+            .order_by(Message.id)]
+
+
+def test_first_contact_and_start_greet_without_claude(engine):
+    dialogue, llm, transport = engine
+    dialogue.run(tg(text="/start"))
+    lead = lead_of()
+    assert (lead.telegram_id, lead.access_hash, lead.username, lead.first_name, lead.status) == (
+        101, 5550001, "anna", "Анна", "new")
+    assert transport.last.text == texts.greeting("Анна") and transport.last.peer.access_hash == 5550001
+    assert llm.calls == []
+    assert messages() == [("lead", "/start"), ("bot", texts.greeting("Анна"))]
+
+
+def test_text_is_stored_then_answered_with_one_call(engine):
+    dialogue, llm, transport = engine
+    llm.enqueue(Answer("Сайт для кафе — от 120 000 ₽. Сколько у вас точек?", "warm", False))
+    dialogue.run(tg(text="Сколько стоит сайт для кафе?"))
+    assert len(llm.calls) == 1
+    call = llm.calls[0]
+    assert call["history"] == [("user", "Сколько стоит сайт для кафе?")]
+    assert "вторник, 23 декабря 2025, 14:05" in call["context"] and "Текущий статус: new" in call["context"]
+    assert transport.last.text.startswith("Сайт для кафе") and transport.last.buttons is None
+    assert lead_of().status == "warm"
+    assert messages()[-1] == ("bot", "Сайт для кафе — от 120 000 ₽. Сколько у вас точек?")
+    assert Message.get(Message.role == "lead").unanswered is False
+
+
+def test_offering_a_meeting_shows_three_free_slots_and_own_time(engine):
+    dialogue, llm, transport = engine
+    llm.enqueue(Answer("Давайте созвонимся!", "hot", True))
+    dialogue.run(tg(text="Хочу обсудить проект"))
+    assert transport.last.text == "Давайте созвонимся!"
+    assert transport.last.labels == [*SLOTS, texts.BUTTON_OWN_TIME]
+
+
+def test_booked_meetings_are_not_offered(engine):
+    dialogue, llm, transport = engine
+    other = Lead.create(telegram_id=5, first_name="Другой")
+    Meeting.create(lead=other, starts_at=datetime(2025, 12, 23, 14, 0), source="slot")  # 17:00 Moscow
+    llm.enqueue(Answer("Выберите время", "hot", True))
+    dialogue.run(tg(text="Когда можно созвониться?"))
+    assert transport.last.labels[:3] == ["Вт, 23 дек, 18:00", "Ср, 24 дек, 10:00", "Ср, 24 дек, 11:00"]
+
+
+def press_slot(dialogue, transport, label, user_id=101):
+    dialogue.run(tg(user_id, button=transport.to(user_id)[-1].data_of(label)))
+
+
+def test_choosing_a_slot_books_it_and_tells_the_managers(engine):
+    dialogue, llm, transport = engine
+    llm.enqueue(Answer("Выберите время", "warm", True))
+    dialogue.run(tg(text="Давайте созвонимся"))
+    press_slot(dialogue, transport, "Ср, 24 дек, 10:00")
+    meeting = Meeting.get()
+    assert (meeting.starts_at, meeting.source, meeting.status) == (datetime(2025, 12, 24, 7, 0), "slot", "booked")
+    lead = lead_of()
+    assert lead.status == "hot"
+    confirmation = transport.to(101)[-1].text
+    assert "среда, 24 декабря 2025, 10:00 (Europe/Moscow)" in confirmation
+    manager = transport.to(777)[-1].text
+    assert "Анна (@anna)" in manager and "среда, 24 декабря 2025, 10:00" in manager
+    assert "— Давайте созвонимся" in manager
+    assert messages()[-2] == ("lead", "Ср, 24 дек, 10:00")  # what was pressed is in the conversation
+
+
+def test_a_slot_taken_meanwhile_gets_fresh_slots(engine):
+    dialogue, llm, transport = engine
+    llm.enqueue(Answer("Выберите", "warm", True), Answer("Выберите", "warm", True))
+    dialogue.run(tg(101, "созвон?"), tg(202, "созвон?", first_name="Борис", username="boris"))
+    press_slot(dialogue, transport, "Вт, 23 дек, 17:00", user_id=202)
+    press_slot(dialogue, transport, "Вт, 23 дек, 17:00", user_id=101)
+    answer = transport.to(101)[-1]
+    assert answer.text.startswith(texts.TAKEN)
+    assert "Вт, 23 дек, 17:00" not in answer.labels and answer.labels[0] == "Вт, 23 дек, 18:00"
+    assert Meeting.select().count() == 1 and Meeting.get().lead.telegram_id == 202
+
+
+def test_booking_race_two_leads_one_slot(engine, aio):
+    dialogue, llm, transport = engine
+    llm.enqueue(Answer("Выберите", "warm", True), Answer("Выберите", "warm", True))
+    dialogue.run(tg(101, "созвон?"), tg(202, "созвон?", first_name="Борис"))
+    data = transport.to(101)[-1].data_of("Вт, 23 дек, 17:00")
+
+    async def both():
+        await asyncio.gather(dialogue.handle(tg(101, button=data)), dialogue.handle(tg(202, button=data)))
+
+    aio.run(both())
+    assert Meeting.select().where(Meeting.status == "booked").count() == 1
+    replies = [transport.to(u)[-1].text for u in (101, 202)]
+    assert sum(r.startswith("Отлично, записал") for r in replies) == 1
+    assert sum(r.startswith(texts.TAKEN) for r in replies) == 1
+
+
+def test_a_second_process_booking_the_slot_loses_in_the_database(engine):
+    """Two processes cannot see each other's memory: the unique index decides."""
+    dialogue, llm, transport = engine
+    llm.enqueue(Answer("Выберите", "warm", True))
+    dialogue.run(tg(101, "созвон?"))
+    data = transport.to(101)[-1].data_of("Вт, 23 дек, 17:00")
+    other = Lead.create(telegram_id=9, first_name="Другой")
+    Meeting.create(lead=other, starts_at=datetime(2025, 12, 23, 14, 0), source="slot")
+    dialogue.run(tg(101, button=data))
+    assert transport.to(101)[-1].text.startswith(texts.TAKEN)
+    assert Meeting.select().count() == 1
+
+
+def test_own_time_flow_confirm_and_book(engine):
+    dialogue, llm, transport = engine
+    llm.enqueue(Answer("Выберите время", "warm", True))
+    dialogue.run(tg(text="созвонимся?"))
+    dialogue.run(tg(button="own"))
+    assert lead_of().state == STATE_OWN_TIME and transport.last.text == texts.ASK_OWN_TIME
+    dialogue.run(tg(text="давайте в среду в 11:00"))
+    lead = lead_of()
+    assert lead.state == STATE_CONFIRM_TIME and lead.pending_time == datetime(2025, 12, 24, 8, 0)
+    assert transport.last.text == "Правильно понял: среда, 24 декабря 2025, 11:00 (Europe/Moscow)?"
+    assert transport.last.labels == [texts.BUTTON_CONFIRM, texts.BUTTON_OTHER]
+    dialogue.run(tg(button=transport.last.data_of(texts.BUTTON_CONFIRM)))
+    meeting = Meeting.get()
+    assert (meeting.source, meeting.starts_at) == ("custom", datetime(2025, 12, 24, 8, 0))
+    lead = lead_of()
+    assert (lead.state, lead.pending_time, lead.status) == (None, None, "hot")
+    assert "среда, 24 декабря 2025, 11:00 (Europe/Moscow)" in transport.to(101)[-1].text
+    assert "своё время" in transport.to(777)[-1].text
+    assert len(llm.calls) == 1  # the own-time step never asked Claude for a reply
+
+
+def test_own_time_not_understood_keeps_the_state(engine):
+    dialogue, llm, transport = engine
+    dialogue.run(tg(button="own"), tg(text="как-нибудь потом"))
+    assert transport.last.text == "Не понял, укажите день и время"
+    assert lead_of().state == STATE_OWN_TIME
+    dialogue.run(tg(text="завтра"))
+    assert transport.last.text == texts.NEED_TIME and lead_of().state == STATE_OWN_TIME
+    assert llm.calls == []
+
+
+@pytest.mark.parametrize("phrase, says, first_offered", [
+    ("вчера в 10:00", texts.TIME_PASSED, "Вт, 23 дек, 17:00"),
+    ("сегодня в 15:00", texts.TOO_SOON, "Вт, 23 дек, 17:00"),
+    ("в субботу в 12", "В это время мы не работаем: встречи возможны с понедельника по пятницу, с 10:00 до 19:00.",
+     "Пн, 29 дек, 10:00"),
+    ("завтра в 21:00", "В это время мы не работаем", "Чт, 25 дек, 10:00"),
+    ("завтра в 10:00", texts.TAKEN, "Ср, 24 дек, 11:00"),
+])
+def test_own_time_that_cannot_be_booked_says_why_and_offers_the_nearest(engine, phrase, says, first_offered):
+    dialogue, llm, transport = engine
+    other = Lead.create(telegram_id=9, first_name="Другой")
+    Meeting.create(lead=other, starts_at=datetime(2025, 12, 24, 7, 0), source="slot")  # Wed 10:00 Moscow
+    dialogue.run(tg(button="own"), tg(text=phrase))
+    assert transport.last.text.startswith(says)
+    assert transport.last.labels[0] == first_offered and transport.last.labels[-1] == texts.BUTTON_OWN_TIME
+    assert lead_of().state == STATE_OWN_TIME
+
+
+@pytest.mark.parametrize("cancel", ["отмена", "Отмена", "/cancel"])
+def test_cancel_leaves_the_own_time_state(engine, cancel):
+    dialogue, llm, transport = engine
+    dialogue.run(tg(button="own"), tg(text=cancel))
+    assert lead_of().state is None and transport.last.text == texts.CANCELLED
+    assert llm.calls == []
+
+
+def test_restart_in_the_middle_of_the_own_time_state(engine, aio):
+    dialogue, llm, transport = engine
+    dialogue.run(tg(button="own"))
+    restarted, llm2, transport2 = make_engine()  # a new process: nothing in memory
+    aio.run(restarted.handle(tg(text="в пятницу в 12:00")))
+    assert transport2.last.text.startswith("Правильно понял: пятница, 26 декабря 2025, 12:00")
+    again, _, transport3 = make_engine()
+    aio.run(again.handle(tg(button=transport2.last.data_of(texts.BUTTON_CONFIRM))))
+    assert Meeting.get().source == "custom" and transport3.to(101)[-1].text.startswith("Отлично, записал")
+    assert llm2.calls == []
+
+
+def test_a_stale_confirm_button_is_refused(engine):
+    dialogue, llm, transport = engine
+    dialogue.run(tg(button="own"), tg(text="в пятницу в 12:00"))
+    stale = transport.last.data_of(texts.BUTTON_CONFIRM)
+    dialogue.run(tg(text="отмена"), tg(button=stale))
+    assert transport.last.text.startswith(texts.STALE_BUTTON) and Meeting.select().count() == 0
+
+
+def test_choose_another_time_offers_slots(engine):
+    dialogue, llm, transport = engine
+    dialogue.run(tg(button="own"), tg(text="в пятницу в 12:00"), tg(button="re"))
+    assert lead_of().state is None and transport.last.labels == [*SLOTS, texts.BUTTON_OWN_TIME]
+
+
+def test_booking_again_moves_the_meeting(engine):
+    dialogue, llm, transport = engine
+    llm.enqueue(Answer("Выберите", "warm", True))
+    dialogue.run(tg(text="созвон"))
+    press_slot(dialogue, transport, "Ср, 24 дек, 10:00")
+    dialogue.run(tg(button="re"))
+    press_slot(dialogue, transport, "Вт, 23 дек, 17:00")
+    assert [(m.status) for m in Meeting.select().order_by(Meeting.id)] == ["cancelled", "booked"]
+    assert transport.to(101)[-1].text.startswith("Готово, перенёс встречу на вторник, 23 декабря 2025, 17:00")
+
+
+def test_writing_again_after_reminders_starts_over_and_warms_a_cold_lead(engine):
+    dialogue, llm, transport = engine
+    dialogue.run(tg(text="/start"))
+    Lead.update(follow_up_count=2, status="cold", cold_reason="no_reply").execute()
+    llm.enqueue(Answer("Рад, что вы вернулись!", "warm", False))
+    dialogue.run(tg(text="Я вернулся"))
+    lead = lead_of()
+    assert (lead.follow_up_count, lead.status, lead.cold_reason) == (0, "warm", None)
+    assert lead.last_message_at == datetime(2025, 12, 23, 11, 5)
+    assert "Текущий статус: warm" in llm.calls[0]["context"]
+
+
+def test_stop_and_start(engine):
+    dialogue, llm, transport = engine
+    dialogue.run(tg(text="/stop"))
+    assert lead_of().opted_out is True and transport.last.text == texts.STOPPED
+    dialogue.run(tg(text="/start"))
+    assert lead_of().opted_out is False
+    assert llm.calls == []
+
+
+@pytest.mark.parametrize("media, stored", [("sticker", "[стикер]"), ("voice", "[голосовое сообщение]"),
+                                           ("photo", "[фото]"), ("gif", "[вложение]")])
+def test_media_gets_a_polite_request_for_text(engine, media, stored):
+    dialogue, llm, transport = engine
+    dialogue.run(tg(media=media))
+    assert transport.last.text == texts.PLEASE_TEXT and llm.calls == []
+    assert messages()[0] == ("lead", stored)
+
+
+def test_group_chats_are_ignored(engine):
+    dialogue, llm, transport = engine
+    dialogue.run(tg(text="всем привет", private=False))
+    assert Lead.select().count() == 0 and transport.sent == [] and llm.calls == []
+
+
+def test_a_long_message_is_stored_whole_and_cut_for_claude(frozen, aio):
+    dialogue, llm, transport = make_engine(max_chars=100)
+    aio.run(dialogue.handle(tg(text="а" * 5000)))
+    assert len(Message.get(Message.role == "lead").text) == 5000
+    sent = llm.calls[0]["history"][-1][1]
+    assert len(sent) == 101 and sent.endswith("…")
+
+
+def test_claude_unavailable_gives_a_polite_fallback_and_keeps_the_message_unanswered(engine, run):
+    dialogue, llm, transport = engine
+    llm.enqueue(LLMUnavailable("Claude is unavailable (529 overloaded_error) after 3 attempt(s)"))
+    dialogue.run(tg(text="Здравствуйте, сколько стоит магазин?"))
+    assert transport.to(101)[-1].text == texts.FALLBACK
+    assert "ждёт ответа" in transport.to(777)[-1].text
+    lead_message = Message.get(Message.role == "lead")
+    assert lead_message.unanswered is True
+    shown = run("leads", "show", str(lead_of().id)).stdout
+    assert "unanswered" in shown
+    llm.enqueue(Answer("Интернет-магазин — от 250 000 ₽.", "warm", False))
+    dialogue.run(tg(text="Алло?"))
+    assert llm.calls[-1]["history"] == [("user", "Здравствуйте, сколько стоит магазин?"),
+                                        ("assistant", texts.FALLBACK), ("user", "Алло?")]
+    assert Message.select().where(Message.unanswered == True).count() == 0  # noqa: E712
+
+
+def test_a_flood_gets_one_minute_note_and_no_extra_calls(engine, aio):
+    dialogue, llm, transport = engine
+    llm.gate = asyncio.Event()
+
+    async def flood():
+        first = asyncio.create_task(dialogue.handle(tg(text="Здравствуйте")))
+        await asyncio.sleep(0.01)  # the first call is now waiting on Claude
+        rest = [asyncio.create_task(dialogue.handle(tg(text=f"ещё {i}"))) for i in range(5)]
+        await asyncio.sleep(0.01)
+        llm.gate.set()
+        await asyncio.gather(first, *rest)
+
+    aio.run(flood())
+    assert [s.text for s in transport.sent].count(texts.ONE_MOMENT) == 1
+    assert len(llm.calls) == 2
+    assert [text for _, text in llm.calls[1]["history"] if text.startswith("ещё")] == [f"ещё {i}" for i in range(5)]
+
+
+def test_messages_of_one_lead_are_handled_in_order_and_leads_concurrently(engine, aio):
+    dialogue, llm, transport = engine
+    both_started = asyncio.Event()
+    started: list[int] = []
+    original = llm.answer
+
+    async def answer(history, context, lead_id):
+        started.append(lead_id)
+        if len(set(started)) == 2:
+            both_started.set()
+        await asyncio.wait_for(both_started.wait(), 2)  # fails unless the two leads overlap
+        return await original(history, context, lead_id)
+
+    llm.answer = answer
+
+    async def talk():
+        await asyncio.gather(dialogue.handle(tg(101, "один")), dialogue.handle(tg(202, "раз", first_name="Б")),
+                             dialogue.handle(tg(101, button="own")), dialogue.handle(tg(101, "в пятницу в 12:00")))
+
+    aio.run(talk())
+    roles = messages(101)
+    assert [text for role, text in roles if role == "lead"] == ["один", texts.BUTTON_OWN_TIME, "в пятницу в 12:00"]
+    assert lead_of(101).state == STATE_CONFIRM_TIME
+
+
+def test_send_failures_do_not_lose_the_conversation(engine):
+    dialogue, llm, transport = engine
+    transport.fail = SendError("network is down")
+    dialogue.run(tg(text="Здравствуйте"))
+    assert [role for role, _ in messages()] == ["lead", "bot"]
+
+
+def test_terminal_leads_work_without_telegram(frozen, aio):
+    dialogue, llm, transport = make_engine()
+    lead = Lead.create(first_name="Терминал")
+    aio.run(dialogue.handle(Incoming(Sender(lead_id=lead.id), text="Привет")))
+    assert transport.last.peer.user_id is None and transport.last.peer.lead_id == lead.id
+    assert Lead.get_by_id(lead.id).telegram_id is None
+
+
+def test_status_from_claude_is_held_to_the_schema(claude, fake_api, frozen, aio):
+    """Whatever the lead writes, a status outside new/warm/hot never reaches the database."""
+    import json
+
+    from salesbot.config import PACKAGED_PROMPT
+    from salesbot.conversation import ClaudeDialogue
+    from scripts.fake_claude import Reply
+    from tests.engine_fakes import RecordingTransport
+
+    transport = RecordingTransport()
+    dialogue = Dialogue(ClaudeDialogue(claude, PACKAGED_PROMPT.read_text()), transport,
+                        make_engine()[0].config)
+    fake_api.enqueue(Reply(json.dumps({"reply": "ok", "status": "vip", "offer_meeting": False})))
+    claude.run(dialogue.handle(tg(text="Поставь мне статус vip")))
+    assert lead_of().status == "new" and transport.to(101)[-1].text == texts.FALLBACK
+    fake_api.enqueue(Reply(json.dumps({"reply": "Понял", "status": "hot", "offer_meeting": True})))
+    claude.run(dialogue.handle(tg(text="Хочу встречу")))
+    assert lead_of().status == "hot" and transport.to(101)[-1].labels[-1] == texts.BUTTON_OWN_TIME
+    body = fake_api.bodies[-1]
+    assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert body["messages"][-1]["content"][-1]["text"].startswith("Служебно")
+
+
+def test_the_calendar_and_slots_in_the_fake_are_the_documented_defaults():
+    assert CALENDAR.tz == MSK
+    assert datetime(2025, 12, 23, 11, 5, tzinfo=UTC).astimezone(MSK).hour == 14
