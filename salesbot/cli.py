@@ -247,18 +247,72 @@ def _not_yet(name: str) -> None:
     raise SalesbotError(f"`salesbot {name}` is not yet available in this version")
 
 
+TELEGRAM_KEYS = ("TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_BOT_TOKEN")
+
+
 @app.command()
 @guarded
 def serve() -> None:
-    """Run the Telegram bot until SIGINT/SIGTERM."""
-    _not_yet("serve")
+    """Run the Telegram bot until SIGINT/SIGTERM (Ctrl-C), then shut down cleanly."""
+    loaded = settings()
+    loaded.require(*TELEGRAM_KEYS, "ANTHROPIC_API_KEY")
+    open_store(loaded)
+    run_bot(loaded)
+
+
+def run_bot(loaded: Settings) -> None:
+    """The one long-running call of `serve` (tests patch it)."""
+    import asyncio
+
+    from salesbot import telegram
+    from salesbot.conversation import Dialogue, load_prompt
+    from salesbot.llm import ClaudeClient
+
+    load_prompt(loaded)  # a missing or empty playbook is an error now, not at the first lead
+
+    async def main() -> None:
+        claude = ClaudeClient.from_settings(loaded)
+        try:
+            await telegram.serve(loaded, lambda transport: Dialogue.from_settings(loaded, transport, claude))
+        finally:
+            await claude.close()
+
+    asyncio.run(main())
 
 
 @app.command()
 @guarded
-def chat(lead: Annotated[str | None, typer.Option(help="Name of the terminal lead to talk as.")] = None) -> None:
-    """Talk to the bot in the terminal, as a lead."""
-    _not_yet("chat")
+def chat(
+    lead: Annotated[str | None, typer.Option(help="Talk as this terminal lead (continues its conversation); "
+                                                  "default: a new lead.")] = None,
+) -> None:
+    """Talk to the bot in the terminal as a lead: the same dialogue engine and prompt as `serve`."""
+    import asyncio
+
+    from salesbot.conversation import Dialogue
+    from salesbot.llm import ClaudeClient
+    from salesbot.terminal import TerminalTransport, chat_lead, prompt_lines, run_chat
+
+    loaded = settings()
+    loaded.require("ANTHROPIC_API_KEY")
+    open_store(loaded)
+    interactive = sys.stdin.isatty()
+    transport = TerminalTransport(out, err, interactive)
+    talker = chat_lead(lead)
+    if interactive:
+        out.print(f"[bold]salesbot chat[/bold] — you are lead {talker.id} ({escape(talker.first_name or '')}). "
+                  "Type as the lead; a number or a button's text presses it; /start, /stop, «отмена»; "
+                  "Ctrl-D to quit.")
+
+    async def main() -> None:
+        claude = ClaudeClient.from_settings(loaded)
+        try:
+            engine = Dialogue.from_settings(loaded, transport, claude)
+            await run_chat(engine, transport, talker, prompt_lines(out) if interactive else sys.stdin)
+        finally:
+            await claude.close()
+
+    asyncio.run(main())
 
 
 @app.command("parse-time")

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from peewee import IntegrityError
 
-from salesbot import texts, timeparse
+from salesbot import store, texts, timeparse
 from salesbot.errors import LLMUnavailable
 from salesbot.slots import Calendar, check, free_slots
 from salesbot.store import Lead, Meeting, Message, db, to_local, to_utc_naive
@@ -130,6 +130,12 @@ def command_of(text: str) -> str | None:
     return word if word in COMMANDS else None
 
 
+@dataclass(frozen=True)
+class _Stored:
+    id: int
+    text: str
+
+
 def slot_data(prefix: str, moment: datetime) -> str:
     return f"{prefix}:{int(moment.timestamp()) // 60}"
 
@@ -141,7 +147,33 @@ def moment_of(data: str) -> datetime | None:
         return None
 
 
+def load_prompt(settings) -> str:
+    from salesbot.errors import ConfigError
+
+    path = settings.prompt_file
+    try:
+        prompt = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"SALESBOT_PROMPT_FILE: cannot read {path}: {reason}") from None
+    if not prompt:
+        raise ConfigError(f"SALESBOT_PROMPT_FILE: {path} is empty")
+    return prompt
+
+
 class Dialogue:
+    @classmethod
+    def from_settings(cls, settings, transport: Transport, claude: Any) -> Dialogue:
+        """The engine as `serve` and `chat` run it: the Claude client, the playbook, the calendar."""
+        turns = settings.get("SALESBOT_HISTORY_TURNS")
+        config = DialogueConfig(
+            calendar=Calendar.from_settings(settings),
+            manager_ids=settings.get("SALESBOT_MANAGER_IDS"),
+            max_chars=settings.get("SALESBOT_MAX_MESSAGE_CHARS"),
+            history_turns=turns,
+        )
+        return cls(ClaudeDialogue(claude, load_prompt(settings), turns), transport, config)
+
     def __init__(self, llm: DialogueLLM, transport: Transport, config: DialogueConfig,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.llm = llm
@@ -183,9 +215,9 @@ class Dialogue:
             return "media"
         return "command" if command_of(text) else "text"
 
-    async def _dispatch(self, lead_id: int, message: Message, kind: str, incoming: Incoming, text: str,
+    async def _dispatch(self, lead_id: int, message: _Stored, kind: str, incoming: Incoming, text: str,
                         slot: _LeadSlot) -> None:
-        lead = Lead.get_by_id(lead_id)  # fresh: an earlier handler may have changed the state
+        lead = store.lead_by_id(lead_id)  # fresh: an earlier handler may have changed the state
         command = command_of(text)
         if kind == "media":
             await self._say(lead, texts.PLEASE_TEXT)
@@ -205,14 +237,17 @@ class Dialogue:
         else:
             await self._converse(lead, message, slot)
             return
-        self._mark_answered(lead.id, message.id)
+        store.mark_answered(lead.id, message.id)
 
     # --- storage (synchronous, never across an await) ------------------------------------------
 
     def _lead_for(self, sender: Sender) -> Lead:
         if sender.lead_id is not None:
-            return Lead.get_by_id(sender.lead_id)
-        lead = Lead.get_or_none(Lead.telegram_id == sender.telegram_id)
+            lead = store.lead_by_id(sender.lead_id)
+            if lead is None:
+                raise ValueError(f"no lead {sender.lead_id}")
+            return lead
+        lead = store.lead_by_telegram_id(sender.telegram_id)
         if lead is None:
             return Lead.create(telegram_id=sender.telegram_id, access_hash=sender.access_hash,
                                username=sender.username, first_name=sender.first_name, status="new")
@@ -226,22 +261,16 @@ class Dialogue:
                 setattr(lead, key, value)
         return lead
 
-    def _record(self, lead: Lead, incoming: Incoming, text: str, kind: str) -> Message:
-        """Store the lead's message and what writing means: the reminders start over, cold is warm."""
+    def _record(self, lead: Lead, incoming: Incoming, text: str, kind: str) -> _Stored:
+        """Store the lead's message (before anything can fail)."""
         if kind == "button":
             stored = self._button_label(incoming.button or "")
         elif kind == "media":
             stored = MEDIA_LABELS.get(incoming.media or "", "[вложение]")
         else:
             stored = text or "[пустое сообщение]"
-        now = to_utc_naive(self.now())
-        with db.atomic():
-            message = Message.create(lead=lead, role="lead", text=stored, created_at=now, unanswered=kind == "text")
-            changes: dict[Any, Any] = {Lead.last_message_at: now, Lead.follow_up_count: 0}
-            if lead.status == "cold":
-                changes.update({Lead.status: "warm", Lead.cold_reason: None})
-            Lead.update(changes).where(Lead.id == lead.id).execute()
-        return message
+        message_id = store.record_lead_message(lead.id, stored, to_utc_naive(self.now()), unanswered=kind == "text")
+        return _Stored(message_id, stored)
 
     def _button_label(self, data: str) -> str:
         if data == "own":
@@ -255,11 +284,6 @@ class Dialogue:
             return texts.slot_label(moment.astimezone(self.calendar.tz))
         return f"[кнопка {data[:20]}]"
 
-    @staticmethod
-    def _mark_answered(lead_id: int, upto: int) -> None:
-        Message.update(unanswered=False).where(
-            (Message.lead == lead_id) & (Message.id <= upto) & (Message.unanswered == True)  # noqa: E712
-        ).execute()
 
     @staticmethod
     def _set_state(lead_id: int, state: str | None, pending: datetime | None = None) -> None:
@@ -272,10 +296,6 @@ class Dialogue:
             query = query.where(Meeting.lead != exclude_lead)
         return [start.replace(tzinfo=UTC) for (start,) in query.tuples()]
 
-    def _upcoming_meeting(self, lead_id: int) -> Meeting | None:
-        return (Meeting.select().where((Meeting.lead == lead_id) & (Meeting.status == "booked")
-                                       & (Meeting.starts_at >= to_utc_naive(self.now())))
-                .order_by(Meeting.starts_at).first())
 
     # --- saying things -------------------------------------------------------------------------
 
@@ -284,7 +304,7 @@ class Dialogue:
         return Peer(user_id=lead.telegram_id, access_hash=lead.access_hash, lead_id=lead.id)
 
     async def _say(self, lead: Lead, text: str, buttons: Keyboard | None = None) -> None:
-        Message.create(lead=lead.id, role="bot", text=text, created_at=to_utc_naive(self.now()))
+        store.record_bot_message(lead.id, text, to_utc_naive(self.now()))
         try:
             if buttons:
                 await self.transport.send_buttons(self._peer(lead), text, buttons)
@@ -315,11 +335,8 @@ class Dialogue:
 
     def _history(self, lead_id: int, upto: int) -> list[tuple[str, str]]:
         limit = self.config.history_turns * 2  # the model side windows it; this bounds the read
-        rows = (Message.select(Message.role, Message.text)
-                .where((Message.lead == lead_id) & (Message.id <= upto))
-                .order_by(Message.id.desc()).limit(limit).tuples())
         history = []
-        for role, text in reversed(list(rows)):
+        for role, text in store.recent_messages(lead_id, upto, limit):
             if (role == "lead" and command_of(text)) or (role == "bot" and text == texts.ONE_MOMENT):
                 continue  # commands and "one moment" notes are not conversation
             if len(text) > self.config.max_chars:
@@ -327,27 +344,26 @@ class Dialogue:
             history.append(("user" if role == "lead" else "assistant", text))
         return history
 
-    def _context(self, lead: Lead) -> str:
+    def _context(self, lead: Lead, meeting: datetime | None) -> str:
         now = self.now().astimezone(self.calendar.tz)
-        meeting = self._upcoming_meeting(lead.id)
         if meeting:
-            booked = f"У клиента уже назначена встреча: {timeparse.describe(to_local(meeting.starts_at, now.tzinfo))}."
+            booked = f"У клиента уже назначена встреча: {timeparse.describe(to_local(meeting, now.tzinfo))}."
         else:
             booked = "Встреча ещё не назначена."
         return (f"Служебно (это не слова клиента): сейчас {timeparse.describe(now)}. "
                 f"Имя клиента: {lead.first_name or 'неизвестно'}. Текущий статус: {lead.status}. {booked}")
 
-    async def _converse(self, lead: Lead, message: Message, slot: _LeadSlot) -> None:
+    async def _converse(self, lead: Lead, message: _Stored, slot: _LeadSlot) -> None:
         if message.id <= slot.answered_upto:
             return  # answered together with the messages before it
-        upto = (Message.select(Message.id).where((Message.lead == lead.id) & (Message.role == "lead"))
-                .order_by(Message.id.desc()).scalar())
+        upto = store.latest_lead_message_id(lead.id)
         slot.answered_upto = upto
         history = self._history(lead.id, upto)
         if not history or history[-1][0] != "user":
             return
+        meeting = store.next_meeting_start(lead.id, to_utc_naive(self.now()))
         try:
-            answer = await self.llm.answer(history, self._context(lead), lead.id)
+            answer = await self.llm.answer(history, self._context(lead, meeting), lead.id)
         except LLMUnavailable as exc:
             log.warning("no answer for lead %s: %s", lead.id, exc)
             slot.told_to_wait = False
@@ -356,10 +372,8 @@ class Dialogue:
             await self._tell_managers(texts.manager_unanswered(name, lead.username, message.text))
             return  # the lead's messages stay marked unanswered
         slot.told_to_wait = False
-        has_meeting = self._upcoming_meeting(lead.id) is not None
-        status = "hot" if has_meeting else answer.status
-        Lead.update(status=status).where(Lead.id == lead.id).execute()
-        self._mark_answered(lead.id, upto)
+        has_meeting = meeting is not None  # only this lead's handlers book, and they wait for us
+        store.mark_answered(lead.id, upto, status="hot" if has_meeting else answer.status)
         if answer.offer_meeting and not has_meeting:
             await self._offer_slots(lead, answer.reply)
         else:

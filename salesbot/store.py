@@ -284,3 +284,76 @@ def open_database(path: Path, *, upto: int | None = None) -> SqliteDatabase:
         raise StoreError(f"cannot open the database {path}: {reason}") from None
     db.initialize(database)
     return database
+
+
+# --- the dialogue's hot path ----------------------------------------------------------------------
+# Fixed SQL for what every message does. Peewee builds its SQL anew on each call, which was most of
+# the engine's CPU per message (scripts/bench_dialogue.py); these statements are parsed once by
+# sqlite3's statement cache. Times are stored exactly as DateTimeField stores them (str of naive UTC).
+
+_LEAD_COLUMNS = "id, telegram_id, access_hash, username, first_name, status, state, pending_time, opted_out"
+
+
+def _lead_from_row(row: tuple | None) -> Lead | None:
+    if row is None:
+        return None
+    lead = Lead(id=row[0], telegram_id=row[1], access_hash=row[2], username=row[3], first_name=row[4],
+                status=row[5], state=row[6], pending_time=Lead.pending_time.python_value(row[7]),
+                opted_out=bool(row[8]))
+    lead._dirty.clear()
+    return lead
+
+
+def lead_by_telegram_id(telegram_id: int) -> Lead | None:
+    return _lead_from_row(db.execute_sql(f"SELECT {_LEAD_COLUMNS} FROM lead WHERE telegram_id = ?",
+                                         (telegram_id,)).fetchone())
+
+
+def lead_by_id(lead_id: int) -> Lead | None:
+    return _lead_from_row(db.execute_sql(f"SELECT {_LEAD_COLUMNS} FROM lead WHERE id = ?", (lead_id,)).fetchone())
+
+
+def record_lead_message(lead_id: int, text: str, at: datetime, unanswered: bool) -> int:
+    """Store what the lead wrote and what writing means: reminders start over, a cold lead is warm."""
+    with db.atomic():
+        cursor = db.execute_sql(
+            "INSERT INTO message (lead_id, role, text, created_at, unanswered) VALUES (?, 'lead', ?, ?, ?)",
+            (lead_id, text, str(at), int(unanswered)))
+        db.execute_sql(
+            "UPDATE lead SET last_message_at = ?, follow_up_count = 0,"
+            " cold_reason = CASE WHEN status = 'cold' THEN NULL ELSE cold_reason END,"
+            " status = CASE WHEN status = 'cold' THEN 'warm' ELSE status END WHERE id = ?",
+            (str(at), lead_id))
+    return cursor.lastrowid
+
+
+def record_bot_message(lead_id: int, text: str, at: datetime) -> int:
+    cursor = db.execute_sql(
+        "INSERT INTO message (lead_id, role, text, created_at, unanswered) VALUES (?, 'bot', ?, ?, 0)",
+        (lead_id, text, str(at)))
+    return cursor.lastrowid
+
+
+def latest_lead_message_id(lead_id: int) -> int | None:
+    return db.execute_sql("SELECT max(id) FROM message WHERE lead_id = ? AND role = 'lead'", (lead_id,)).fetchone()[0]
+
+
+def recent_messages(lead_id: int, upto: int, limit: int) -> list[tuple[str, str]]:
+    """(role, text) of the lead's last `limit` messages with id <= upto, oldest first."""
+    rows = db.execute_sql("SELECT role, text FROM message WHERE lead_id = ? AND id <= ? ORDER BY id DESC LIMIT ?",
+                          (lead_id, upto, limit)).fetchall()
+    return rows[::-1]
+
+
+def next_meeting_start(lead_id: int, now: datetime) -> datetime | None:
+    row = db.execute_sql("SELECT starts_at FROM meeting WHERE lead_id = ? AND status = 'booked' AND starts_at >= ?"
+                         " ORDER BY starts_at LIMIT 1", (lead_id, str(now))).fetchone()
+    return Meeting.starts_at.python_value(row[0]) if row else None
+
+
+def mark_answered(lead_id: int, upto: int, status: str | None = None) -> None:
+    with db.atomic():
+        if status is not None:
+            db.execute_sql("UPDATE lead SET status = ? WHERE id = ?", (status, lead_id))
+        db.execute_sql("UPDATE message SET unanswered = 0 WHERE lead_id = ? AND id <= ? AND unanswered = 1",
+                       (lead_id, upto))

@@ -57,7 +57,7 @@ def confirm_own_time(when: str) -> str:
 
 
 def booked(when: str) -> str:
-    return f"Отлично, записал вас на встречу: {when}. Накануне пришлём напоминание. До встречи!"
+    return f"Отлично, записал вас на встречу: {when}. Мы свяжемся с вами в назначенное время. До встречи!"
 
 
 def rebooked(when: str) -> str:

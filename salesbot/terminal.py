@@ -1,0 +1,89 @@
+"""`salesbot chat`: the dialogue engine in a terminal, the operator playing the lead.
+
+Bot messages are printed; buttons become numbered choices, and typing a choice's number or its
+text presses it. With stdin not a terminal, each line is one lead message or choice and the bot's
+answers go to stdout (notes for managers go to stderr), so a script can run a whole conversation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.markup import escape
+
+from salesbot.conversation import Dialogue, Incoming, Sender
+from salesbot.store import Lead
+from salesbot.transport import Button, Keyboard, Peer
+
+
+class TerminalTransport:
+    def __init__(self, out: Console, notes: Console, interactive: bool) -> None:
+        self.out = out
+        self.notes = notes
+        self.interactive = interactive
+        self.choices: list[Button] = []
+
+    async def send_text(self, peer: Peer, text: str) -> None:
+        if peer.lead_id is None:  # a manager: in the terminal there is nobody to tell
+            self.notes.print(f"[dim](to manager {peer.user_id})\n{escape(text)}[/dim]")
+            return
+        self._print(text)
+        self.choices = []
+
+    async def send_buttons(self, peer: Peer, text: str, buttons: Keyboard) -> None:
+        self._print(text)
+        self.choices = [button for row in buttons for button in row]
+        for number, button in enumerate(self.choices, start=1):
+            if self.interactive:
+                self.out.print(f"  [cyan]{number})[/cyan] {escape(button.label)}")
+            else:
+                self.out.print(f"  {number}) {button.label}", markup=False, highlight=False, soft_wrap=True)
+
+    def _print(self, text: str) -> None:
+        if self.interactive:
+            self.out.print(f"[bold magenta]бот ›[/bold magenta] {escape(text)}")
+        else:
+            self.out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def press(self, line: str) -> Button | None:
+        """The choice a line names: its number, or its label (case and spaces aside)."""
+        wanted = " ".join(line.split()).casefold()
+        if wanted.isdigit() and 1 <= int(wanted) <= len(self.choices):
+            return self.choices[int(wanted) - 1]
+        return next((b for b in self.choices if " ".join(b.label.split()).casefold() == wanted), None)
+
+
+def chat_lead(name: str | None) -> Lead:
+    """The terminal lead called `name` (continuing its conversation), or a new one."""
+    if name:
+        existing = (Lead.select().where((Lead.first_name == name) & Lead.telegram_id.is_null())
+                    .order_by(Lead.id.desc()).first())
+        if existing:
+            return existing
+    return Lead.create(first_name=name or "Гость", status="new")
+
+
+async def run_chat(engine: Dialogue, transport: TerminalTransport, lead: Lead, lines: Iterable[str]) -> int:
+    """Feed lines to the engine as the lead; return how many were handled."""
+    handled = 0
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        button = transport.press(line)
+        incoming = Incoming(Sender(lead_id=lead.id), button=button.data) if button else \
+            Incoming(Sender(lead_id=lead.id), text=line)
+        await engine.handle(incoming)
+        handled += 1
+    return handled
+
+
+def prompt_lines(console: Console):
+    """Lines typed at a rich prompt until Ctrl-D."""
+    while True:
+        try:
+            yield console.input("[bold green]вы ›[/bold green] ")
+        except EOFError:
+            console.print()
+            return

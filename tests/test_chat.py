@@ -1,0 +1,80 @@
+import json
+
+import pytest
+from freezegun import freeze_time
+
+from salesbot import texts
+from salesbot.store import Lead, Meeting, Message
+from scripts.fake_claude import Reply
+
+
+def reply(text, status="warm", offer=False):
+    return Reply(json.dumps({"reply": text, "status": status, "offer_meeting": offer}, ensure_ascii=False))
+
+
+@pytest.fixture
+def api_env(fake_api, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-chat-test-000111222")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_api.url)
+    return fake_api
+
+
+def chat(run, lines, *args, code=0):
+    with freeze_time("2025-12-23 11:05:00", real_asyncio=True):  # Tuesday 14:05 in Moscow
+        return run("chat", *args, input="".join(f"{line}\n" for line in lines), code=code)
+
+
+def test_chat_end_to_end_books_a_slot(run, api_env, db):
+    api_env.enqueue(reply("Здравствуйте! Чем помочь?", "new"), reply("Давайте созвонимся:", "hot", True))
+    result = chat(run, ["Здравствуйте", "Хочу обсудить сайт", "2"], "--lead", "Анна")
+    out = result.stdout
+    assert "Здравствуйте! Чем помочь?" in out
+    assert "  1) Вт, 23 дек, 17:00\n  2) Вт, 23 дек, 18:00\n  3) Ср, 24 дек, 10:00\n  4) Предложить своё время" in out
+    assert "Отлично, записал вас на встречу: вторник, 23 декабря 2025, 18:00 (Europe/Moscow)" in out
+    lead = Lead.get(Lead.first_name == "Анна")
+    assert lead.telegram_id is None and lead.status == "hot"
+    assert Meeting.get().lead_id == lead.id
+    assert len(api_env.requests) == 2  # one Claude call per message line; the choice needed none
+    system = api_env.bodies[0]["system"]
+    assert system[0]["cache_control"] == {"type": "ephemeral"} and "Пиксель" in system[0]["text"]
+
+
+def test_choices_by_text_and_the_own_time_path(run, api_env, db):
+    api_env.enqueue(reply("Выберите время:", "hot", True))
+    result = chat(run, ["Когда можно созвониться?", "предложить своё время", "в пятницу в 12:00", "Да, записать"])
+    out = result.stdout
+    assert texts.ASK_OWN_TIME in out
+    assert "Правильно понял: пятница, 26 декабря 2025, 12:00 (Europe/Moscow)?" in out
+    assert "  1) Да, записать\n  2) Выбрать другое время" in out
+    assert Meeting.get().source == "custom"
+
+
+def test_lead_option_continues_the_conversation(run, api_env, db):
+    api_env.enqueue(reply("Первый ответ"), reply("Второй ответ"))
+    chat(run, ["Привет"], "--lead", "Пётр")
+    chat(run, ["Я снова тут"], "--lead", "Пётр")
+    leads = list(Lead.select().where(Lead.first_name == "Пётр"))
+    assert len(leads) == 1 and leads[0].messages.count() == 4
+    user_turns = [b for b in api_env.bodies[1]["messages"] if b["role"] == "user"]
+    assert user_turns[0]["content"][0]["text"] == "Привет"
+
+
+def test_without_lead_each_session_is_a_new_guest(run, api_env, db):
+    chat(run, ["Привет"])
+    chat(run, ["Привет"])
+    assert Lead.select().where(Lead.first_name == "Гость").count() == 2
+
+
+def test_chat_needs_the_api_key(run):
+    result = run("chat", input="Привет\n", code=1)
+    assert "missing settings: ANTHROPIC_API_KEY" in result.stderr
+
+
+def test_chat_when_claude_is_down_answers_politely(run, api_env, db):
+    from scripts.fake_claude import Error
+
+    api_env.enqueue(Error(400, "invalid_request_error"))
+    result = chat(run, ["Здравствуйте"])
+    assert texts.FALLBACK in result.stdout
+    assert Message.get(Message.role == "lead").unanswered is True
+    assert "sk-ant-chat-test-000111222" not in result.stdout + result.stderr

@@ -1,0 +1,36 @@
+from salesbot import cli
+
+TELEGRAM = {"TELEGRAM_API_ID": "12345", "TELEGRAM_API_HASH": "0123456789abcdef0123456789abcdef",
+            "TELEGRAM_BOT_TOKEN": "123456:AAE-secret-bot-token-value"}
+
+
+def test_serve_names_every_missing_setting(run):
+    result = run("serve", code=1)
+    assert ("missing settings: TELEGRAM_API_ID, TELEGRAM_API_HASH, TELEGRAM_BOT_TOKEN, ANTHROPIC_API_KEY"
+            in result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_runs_the_bot_with_complete_settings(run, monkeypatch):
+    for key, value in TELEGRAM.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-serve-test-123456")
+    started = []
+    monkeypatch.setattr(cli, "run_bot", lambda settings: started.append(settings.home))
+    run("serve")
+    assert len(started) == 1
+
+
+def test_serve_refuses_a_bad_api_id_and_an_empty_prompt(run, monkeypatch, tmp_path):
+    for key, value in TELEGRAM.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-serve-test-123456")
+    monkeypatch.setenv("TELEGRAM_API_ID", "not-a-number")
+    assert "TELEGRAM_API_ID: expected a whole number" in run("serve", code=1).stderr
+    monkeypatch.setenv("TELEGRAM_API_ID", "12345")
+    empty = tmp_path / "prompt.md"
+    empty.write_text("  \n")
+    monkeypatch.setenv("SALESBOT_PROMPT_FILE", str(empty))
+    result = run("serve", code=1)
+    assert "SALESBOT_PROMPT_FILE" in result.stderr and "is empty" in result.stderr
+    assert "secret-bot-token" not in result.stderr
