@@ -386,11 +386,112 @@ def _fallback_client(loaded: Settings):
 @followups_app.command("run")
 @guarded
 def followups_run(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list who would be reminded.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list who would get which reminder now; "
+                                                            "change nothing (needs no Telegram settings).")] = False,
     as_json: JsonOpt = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Remind at most this many leads in this sweep.")] = None,
 ) -> None:
-    """One reminder sweep: send due reminders, mark cold, exit."""
-    _not_yet("follow-ups run")
+    """One reminder sweep for cron: send the reminders that are due, mark cold, exit.
+
+    Exits 1 when a send failed (so cron mails the operator); 0 when another sweep is running.
+    """
+    import asyncio
+
+    from salesbot import followups
+
+    loaded = settings()
+    policy = followups.Policy.from_settings(loaded)
+    if not dry_run:
+        loaded.require(*TELEGRAM_KEYS)  # before anyone is claimed
+    ensure_home(loaded)
+    open_store(loaded)
+    with followups.sweep_lock(loaded.home) as mine:
+        if not mine:
+            if as_json:
+                print_json({"skipped": "another sweep is running", "actions": []})
+            else:
+                err.print("Another follow-up sweep is running; this one has nothing to do.")
+            return
+        stream = _JsonActions() if as_json else None
+        result = asyncio.run(_sweep(loaded, policy, dry_run, limit, stream))
+    if stream is not None:
+        stream.close({"now": result.now, "dry_run": result.dry_run, "in_window": result.in_window,
+                      "stopped_early": result.stopped_early, "summary": result.summary})
+    else:
+        _print_sweep(result, policy)
+    if result.count("failed"):
+        raise typer.Exit(1)
+
+
+class _JsonActions:
+    """Writes `{"actions": [...], ...}` as the sweep goes, so 100k actions are never held at once."""
+
+    def __init__(self) -> None:
+        self.first = True
+        sys.stdout.write('{"actions": [')
+
+    def __call__(self, action) -> None:
+        sys.stdout.write(("" if self.first else ", ") + json.dumps(plain(action), ensure_ascii=False))
+        self.first = False
+
+    def close(self, rest: dict) -> None:
+        tail = json.dumps(plain(rest), ensure_ascii=False)
+        sys.stdout.write("], " + tail[1:] + "\n")
+
+
+SHOWN_ACTIONS = 200
+
+
+async def _sweep(loaded: Settings, policy, dry_run: bool, limit: int | None, on_action):
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from salesbot import followups
+
+    now = followups.utc_now()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} leads"),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("reminders" if not dry_run else "due leads", total=None)
+        advance = lambda n: bar.advance(task, n)  # noqa: E731
+        common = {"limit": limit, "progress": advance, "on_action": on_action,
+                  "keep": 0 if on_action else SHOWN_ACTIONS}
+        if dry_run:
+            return await followups.sweep(now, policy, None, dry_run=True, **common)
+        from salesbot.telegram import sweep_transport
+
+        if not policy.in_window(now):  # nothing to send: do not even log in
+            return await followups.sweep(now, policy, None, **common)
+        async with sweep_transport(loaded) as transport:
+            return await followups.sweep(now, policy, transport, **common)
+
+
+def _print_sweep(result, policy) -> None:
+    start, end = (f"{t:%H:%M}" for t in policy.window)
+    if not result.in_window:
+        out.print(f"Outside the send window ({start}–{end} {policy.tz.key}); nothing sent. "
+                  "A later sweep catches up.")
+        return
+    if result.actions:
+        table = Table(title="Would remind now" if result.dry_run else "Reminders")
+        for column in ("lead", "name", "step", "becomes cold", "outcome"):
+            table.add_column(column)
+        for action in result.actions:
+            table.add_row(str(action.lead_id), escape(action.first_name or "—"), str(action.step),
+                          "yes" if action.becomes_cold else "", action.outcome + (f" ({action.error})"
+                                                                                 if action.error else ""))
+        out.print(table)
+        total = sum(result.outcomes.values())
+        if total > len(result.actions):
+            out.print(f"… and {total - len(result.actions)} more (use --json for all).")
+    summary = result.summary
+    if result.dry_run:
+        out.print(f"[bold]{summary['would_send']}[/bold] would be reminded now, "
+                  f"{summary['now_cold']} of them for the last time (they become cold).")
+    else:
+        out.print(f"sent [green]{summary['sent']}[/green], skipped {summary['skipped']}, "
+                  f"failed [red]{summary['failed']}[/red], unreachable {summary['unreachable']}, "
+                  f"now cold {summary['now_cold']}.")
+    if result.stopped_early:
+        out.print(f"[yellow]Stopped early: {escape(result.stopped_early)}; the next sweep carries on.[/yellow]")
 
 
 @app.command()

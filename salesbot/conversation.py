@@ -222,10 +222,10 @@ class Dialogue:
         if kind == "media":
             await self._say(lead, texts.PLEASE_TEXT)
         elif command == "/start":
-            Lead.update(opted_out=False).where(Lead.id == lead.id).execute()
+            Lead.update(opted_out=False, opted_out_reason=None).where(Lead.id == lead.id).execute()
             await self._say(lead, texts.greeting(lead.first_name))
         elif command == "/stop":
-            Lead.update(opted_out=True).where(Lead.id == lead.id).execute()
+            Lead.update(opted_out=True, opted_out_reason="stop").where(Lead.id == lead.id).execute()
             await self._say(lead, texts.STOPPED)
         elif command == "/cancel" or (kind == "text" and lead.state and text.lower() in texts.CANCEL_WORDS):
             self._set_state(lead.id, None)

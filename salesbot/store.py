@@ -73,6 +73,7 @@ class Lead(BaseModel):
     opted_out = BooleanField(default=False)
     cold_reason = TextField(null=True)
     pending_time = DateTimeField(null=True)  # own time understood, awaiting the lead's confirmation
+    opted_out_reason = TextField(null=True)  # stop (the lead's /stop), or why Telegram cannot reach them
 
     class Meta:
         table_name = "lead"
@@ -199,10 +200,19 @@ M003_DIALOGUE = [
     "CREATE UNIQUE INDEX meeting_booked_start ON meeting (starts_at) WHERE status = 'booked'",
 ]
 
+# Reminders: why a lead is opted out (its /stop, or Telegram saying it is unreachable), and an index
+# that holds exactly the leads the sweep may remind, so a sweep reads only those.
+M004_FOLLOW_UPS = [
+    "ALTER TABLE lead ADD COLUMN opted_out_reason TEXT",
+    "CREATE INDEX lead_follow_up ON lead (id) WHERE status IN ('new', 'warm') AND opted_out = 0"
+    " AND telegram_id IS NOT NULL AND access_hash IS NOT NULL AND follow_up_count < 2",
+]
+
 MIGRATIONS: list[tuple[str, list[str] | Callable[[SqliteDatabase], None]]] = [
     ("001_initial", M001_INITIAL),
     ("002_indexes", M002_INDEXES),
     ("003_dialogue", M003_DIALOGUE),
+    ("004_follow_ups", M004_FOLLOW_UPS),
 ]
 
 

@@ -8,6 +8,7 @@ SALESBOT_HOME (two processes on one session file lock each other out).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from typing import Any
@@ -169,3 +170,21 @@ async def serve(settings, engine_factory) -> None:
     await client.disconnect()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)
+
+
+@contextlib.asynccontextmanager
+async def sweep_transport(settings):
+    """A transport for the reminder sweep: its own session file, no updates received, and every
+    FloodWait handed back to the sweep (which waits out short ones and stops on long ones)."""
+    from salesbot.errors import SalesbotError
+
+    client = make_client(settings, SWEEP_SESSION, receive_updates=False, flood_sleep_threshold=0)
+    try:
+        await client.start(bot_token=settings.get("TELEGRAM_BOT_TOKEN"))
+    except (errors.RPCError, ConnectionError, OSError) as exc:
+        await client.disconnect()
+        raise SalesbotError(f"cannot log the bot in to Telegram: {type(exc).__name__}") from None
+    try:
+        yield TelethonTransport(client)
+    finally:
+        await client.disconnect()

@@ -1,0 +1,295 @@
+"""The reminder sweep, transport-agnostic, with `now` passed in.
+
+A lead is due when all hold: status new or warm; not opted out; a Telegram lead with an access hash
+(chat leads never are); no booked meeting ahead; the bot spoke last (the lead is the one who went
+quiet); and either
+- step 1: no reminder yet and the lead's last message is at least FOLLOW_UP_1 hours old, or
+- step 2: one reminder and it is at least FOLLOW_UP_2 hours old.
+Step 2 makes the lead cold (cold_reason `no_reply`) in the same update that claims it.
+
+Never twice: each lead is claimed by a compare-and-set UPDATE (on follow_up_count and the lead's
+last message) before anything is sent, together with the reminder's bot message; a transient send
+failure releases the claim and removes that message. Overlapping sweeps or a crash mid-sweep can
+skip a reminder, never send one twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from salesbot import texts
+from salesbot.errors import SalesbotError
+from salesbot.store import db, to_utc_naive
+from salesbot.transport import Peer, SendError, Transport
+
+log = logging.getLogger(__name__)
+
+PAGE = 1000
+SEND_INTERVAL = 0.05  # at most 20 messages a second
+SHORT_FLOOD_WAIT = 30.0  # wait out a FloodWait this short; a longer one ends the sweep
+
+
+@dataclass(frozen=True)
+class Policy:
+    tz: ZoneInfo
+    first_after: timedelta = timedelta(hours=24)
+    second_after: timedelta = timedelta(hours=24)
+    window: tuple[time, time] = (time(10), time(20))
+
+    @classmethod
+    def from_settings(cls, settings) -> Policy:
+        return cls(
+            tz=settings.tz,
+            first_after=timedelta(hours=settings.get("SALESBOT_FOLLOW_UP_1_HOURS")),
+            second_after=timedelta(hours=settings.get("SALESBOT_FOLLOW_UP_2_HOURS")),
+            window=settings.get("SALESBOT_SEND_WINDOW"),
+        )
+
+    def in_window(self, now: datetime) -> bool:
+        local = now.astimezone(self.tz).time()
+        start, end = self.window
+        return start <= local < end
+
+
+@dataclass
+class Due:
+    lead_id: int
+    telegram_id: int
+    access_hash: int
+    first_name: str | None
+    username: str | None
+    step: int
+    last_message_at: datetime  # as stored: the compare-and-set checks the lead has not written since
+    last_follow_up_at: str | None
+    status: str
+
+    @property
+    def becomes_cold(self) -> bool:
+        return self.step == 2
+
+
+@dataclass
+class Action:
+    lead_id: int
+    step: int
+    becomes_cold: bool
+    telegram_id: int
+    first_name: str | None
+    outcome: str  # would_send | sent | failed | unreachable | claimed_elsewhere | deferred
+    error: str | None = None
+
+
+@dataclass
+class SweepResult:
+    """Counts for every lead the sweep touched; the actions themselves only up to `keep` of them
+    (a sweep over 100k leads must not hold 100k actions: the CLI streams them instead)."""
+
+    now: datetime
+    dry_run: bool
+    in_window: bool
+    actions: list[Action] = field(default_factory=list)
+    outcomes: Counter = field(default_factory=Counter)
+    now_cold: int = 0
+    stopped_early: str | None = None  # why the sweep stopped before the end (a long flood wait)
+
+    def count(self, outcome: str) -> int:
+        return self.outcomes[outcome]
+
+    def record(self, action: Action, keep: int | None) -> None:
+        self.outcomes[action.outcome] += 1
+        self.now_cold += action.becomes_cold and action.outcome in ("sent", "would_send")
+        if keep is None or len(self.actions) < keep:
+            self.actions.append(action)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {
+            "sent": self.count("sent"),
+            "would_send": self.count("would_send"),
+            "now_cold": self.now_cold,
+            "failed": self.count("failed"),
+            "unreachable": self.count("unreachable"),
+            "skipped": self.count("claimed_elsewhere") + self.count("deferred"),
+        }
+
+
+# A lead whose newest message is the bot's; rows stream page by page (keyset on id), so memory
+# stays flat however many leads there are and no read is open while we write.
+_DUE_SQL = """
+SELECT l.id, l.telegram_id, l.access_hash, l.first_name, l.username, l.follow_up_count, l.last_message_at,
+       l.last_follow_up_at, l.status
+FROM lead AS l
+WHERE l.id > ?
+  AND l.status IN ('new', 'warm') AND l.opted_out = 0
+  AND l.telegram_id IS NOT NULL AND l.access_hash IS NOT NULL AND l.follow_up_count < 2
+  AND ((l.follow_up_count = 0 AND l.last_message_at <= ?) OR (l.follow_up_count = 1 AND l.last_follow_up_at <= ?))
+  AND NOT EXISTS (SELECT 1 FROM meeting AS m WHERE m.lead_id = l.id AND m.status = 'booked' AND m.starts_at >= ?)
+  AND (SELECT role FROM message AS x WHERE x.lead_id = l.id ORDER BY x.id DESC LIMIT 1) = 'bot'
+ORDER BY l.id
+LIMIT ?
+"""
+
+
+def due_leads(now: datetime, policy: Policy, limit: int | None = None) -> Iterator[Due]:
+    """Leads due for a reminder at `now`, in id order, streamed."""
+    now_db = to_utc_naive(now)
+    first_cut = str(now_db - policy.first_after)
+    second_cut = str(now_db - policy.second_after)
+    after, produced = 0, 0
+    while limit is None or produced < limit:
+        page = PAGE if limit is None else min(PAGE, limit - produced)
+        rows = db.execute_sql(_DUE_SQL, (after, first_cut, second_cut, str(now_db), page)).fetchall()
+        for row in rows:
+            yield Due(lead_id=row[0], telegram_id=row[1], access_hash=row[2], first_name=row[3], username=row[4],
+                      step=row[5] + 1, last_message_at=row[6], last_follow_up_at=row[7], status=row[8])
+        produced += len(rows)
+        if len(rows) < page:
+            return
+        after = rows[-1][0]
+
+
+def claim(due: Due, now: datetime, text: str) -> int | None:
+    """Compare-and-set: take the lead for this step and store the reminder, or None if someone else
+    did (another sweep, or the lead wrote meanwhile). Returns the stored message's id."""
+    now_db = str(to_utc_naive(now))
+    with db.atomic():
+        cursor = db.execute_sql(
+            "UPDATE lead SET follow_up_count = ?, last_follow_up_at = ?,"
+            " status = CASE WHEN ? = 2 THEN 'cold' ELSE status END,"
+            " cold_reason = CASE WHEN ? = 2 THEN 'no_reply' ELSE cold_reason END"
+            " WHERE id = ? AND follow_up_count = ? AND last_message_at = ? AND opted_out = 0"
+            " AND status IN ('new', 'warm')",
+            (due.step, now_db, due.step, due.step, due.lead_id, due.step - 1, due.last_message_at))
+        if cursor.rowcount != 1:
+            return None
+        message = db.execute_sql(
+            "INSERT INTO message (lead_id, role, text, created_at, unanswered) VALUES (?, 'bot', ?, ?, 0)",
+            (due.lead_id, text, now_db))
+        return message.lastrowid
+
+
+def release(due: Due, message_id: int, now: datetime, unreachable: str | None = None) -> None:
+    """Undo a claim whose reminder was not sent; `unreachable` also opts the lead out for good."""
+    with db.atomic():
+        db.execute_sql(
+            "UPDATE lead SET follow_up_count = ?, last_follow_up_at = ?, status = ?,"
+            " cold_reason = CASE WHEN ? = 2 THEN NULL ELSE cold_reason END WHERE id = ? AND follow_up_count = ?"
+            " AND last_follow_up_at = ?",
+            (due.step - 1, due.last_follow_up_at, due.status, due.step, due.lead_id, due.step,
+             str(to_utc_naive(now))))
+        db.execute_sql("DELETE FROM message WHERE id = ?", (message_id,))
+        if unreachable:
+            db.execute_sql("UPDATE lead SET opted_out = 1, opted_out_reason = ? WHERE id = ?",
+                           (unreachable, due.lead_id))
+
+
+async def sweep(
+    now: datetime,
+    policy: Policy,
+    transport: Transport | None,
+    *,
+    dry_run: bool = False,
+    limit: int | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    progress: Callable[[int], None] | None = None,
+    on_action: Callable[[Action], None] | None = None,
+    keep: int | None = None,
+) -> SweepResult:
+    """One sweep at `now`: remind who is due (or, with dry_run, list them and change nothing).
+
+    Each finished action goes to `on_action`; `keep` bounds how many stay in the result."""
+    result = SweepResult(now=now, dry_run=dry_run, in_window=policy.in_window(now))
+    if not result.in_window:
+        log.info("outside the send window %s-%s (%s): nothing to do", *(f"{t:%H:%M}" for t in policy.window),
+                 policy.tz.key)
+        return result
+    if not dry_run and transport is None:
+        raise SalesbotError("a real sweep needs a transport")
+    sent_any = False
+    for due in due_leads(now, policy, limit):
+        action = Action(due.lead_id, due.step, due.becomes_cold, due.telegram_id, due.first_name, "would_send")
+        stop = False
+        if not dry_run:
+            text = texts.follow_up(due.step, due.first_name)
+            message_id = claim(due, now, text)
+            if message_id is None:
+                action.outcome = "claimed_elsewhere"
+            else:
+                if sent_any:
+                    await sleep(SEND_INTERVAL)
+                action.outcome, action.error, stop = await _send(transport, due, text, sleep)
+                if action.outcome == "sent":
+                    sent_any = True
+                else:
+                    release(due, message_id, now, unreachable=action.error if action.outcome == "unreachable" else None)
+        result.record(action, keep)
+        if on_action:
+            on_action(action)
+        if progress:
+            progress(1)
+        if stop:
+            result.stopped_early = action.error
+            log.warning("stopping the sweep: %s; the next sweep carries on", action.error)
+            break
+    return result
+
+
+async def _send(transport: Transport, due: Due, text: str,
+                sleep: Callable[[float], Awaitable[None]]) -> tuple[str, str | None, bool]:
+    """(outcome, error, stop the sweep). A short FloodWait is waited out once."""
+    peer = Peer(user_id=due.telegram_id, access_hash=due.access_hash, lead_id=due.lead_id)
+    for attempt in range(2):
+        try:
+            await transport.send_text(peer, text)
+            return "sent", None, False
+        except SendError as exc:
+            if exc.permanent:
+                log.info("lead %s is unreachable: %s", due.lead_id, exc.reason)
+                return "unreachable", exc.reason, False
+            if exc.retry_after is not None:
+                if exc.retry_after <= SHORT_FLOOD_WAIT and attempt == 0:
+                    log.info("flood wait %.0f s before lead %s", exc.retry_after, due.lead_id)
+                    await sleep(exc.retry_after)
+                    continue
+                return "deferred", exc.reason, True
+            log.warning("could not remind lead %s: %s", due.lead_id, exc.reason)
+            return "failed", exc.reason, False
+    return "deferred", "flood wait again", True
+
+
+@contextlib.contextmanager
+def sweep_lock(home: Path) -> Iterator[bool]:
+    """An exclusive flock on $SALESBOT_HOME/follow-ups.lock; yields False when another sweep holds it."""
+    import fcntl
+
+    path = home / "follow-ups.lock"
+    handle = open(path, "a+")  # noqa: SIM115 - held for the whole sweep
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
