@@ -73,24 +73,23 @@ def parse_zone(name: str, value: str) -> ZoneInfo:
         raise ConfigError(f"{name}: unknown time zone {value!r} (use a name like Europe/Moscow)") from None
 
 
-def _int(name: str, value: str, lo: int, hi: int) -> int:
+def _number(name: str, value: str, lo: float, hi: float, kind: type = int) -> Any:
     try:
-        number = int(value)
+        number = kind(value)
     except ValueError:
-        raise ConfigError(f"{name}: expected a whole number, got {value!r}") from None
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name}: expected {what}, got {value!r}") from None
     if not lo <= number <= hi:
         raise ConfigError(f"{name}: must be between {lo} and {hi}, got {number}")
     return number
+
+
+def _int(name: str, value: str, lo: int, hi: int) -> int:
+    return _number(name, value, lo, hi, int)
 
 
 def _float(name: str, value: str, lo: float, hi: float) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"{name}: expected a number, got {value!r}") from None
-    if not lo <= number <= hi:
-        raise ConfigError(f"{name}: must be between {lo} and {hi}, got {number}")
-    return number
+    return _number(name, value, lo, hi, float)
 
 
 def _clock(name: str, value: str) -> time:

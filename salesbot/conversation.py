@@ -10,6 +10,7 @@ different leads concurrently. Database work is synchronous and never spans an `a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -202,6 +203,12 @@ class Dialogue:
         try:
             async with slot.lock:
                 await self._dispatch(lead.id, message, kind, incoming, text, slot)
+        except Exception:
+            # A bug or a broken database must not leave the lead without an answer (or kill the
+            # bot): the message is stored and stays unanswered; the lead gets the polite fallback.
+            log.exception("could not handle a message from lead %s", lead.id)
+            with contextlib.suppress(Exception):
+                await self._say(lead, texts.FALLBACK)
         finally:
             slot.users -= 1
             if slot.users == 0:
@@ -283,7 +290,6 @@ class Dialogue:
         if moment is not None:
             return texts.slot_label(moment.astimezone(self.calendar.tz))
         return f"[кнопка {data[:20]}]"
-
 
     @staticmethod
     def _set_state(lead_id: int, state: str | None, pending: datetime | None = None) -> None:

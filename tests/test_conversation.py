@@ -380,3 +380,12 @@ def test_status_from_claude_is_held_to_the_schema(claude, fake_api, frozen, aio)
 def test_the_calendar_and_slots_in_the_fake_are_the_documented_defaults():
     assert CALENDAR.tz == MSK
     assert datetime(2025, 12, 23, 11, 5, tzinfo=UTC).astimezone(MSK).hour == 14
+
+
+def test_an_unexpected_error_still_gets_the_lead_a_polite_answer(engine, caplog):
+    dialogue, llm, transport = engine
+    llm.enqueue(RuntimeError("a bug"))
+    dialogue.run(tg(text="Здравствуйте"))
+    assert transport.last.text == texts.FALLBACK
+    assert "could not handle a message from lead" in caplog.text
+    assert Message.get(Message.role == "lead").unanswered is True
