@@ -9,12 +9,14 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from dataclasses import fields, is_dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -39,7 +41,9 @@ app.add_typer(leads_app, name="leads")
 app.add_typer(meetings_app, name="meetings")
 app.add_typer(followups_app, name="follow-ups")
 
-out = Console(highlight=False)
+# Piped output (cron mail, log files, `| less`) gets a wide page instead of rich's 80 columns.
+_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+out = Console(highlight=False, width=_PIPED_WIDTH)
 err = Console(stderr=True, highlight=False)
 
 STATUS_STYLE = {"new": "cyan", "warm": "yellow", "hot": "bold red", "cold": "blue"}
@@ -55,7 +59,7 @@ def guarded(fn):
         try:
             return fn(*args, **kwargs)
         except SalesbotError as exc:
-            err.print(f"[red]Error:[/red] {escape(logs.redact(str(exc)))}")
+            err.print(f"[red]Error:[/red] {escape(logs.redact(str(exc)))}", soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("[yellow]Interrupted.[/yellow]")
@@ -362,6 +366,16 @@ def parse_time(
         raise typer.Exit(1)
 
 
+def _usage_cells(row, total: bool = False) -> list[str]:
+    return [
+        "total" if total else row.purpose, "" if total else row.model, f"{row.calls:,}", f"{row.failures:,}",
+        f"{row.input_tokens:,}", f"{row.output_tokens:,}", f"{row.cache_creation_input_tokens:,}",
+        f"{row.cache_read_input_tokens:,}", "—" if row.cache_hit_ratio is None else f"{row.cache_hit_ratio:.0%}",
+        "?" if row.cost_usd is None else f"{row.cost_usd:.4f}",
+        "?" if row.saved_usd is None else f"{row.saved_usd:.4f}",
+    ]
+
+
 def _parse_now(value: str | None, zone) -> datetime:
     if value is None:
         return datetime.now(zone)
@@ -516,21 +530,23 @@ def usage(
         out.print("No Claude calls recorded" + (f" since {fmt_time(start)}." if start else "."))
         return
     title = "Claude usage" + (f" since {fmt_time(start)}" if start else "")
-    table = Table(title=title)
-    for column in ("purpose", "model", "calls", "failed", "input", "output", "cache write", "cache read",
-                   "hit ratio", "cost $", "saved $"):
-        table.add_column(column, justify="left" if column in ("purpose", "model") else "right")
-    for row in [*report.rows, report.total]:
-        is_total = row is report.total
-        table.add_row(
-            row.purpose, row.model, f"{row.calls:,}", f"{row.failures:,}", f"{row.input_tokens:,}",
-            f"{row.output_tokens:,}", f"{row.cache_creation_input_tokens:,}", f"{row.cache_read_input_tokens:,}",
-            "—" if row.cache_hit_ratio is None else f"{row.cache_hit_ratio:.0%}",
-            "?" if row.cost_usd is None else f"{row.cost_usd:.4f}",
-            "?" if row.saved_usd is None else f"{row.saved_usd:.4f}",
-            style="bold" if is_total else None, end_section=not is_total and row is report.rows[-1],
-        )
-    out.print(table)
+    cells = [_usage_cells(row) for row in report.rows] + [_usage_cells(report.total, total=True)]
+    headers = ("purpose", "model", "calls", "failed", "input", "output", "cache write", "cache read", "hit",
+               "cost $", "saved $")
+    if out.width >= 110:
+        table = Table(title=title, box=box.SIMPLE_HEAD)
+        for header in headers:
+            table.add_column(header, justify="left" if header in ("purpose", "model") else "right",
+                             no_wrap=header in ("purpose", "model"))
+        for i, row in enumerate(cells):
+            table.add_row(*row, style="bold" if i == len(cells) - 1 else None, end_section=i == len(cells) - 2)
+        out.print(table)
+    else:  # a narrow terminal: one block per purpose and model rather than a crushed table
+        out.print(f"[bold]{title}[/bold]")
+        for row in cells:
+            out.print(f"\n[bold]{row[0]}[/bold] {row[1]}")
+            for header, value in zip(headers[2:], row[2:], strict=True):
+                out.print(f"  {header:<12} {value:>12}")
     out.print("[dim]Cost is an estimate from list prices (see README); '?' marks a model without a known price.[/dim]")
 
 

@@ -34,3 +34,9 @@ def test_serve_refuses_a_bad_api_id_and_an_empty_prompt(run, monkeypatch, tmp_pa
     result = run("serve", code=1)
     assert "SALESBOT_PROMPT_FILE" in result.stderr and "is empty" in result.stderr
     assert "secret-bot-token" not in result.stderr
+
+
+def test_an_error_is_one_line_however_long(run, monkeypatch):
+    monkeypatch.setenv("SALESBOT_HOME", "/tmp/" + "a-very-long-folder-name-" * 6)
+    lines = run("serve", code=1).stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: missing settings")
