@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any, Protocol
 
 from peewee import IntegrityError
@@ -416,9 +416,18 @@ class Dialogue:
 
     async def _on_own_time(self, lead: Lead, text: str) -> None:
         result = await self.llm.parse_time(text, self.now(), self.calendar, lead.id)
+        if result.kind == "need_time" and result.day is not None:
+            # "завтра": remember the day, so a following "в 15" means tomorrow at 15:00
+            noon = datetime.combine(result.day, time(12), tzinfo=self.calendar.tz)
+            self._set_state(lead.id, STATE_OWN_TIME, to_utc_naive(noon))
+            await self._say(lead, texts.need_time_for(timeparse.describe_day(result.day)))
+            return
         if result.kind == "need_time":
             await self._say(lead, texts.NEED_TIME)
             return
+        if result.ok and result.time_only and lead.state == STATE_OWN_TIME and lead.pending_time:
+            day = to_local(lead.pending_time, self.calendar.tz).date()
+            result.when = datetime.combine(day, result.when.time(), tzinfo=self.calendar.tz)
         if result.kind == "past":
             await self._offer_slots(lead, f"{texts.TIME_PASSED} {texts.NEAREST_SLOTS}")
             return

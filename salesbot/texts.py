@@ -32,6 +32,7 @@ ASK_OWN_TIME = (
 )
 NOT_UNDERSTOOD = "Не понял, укажите день и время"
 NEED_TIME = "Укажите, пожалуйста, и время — например, «завтра в 15:00»."
+NEED_TIME_FOR_DAY = "Во сколько вам удобно — {day}? Например: «в 15:00»."
 CANCELLED = "Хорошо, отменил выбор времени. Если будут вопросы — пишите!"
 TIME_PASSED = "Это время уже прошло."
 TOO_SOON = "Так скоро не успеем подготовиться."
@@ -50,6 +51,10 @@ def greeting(first_name: str | None) -> str:
 def slot_label(moment: datetime) -> str:
     """`Ср, 24 дек, 11:00`: short enough for a Telegram button."""
     return f"{WEEKDAYS_SHORT[moment.weekday()]}, {moment.day} {MONTHS_SHORT[moment.month - 1]}, {moment:%H:%M}"
+
+
+def need_time_for(day: str) -> str:
+    return NEED_TIME_FOR_DAY.format(day=day)
 
 
 def confirm_own_time(when: str) -> str:

@@ -56,6 +56,8 @@ class ParseResult:
     kind: Kind
     when: datetime | None = None
     source: Literal["rules", "claude"] | None = None
+    day: date | None = None  # need_time: the day the lead named ("завтра"), to pair with a later time
+    time_only: bool = False  # ok: the lead gave a time and no day ("в 15")
 
     @property
     def ok(self) -> bool:
@@ -75,6 +77,11 @@ def describe(moment: datetime) -> str:
     zone = getattr(moment.tzinfo, "key", str(moment.tzinfo))
     return (f"{WEEKDAYS_RU[moment.weekday()]}, {moment.day} {MONTHS_RU_GEN[moment.month - 1]} {moment.year}, "
             f"{moment:%H:%M} ({zone})")
+
+
+def describe_day(day: date) -> str:
+    """`среда, 24 декабря`."""
+    return f"{WEEKDAYS_RU[day.weekday()]}, {day.day} {MONTHS_RU_GEN[day.month - 1]}"
 
 
 # --- normalisation ------------------------------------------------------------------------------
@@ -395,8 +402,8 @@ def parse_rules(text: str, now: datetime, tz: ZoneInfo | None = None) -> tuple[P
     found, rest = _collect(normalise(text))
     anything = found.anything()
 
-    def result(kind: Kind, when: datetime | None = None) -> tuple[ParseResult, bool]:
-        return ParseResult(text, kind, when, "rules" if anything else None), anything
+    def result(kind: Kind, when: datetime | None = None, **extra: Any) -> tuple[ParseResult, bool]:
+        return ParseResult(text, kind, when, "rules" if anything else None, **extra), anything
 
     if not anything:
         return result("not_understood")
@@ -423,14 +430,16 @@ def parse_rules(text: str, now: datetime, tz: ZoneInfo | None = None) -> tuple[P
     if not found.times:
         if day is not None and day < today:
             return result("past")
-        return result("need_time") if day is not None or found.vague_time else result("not_understood")
+        if day is None and not found.vague_time:
+            return result("not_understood")
+        return result("need_time", day=day)
 
     hour, minute = found.times[0]
     if day is None:
         moment = datetime.combine(today, time(hour, minute), tzinfo=tz)
         if moment <= local_now:
             moment = datetime.combine(today + timedelta(days=1), time(hour, minute), tzinfo=tz)
-        return result("ok", moment)
+        return result("ok", moment, time_only=True)
     moment = datetime.combine(day, time(hour, minute), tzinfo=tz)
     if moment <= local_now:
         if how == "weekday":  # this weekday's time has passed: next week

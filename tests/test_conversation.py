@@ -168,8 +168,23 @@ def test_own_time_not_understood_keeps_the_state(engine):
     assert transport.last.text == "Не понял, укажите день и время"
     assert lead_of().state == STATE_OWN_TIME
     dialogue.run(tg(text="завтра"))
-    assert transport.last.text == texts.NEED_TIME and lead_of().state == STATE_OWN_TIME
+    assert transport.last.text == "Во сколько вам удобно — среда, 24 декабря? Например: «в 15:00»."
+    assert lead_of().state == STATE_OWN_TIME
+    dialogue.run(tg(text="вечером"))
+    assert transport.last.text == texts.NEED_TIME
     assert llm.calls == []
+
+
+def test_a_day_then_a_time_make_one_meeting_time(engine, aio):
+    dialogue, llm, transport = engine
+    dialogue.run(tg(button="own"), tg(text="в пятницу"), tg(text="в 15"))
+    assert transport.last.text == "Правильно понял: пятница, 26 декабря 2025, 15:00 (Europe/Moscow)?"
+    dialogue.run(tg(button="re"), tg(button="own"), tg(text="послезавтра"))
+    restarted, _, transport2 = make_engine()  # the day is kept in the database, not in memory
+    aio.run(restarted.handle(tg(text="в 11:30")))
+    assert transport2.last.text == "Правильно понял: четверг, 25 декабря 2025, 11:30 (Europe/Moscow)?"
+    dialogue.run(tg(button="re"), tg(button="own"), tg(text="в пятницу"), tg(text="в субботу в 12"))
+    assert transport.last.text.startswith("В это время мы не работаем")  # a full phrase wins
 
 
 @pytest.mark.parametrize("phrase, says, first_offered", [

@@ -55,3 +55,15 @@ def test_usage_since(db, run):
 def test_usage_bad_since_and_empty(run):
     assert "No Claude calls recorded." in run("usage").stdout
     assert "--since: expected a date" in run("usage", "--since", "last tuesday", code=1).stderr
+
+
+def test_usage_on_a_narrow_terminal_is_one_block_per_row(db, run, monkeypatch):
+    from rich.console import Console
+
+    from salesbot import cli
+
+    monkeypatch.setattr(cli, "out", Console(width=80, highlight=False))
+    call(input_tokens=1234, output_tokens=5)
+    text = run("usage").stdout
+    assert "dialogue claude-sonnet-5-5" in text and "  input               1,234" in text
+    assert "…" not in text
