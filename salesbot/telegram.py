@@ -60,7 +60,7 @@ class TelethonTransport:
         if peer.user_id is None:
             raise SendError("not a Telegram lead", permanent=True)
         request = functions.messages.SendMessageRequest(
-            peer=input_peer(peer),
+            peer=await self._input_peer(peer),
             message=text,
             random_id=generate_random_long(),
             no_webpage=True,
@@ -74,6 +74,13 @@ class TelethonTransport:
             raise SendError(type(exc).__name__, permanent=True) from None
         except (TimeoutError, errors.RPCError, ConnectionError, OSError) as exc:
             raise SendError(f"{type(exc).__name__}: {exc}") from None
+
+    async def _input_peer(self, peer: Peer) -> types.TypeInputPeer:
+        if peer.access_hash is None:  # a manager: whoever has written to the bot is in the session cache
+            with contextlib.suppress(ValueError, TypeError, errors.RPCError):
+                # cache first; a bot may then look the user up by id (users.getUsers, access hash 0)
+                return await self.client.get_input_entity(types.PeerUser(peer.user_id))
+        return input_peer(peer)
 
     async def answer_callback(self, query_id: int) -> None:
         try:
@@ -93,9 +100,12 @@ def media_kind(message: Any) -> str | None:
 
 def sender_of(event: Any) -> Sender:
     user = event.sender  # cached from the update's entities: no network, no await
+    access_hash = getattr(user, "access_hash", None)
+    if access_hash is None:  # a short update without the user: the session's cache may have it
+        access_hash = getattr(event.input_sender, "access_hash", None)
     return Sender(
         telegram_id=event.sender_id,
-        access_hash=getattr(user, "access_hash", None),
+        access_hash=access_hash,
         username=getattr(user, "username", None),
         first_name=getattr(user, "first_name", None),
     )

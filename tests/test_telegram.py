@@ -30,6 +30,8 @@ class CapturingClient(TelegramClient):
         self.requests.append(request)
         if self.fail:
             raise self.fail.pop(0)
+        if isinstance(request, functions.users.GetUsersRequest):  # a bot looking a user up by id
+            return [types.User(id=u.user_id, access_hash=4242, first_name="Менеджер") for u in request.id]
         return types.UpdateShortSentMessage(id=len(self.requests), pts=1, pts_count=1, date=datetime.now(UTC),
                                             out=True)
 
@@ -48,6 +50,13 @@ def test_send_text_builds_a_send_message_request(client, aio):
     (request,) = client.sent
     assert request.peer == types.InputPeerUser(user_id=101, access_hash=5550001)
     assert request.message == "Привет" and request.reply_markup is None and request.no_webpage
+
+
+def test_a_manager_is_looked_up_by_id(client, aio):
+    aio.run(telegram.TelethonTransport(client).send_text(Peer(user_id=777), "Новая встреча"))
+    lookup, request = client.requests
+    assert isinstance(lookup, functions.users.GetUsersRequest) and lookup.id[0].user_id == 777
+    assert request.peer == types.InputPeerUser(user_id=777, access_hash=4242)
 
 
 def test_buttons_become_inline_callback_buttons(client, aio):
