@@ -15,6 +15,7 @@ from dataclasses import fields, is_dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
+import peewee
 import typer
 from rich import box
 from rich.console import Console
@@ -51,6 +52,11 @@ STATUS_STYLE = {"new": "cyan", "warm": "yellow", "hot": "bold red", "cold": "blu
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of a table.")]
 
 
+def fail(message: str) -> None:
+    err.print(f"[red]Error:[/red] {escape(logs.redact(message))}", soft_wrap=True)
+    raise typer.Exit(1) from None
+
+
 def guarded(fn):
     """Turn SalesbotError into one red line and exit 1; Ctrl-C into a quiet exit 130."""
 
@@ -59,8 +65,12 @@ def guarded(fn):
         try:
             return fn(*args, **kwargs)
         except SalesbotError as exc:
-            err.print(f"[red]Error:[/red] {escape(logs.redact(str(exc)))}", soft_wrap=True)
-            raise typer.Exit(1) from None
+            fail(str(exc))
+        except peewee.OperationalError as exc:  # locked past the busy timeout, disk full, read-only file
+            fail(f"the database failed: {exc}" + (" (another salesbot process holds a long write; try again)"
+                                                  if "locked" in str(exc) else ""))
+        except OSError as exc:
+            fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         except KeyboardInterrupt:
             err.print("[yellow]Interrupted.[/yellow]")
             raise typer.Exit(130) from None

@@ -162,3 +162,17 @@ def test_fast_commands_do_not_import_telethon_or_anthropic(args):
 def test_python_dash_m_works():
     result = subprocess.run([sys.executable, "-m", "salesbot", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "leads" in result.stdout
+
+
+def test_a_locked_database_is_a_clear_error_not_a_traceback(db, run, monkeypatch):
+    import peewee
+
+    from salesbot import queries
+
+    def locked(*args, **kwargs):
+        raise peewee.OperationalError("database is locked")
+
+    monkeypatch.setattr(queries, "list_leads", locked)
+    result = run("leads", "list", code=1)
+    assert "the database failed: database is locked (another salesbot process" in result.stderr
+    assert "Traceback" not in result.stderr
