@@ -340,9 +340,14 @@ class Dialogue:
     # --- the conversation ----------------------------------------------------------------------
 
     def _history(self, lead_id: int, upto: int) -> list[tuple[str, str]]:
-        limit = self.config.history_turns * 2  # the model side windows it; this bounds the read
+        """The conversation up to message `upto`, as much of it as the window sends (positions
+        counted from the lead's first message, so the start stays put and the prefix stays cached)."""
+        from salesbot.llm import window_start
+
+        total = store.count_messages(lead_id, upto)
+        keep = total - window_start(total, self.config.history_turns)
         history = []
-        for role, text in store.recent_messages(lead_id, upto, limit):
+        for role, text in store.recent_messages(lead_id, upto, keep):
             if (role == "lead" and command_of(text)) or (role == "bot" and text == texts.ONE_MOMENT):
                 continue  # commands and "one moment" notes are not conversation
             if len(text) > self.config.max_chars:

@@ -370,18 +370,23 @@ def with_history_breakpoint(messages: list[dict[str, Any]], upto: int) -> list[d
     return marked
 
 
-def window(history: Sequence[tuple[str, str]], cap: int) -> list[tuple[str, str]]:
-    """The last `cap` messages at most, cut so the cached prefix survives many turns.
+def window_start(total: int, cap: int) -> int:
+    """Where a history of `total` messages starts being sent, keeping at most `cap` of them.
 
-    A window sliding by one message each turn would change the prompt's prefix every turn and
+    A window sliding by one message each turn would change the prompt's prefix every turn, and
     nothing after the system prompt would ever be read from cache. The start moves instead in
-    steps of half the cap, so the history prefix stays byte-identical for that many turns.
+    steps of half the cap (counted from the conversation's first message), so the history prefix
+    stays byte-identical for that many messages.
     """
-    items = list(history)
-    if len(items) > cap:
-        step = max(1, cap // 2)
-        start = -(-(len(items) - cap) // step) * step  # ceil to a multiple of step
-        items = items[start:]
+    if total <= cap:
+        return 0
+    step = max(1, cap // 2)
+    return -(-(total - cap) // step) * step  # ceil to a multiple of step
+
+
+def window(history: Sequence[tuple[str, str]], cap: int) -> list[tuple[str, str]]:
+    """The messages of `history` (the whole conversation) to send, per `window_start`."""
+    items = list(history)[window_start(len(history), cap):]
     while items and items[0][0] != "user":
         items.pop(0)  # the API wants the conversation to open with the user
     return items
@@ -391,11 +396,11 @@ def conversation_messages(history: Sequence[tuple[str, str]], context: str | Non
     """Messages API turns for a dialogue, laid out for prompt caching.
 
     `history` is (role, text) with role `user` or `assistant`, oldest first, ending with the
-    lead's newest message. Consecutive messages of one role become one turn with a block each
-    (deterministic, so the same history always gives the same bytes). The cache breakpoint sits
-    on the last assistant turn before the newest user turn; per-turn context (date, the lead's
-    status, free slots) rides after it, as the final block of the newest user turn, where it
-    never disturbs what is cached.
+    lead's newest message: the whole conversation, or the part `window_start` picked. Consecutive
+    messages of one role become one turn with a block each (deterministic, so the same history
+    always gives the same bytes). The cache breakpoint sits on the last assistant turn before the
+    newest user turn; per-turn context (date, the lead's status) rides after it, as the final block
+    of the newest user turn, where it never disturbs what is cached.
     """
     turns: list[dict[str, Any]] = []
     for role, text in window(history, cap):

@@ -348,6 +348,10 @@ def latest_lead_message_id(lead_id: int) -> int | None:
     return db.execute_sql("SELECT max(id) FROM message WHERE lead_id = ? AND role = 'lead'", (lead_id,)).fetchone()[0]
 
 
+def count_messages(lead_id: int, upto: int) -> int:
+    return db.execute_sql("SELECT count(*) FROM message WHERE lead_id = ? AND id <= ?", (lead_id, upto)).fetchone()[0]
+
+
 def recent_messages(lead_id: int, upto: int, limit: int) -> list[tuple[str, str]]:
     """(role, text) of the lead's last `limit` messages with id <= upto, oldest first."""
     rows = db.execute_sql("SELECT role, text FROM message WHERE lead_id = ? AND id <= ? ORDER BY id DESC LIMIT ?",

@@ -1,4 +1,5 @@
 import asyncio
+import itertools
 from datetime import UTC, datetime
 
 import pytest
@@ -9,7 +10,7 @@ from salesbot.conversation import STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer, Di
 from salesbot.errors import LLMUnavailable
 from salesbot.store import Lead, Meeting, Message
 from salesbot.transport import SendError
-from tests.engine_fakes import CALENDAR, MSK, make_engine, tg
+from tests.engine_fakes import CALENDAR, MSK, FakeLLM, make_engine, tg
 
 NOW = "2025-12-23 11:05:00"  # UTC: Tuesday 14:05 in Moscow
 SLOTS = ["Вт, 23 дек, 17:00", "Вт, 23 дек, 18:00", "Ср, 24 дек, 10:00"]
@@ -404,3 +405,18 @@ def test_an_unexpected_error_still_gets_the_lead_a_polite_answer(engine, caplog)
     assert transport.last.text == texts.FALLBACK
     assert "could not handle a message from lead" in caplog.text
     assert Message.get(Message.role == "lead").unanswered is True
+
+
+def test_a_long_conversation_keeps_its_cached_prefix_for_several_turns(frozen, aio):
+    from salesbot.conversation import DialogueConfig
+
+    llm = FakeLLM()
+    dialogue = Dialogue(llm, make_engine()[2], DialogueConfig(calendar=CALENDAR, history_turns=8))
+    for n in range(14):
+        aio.run(dialogue.handle(tg(text=f"вопрос {n}")))
+    firsts = [call["history"][0] for call in llm.calls]
+    assert all(len(call["history"]) <= 8 for call in llm.calls)
+    assert all(call["history"][-1] == ("user", f"вопрос {n}") for n, call in enumerate(llm.calls))
+    assert firsts[:4] == [("user", "вопрос 0")] * 4  # 8 messages fit
+    changes = [i for i in range(1, len(firsts)) if firsts[i] != firsts[i - 1]]
+    assert changes and all(b - a >= 2 for a, b in itertools.pairwise(changes))  # moves every other turn at most
