@@ -64,10 +64,9 @@ class DialogueLLM(Protocol):
 class ClaudeDialogue:
     """The real DialogueLLM: the cached playbook, the conversation, one structured call."""
 
-    def __init__(self, client: Any, prompt: str, history_turns: int = 30) -> None:
+    def __init__(self, client: Any, prompt: str) -> None:
         self.client = client
         self.prompt = prompt
-        self.history_turns = history_turns
 
     async def answer(self, history: list[tuple[str, str]], context: str, lead_id: int) -> Answer:
         from salesbot.llm import conversation_messages
@@ -75,7 +74,7 @@ class ClaudeDialogue:
         result = await self.client.structured(
             purpose="dialogue",
             system=self.client.cached_system(self.prompt, self.client.model),
-            messages=conversation_messages(history, context, self.history_turns),
+            messages=conversation_messages(history, context),
             schema=DIALOGUE_SCHEMA,
             max_tokens=800,
             lead_id=lead_id,
@@ -123,6 +122,20 @@ class _LeadSlot:
 
 
 COMMANDS = ("/start", "/stop", "/cancel")
+
+
+def window_start(total: int, cap: int) -> int:
+    """Where a history of `total` messages starts being sent to Claude, keeping at most `cap`.
+
+    A window sliding by one message each turn would change the prompt's prefix every turn, and
+    nothing after the system prompt would ever be read from cache. The start moves instead in
+    steps of half the cap, counted from the conversation's first message, so the history prefix
+    stays byte-identical for that many messages.
+    """
+    if total <= cap:
+        return 0
+    step = max(1, cap // 2)
+    return -(-(total - cap) // step) * step  # ceil to a multiple of step
 
 
 def command_of(text: str) -> str | None:
@@ -173,7 +186,7 @@ class Dialogue:
             max_chars=settings.get("SALESBOT_MAX_MESSAGE_CHARS"),
             history_turns=turns,
         )
-        return cls(ClaudeDialogue(claude, load_prompt(settings), turns), transport, config)
+        return cls(ClaudeDialogue(claude, load_prompt(settings)), transport, config)
 
     def __init__(self, llm: DialogueLLM, transport: Transport, config: DialogueConfig,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
@@ -342,8 +355,6 @@ class Dialogue:
     def _history(self, lead_id: int, upto: int) -> list[tuple[str, str]]:
         """The conversation up to message `upto`, as much of it as the window sends (positions
         counted from the lead's first message, so the start stays put and the prefix stays cached)."""
-        from salesbot.llm import window_start
-
         total = store.count_messages(lead_id, upto)
         keep = total - window_start(total, self.config.history_turns)
         history = []

@@ -370,40 +370,21 @@ def with_history_breakpoint(messages: list[dict[str, Any]], upto: int) -> list[d
     return marked
 
 
-def window_start(total: int, cap: int) -> int:
-    """Where a history of `total` messages starts being sent, keeping at most `cap` of them.
-
-    A window sliding by one message each turn would change the prompt's prefix every turn, and
-    nothing after the system prompt would ever be read from cache. The start moves instead in
-    steps of half the cap (counted from the conversation's first message), so the history prefix
-    stays byte-identical for that many messages.
-    """
-    if total <= cap:
-        return 0
-    step = max(1, cap // 2)
-    return -(-(total - cap) // step) * step  # ceil to a multiple of step
-
-
-def window(history: Sequence[tuple[str, str]], cap: int) -> list[tuple[str, str]]:
-    """The messages of `history` (the whole conversation) to send, per `window_start`."""
-    items = list(history)[window_start(len(history), cap):]
-    while items and items[0][0] != "user":
-        items.pop(0)  # the API wants the conversation to open with the user
-    return items
-
-
-def conversation_messages(history: Sequence[tuple[str, str]], context: str | None, cap: int) -> list[dict[str, Any]]:
+def conversation_messages(history: Sequence[tuple[str, str]], context: str | None) -> list[dict[str, Any]]:
     """Messages API turns for a dialogue, laid out for prompt caching.
 
     `history` is (role, text) with role `user` or `assistant`, oldest first, ending with the
-    lead's newest message: the whole conversation, or the part `window_start` picked. Consecutive
+    lead's newest message (the caller picks how much: conversation.window_start). Consecutive
     messages of one role become one turn with a block each (deterministic, so the same history
     always gives the same bytes). The cache breakpoint sits on the last assistant turn before the
     newest user turn; per-turn context (date, the lead's status) rides after it, as the final block
     of the newest user turn, where it never disturbs what is cached.
     """
+    items = list(history)
+    while items and items[0][0] != "user":
+        items.pop(0)  # the API wants the conversation to open with the user
     turns: list[dict[str, Any]] = []
-    for role, text in window(history, cap):
+    for role, text in items:
         block = {"type": "text", "text": text}
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].append(block)

@@ -60,7 +60,7 @@ async def conversation(api: FakeClaude, model: str, prompt: str, turns: int) -> 
             result = await client.complete(
                 purpose="dialogue",
                 system=client.cached_system(prompt, model),
-                messages=llm.conversation_messages(history, context, cap=30),
+                messages=llm.conversation_messages(history, context),
             )
             usages.append(result.usage)
             history.append(("assistant", reply["reply"]))

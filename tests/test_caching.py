@@ -11,7 +11,7 @@ PROMPT = PACKAGED_PROMPT.read_text(encoding="utf-8")
 
 
 def dialogue(client, history, context="Служебно: сегодня вторник"):
-    messages = llm.conversation_messages(history, context, cap=30)
+    messages = llm.conversation_messages(history, context)
     return client.run(client.complete(purpose="dialogue", system=client.cached_system(PROMPT, client.model),
                                        messages=messages))
 
@@ -64,20 +64,19 @@ def test_turn_n_reads_turns_before_it_from_cache(fake_api, claude):
 
 def test_consecutive_messages_of_one_role_merge_deterministically():
     history = [("user", "раз"), ("user", "два"), ("assistant", "а"), ("assistant", "б"), ("user", "три")]
-    first = llm.conversation_messages(history, None, cap=30)
+    first = llm.conversation_messages(history, None)
     assert [m["role"] for m in first] == ["user", "assistant", "user"]
     assert [b["text"] for b in first[0]["content"]] == ["раз", "два"]
-    assert first == llm.conversation_messages(history, None, cap=30)
+    assert first == llm.conversation_messages(history, None)
 
 
-def test_window_moves_in_steps_so_the_prefix_survives():
-    history = [("user" if i % 2 == 0 else "assistant", f"m{i}") for i in range(41)]
-    starts = set()
-    for n in range(31, 42, 2):
-        kept = llm.window(history[:n], cap=30)
-        assert len(kept) <= 30 and kept[0][0] == "user"
-        starts.add(kept[0][1])
-    assert len(starts) <= 2  # 6 turns past the cap, the start moved at most once
+def test_window_start_moves_in_steps_so_the_prefix_survives():
+    from salesbot.conversation import window_start
+
+    assert [window_start(total, 30) for total in (10, 30)] == [0, 0]
+    starts = [window_start(total, 30) for total in range(31, 61)]
+    assert all(total - start <= 30 for total, start in zip(range(31, 61), starts, strict=True))
+    assert sorted(set(starts)) == [15, 30]  # 30 more messages, the start moved twice, by half the cap
 
 
 def test_a_short_prompt_warns_once(claude, fake_api, caplog):
