@@ -202,7 +202,7 @@ def leads_show(
         ("last message", fmt_time(lead.last_message_at)),
         ("reminders sent", f"{lead.follow_up_count} (last {fmt_time(lead.last_follow_up_at)})"),
         ("dialogue state", lead.state or "—"),
-        ("opted out", "yes" if lead.opted_out else "no"),
+        ("opted out", f"yes ({lead.opted_out_reason or 'by staff'})" if lead.opted_out else "no"),
     ]
     if lead.cold_reason:
         facts.append(("cold reason", lead.cold_reason))

@@ -270,7 +270,8 @@ def ensure_home(settings: Settings) -> Path:
     """Create the data folder on first use; a folder we cannot write to is a clear error."""
     home = settings.home
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        # 0700: the Telethon session files in it are the bot's login
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create SALESBOT_HOME {home}: {exc.strerror}") from None
     if not os.access(home, os.W_OK | os.X_OK):

@@ -246,6 +246,7 @@ class Dialogue:
             await self._say(lead, texts.greeting(lead.first_name))
         elif command == "/stop":
             Lead.update(opted_out=True, opted_out_reason="stop").where(Lead.id == lead.id).execute()
+            log.info("lead %s opted out of reminders", lead.id)
             await self._say(lead, texts.STOPPED)
         elif command == "/cancel" or (kind == "text" and lead.state and text.lower() in texts.CANCEL_WORDS):
             self._set_state(lead.id, None)
@@ -269,8 +270,10 @@ class Dialogue:
             return lead
         lead = store.lead_by_telegram_id(sender.telegram_id)
         if lead is None:
-            return Lead.create(telegram_id=sender.telegram_id, access_hash=sender.access_hash,
+            lead = Lead.create(telegram_id=sender.telegram_id, access_hash=sender.access_hash,
                                username=sender.username, first_name=sender.first_name, status="new")
+            log.info("new lead %s (telegram id %s)", lead.id, sender.telegram_id)
+            return lead
         changes = {field: value for field, value in (("access_hash", sender.access_hash),
                                                       ("username", sender.username),
                                                       ("first_name", sender.first_name))
@@ -491,6 +494,7 @@ class Dialogue:
             await self._offer_slots(lead, f"{self._problem_text(problem)} {texts.NEAREST_SLOTS}", after=after)
             return
         when = timeparse.describe(start.astimezone(self.calendar.tz))
+        log.info("lead %s booked a meeting: %s (%s)", lead.id, when, source)
         await self._say(lead, texts.rebooked(when) if rebooked else texts.booked(when))
         recent = (Message.select(Message.text).where((Message.lead == lead.id) & (Message.role == "lead"))
                   .order_by(Message.id.desc()).limit(RECENT_FOR_MANAGERS).tuples())

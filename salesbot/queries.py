@@ -48,6 +48,7 @@ class LeadSummary:
     opted_out: bool
     cold_reason: str | None
     next_meeting: datetime | None
+    opted_out_reason: str | None = None
 
     @property
     def name(self) -> str:
@@ -70,6 +71,7 @@ def _summary(lead: Lead, next_meeting: datetime | None, tz: ZoneInfo) -> LeadSum
         opted_out=bool(lead.opted_out),
         cold_reason=lead.cold_reason,
         next_meeting=_local(next_meeting, tz),
+        opted_out_reason=lead.opted_out_reason,
     )
 
 

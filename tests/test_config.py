@@ -114,3 +114,9 @@ def test_home_under_a_file_is_a_clear_error(tmp_path):
     settings = load_settings({"SALESBOT_HOME": str(blocker / "home")}, tmp_path)
     with pytest.raises(ConfigError, match="cannot create SALESBOT_HOME"):
         ensure_home(settings)
+
+
+def test_the_data_folder_is_private(tmp_path):
+    settings = load_settings({"SALESBOT_HOME": str(tmp_path / "new-home")}, tmp_path)
+    home = ensure_home(settings)
+    assert home.is_dir() and (home.stat().st_mode & 0o777) == 0o700
