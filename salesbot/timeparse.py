@@ -455,8 +455,9 @@ FALLBACK_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "kind": {"type": "string", "enum": ["datetime", "date_only", "none"]},
-        "date": {"type": ["string", "null"], "description": "YYYY-MM-DD"},
-        "time": {"type": ["string", "null"], "description": "HH:MM, 24-hour"},
+        # plain strings ("" when absent): the most portable form for structured outputs
+        "date": {"type": "string", "description": "YYYY-MM-DD, or empty"},
+        "time": {"type": "string", "description": "HH:MM (24-hour), or empty"},
     },
     "required": ["kind", "date", "time"],
     "additionalProperties": False,
@@ -474,8 +475,9 @@ def fallback_prompt(text: str, local_now: datetime) -> str:
         f"Календарь на две недели вперёд (день недели бери отсюда, не считай сам):\n{calendar}\n\n"
         f"Фраза клиента: «{text}»\n\n"
         "Ответь JSON: kind = \"datetime\", если понятны и дата, и время (date = YYYY-MM-DD, time = HH:MM); "
-        "\"date_only\", если понятна только дата; \"none\", если фраза не про время встречи или её нельзя "
-        "понять однозначно. Не угадывай: при сомнении отвечай \"none\"."
+        "\"date_only\", если понятна только дата (time — пустая строка); \"none\", если фраза не про время "
+        "встречи или её нельзя понять однозначно (date и time — пустые строки). Не угадывай: при сомнении "
+        "отвечай \"none\"."
     )
 
 

@@ -254,7 +254,7 @@ def demo_responder(body: dict[str, Any]) -> Action:
         text, status, offer = DEMO_REPLIES[min(turns, len(DEMO_REPLIES)) - 1]
         return Reply(json.dumps({"reply": text, "status": status, "offer_meeting": offer}, ensure_ascii=False))
     if "kind" in properties or "date" in properties:
-        return Reply(json.dumps({"kind": "none", "date": None, "time": None}))
+        return Reply(json.dumps({"kind": "none", "date": "", "time": ""}))
     return Reply("Здравствуйте! Чем могу помочь?")
 
 

@@ -98,7 +98,7 @@ def test_rules_with_freezegun_now():
 # --- the Claude fallback, against the local Messages API stand-in -----------------------------
 
 
-def fallback_answer(kind, day=None, hour=None):
+def fallback_answer(kind, day="", hour=""):
     return Reply(json.dumps({"kind": kind, "date": day, "time": hour}))
 
 
@@ -128,7 +128,8 @@ def test_fallback_only_when_rules_find_nothing(claude, fake_api):
     (fallback_answer("datetime", "2025-02-30", "11:00"), "not_understood"),  # no such date
     (fallback_answer("datetime", "2025-12-25", "26:00"), "not_understood"),  # no such time
     (fallback_answer("datetime", "2026-12-25", "11:00"), "not_understood"),  # beyond 180 days
-    (fallback_answer("datetime", None, None), "not_understood"),
+    (fallback_answer("datetime", "", ""), "not_understood"),
+    (Reply(json.dumps({"kind": "datetime", "date": None, "time": None})), "not_understood"),  # off the schema
     (fallback_answer("date_only", "2025-12-25"), "need_time"),
     (fallback_answer("none"), "not_understood"),
     (Reply('{"kind": "maybe"}'), "not_understood"),                         # off the schema
