@@ -168,6 +168,8 @@ def leads_list(
         status_text = f"[{STATUS_STYLE[row.status]}]{row.status}[/]"
         if row.opted_out:
             status_text += " [dim](stopped)[/]"
+        if row.unanswered:
+            status_text += f" [bold red]({row.unanswered} unanswered)[/]"
         table.add_row(
             str(row.id),
             escape(row.name),

@@ -2,7 +2,8 @@
 
 A lead is due when all hold: status new or warm; not opted out; a Telegram lead with an access hash
 (chat leads never are); no booked meeting ahead; the bot spoke last (the lead is the one who went
-quiet); and either
+quiet); none of the lead's messages is waiting for an answer (when Claude was down, it is we who
+owe the lead a reply, not the other way round); and either
 - step 1: no reminder yet and the lead's last message is at least FOLLOW_UP_1 hours old, or
 - step 2: one reminder and it is at least FOLLOW_UP_2 hours old.
 Step 2 makes the lead cold (cold_reason `no_reply`) in the same update that claims it.
@@ -134,6 +135,7 @@ WHERE l.id > ?
   AND ((l.follow_up_count = 0 AND l.last_message_at <= ?) OR (l.follow_up_count = 1 AND l.last_follow_up_at <= ?))
   AND NOT EXISTS (SELECT 1 FROM meeting AS m WHERE m.lead_id = l.id AND m.status = 'booked' AND m.starts_at >= ?)
   AND (SELECT role FROM message AS x WHERE x.lead_id = l.id ORDER BY x.id DESC LIMIT 1) = 'bot'
+  AND NOT EXISTS (SELECT 1 FROM message AS u WHERE u.lead_id = l.id AND u.unanswered = 1)
 ORDER BY l.id
 LIMIT ?
 """

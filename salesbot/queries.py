@@ -49,6 +49,7 @@ class LeadSummary:
     cold_reason: str | None
     next_meeting: datetime | None
     opted_out_reason: str | None = None
+    unanswered: int = 0  # lead messages Claude could not answer: someone should reply by hand
 
     @property
     def name(self) -> str:
@@ -56,7 +57,7 @@ class LeadSummary:
         return " ".join(p for p in parts if p) or "—"
 
 
-def _summary(lead: Lead, next_meeting: datetime | None, tz: ZoneInfo) -> LeadSummary:
+def _summary(lead: Lead, next_meeting: datetime | None, tz: ZoneInfo, unanswered: int = 0) -> LeadSummary:
     return LeadSummary(
         id=lead.id,
         first_name=lead.first_name,
@@ -72,6 +73,7 @@ def _summary(lead: Lead, next_meeting: datetime | None, tz: ZoneInfo) -> LeadSum
         cold_reason=lead.cold_reason,
         next_meeting=_local(next_meeting, tz),
         opted_out_reason=lead.opted_out_reason,
+        unanswered=unanswered or 0,
     )
 
 
@@ -85,13 +87,14 @@ def _next_meeting_subquery(now: datetime):
 def list_leads(tz: ZoneInfo, status: str | None = None, limit: int | None = 50) -> list[LeadSummary]:
     """Leads, newest activity first (their last message, or when they were created)."""
     now = utcnow()
-    query = Lead.select(Lead, _next_meeting_subquery(now).alias("next_meeting"))
+    unanswered = Message.select(fn.COUNT(Message.id)).where((Message.lead == Lead.id) & Message.unanswered)
+    query = Lead.select(Lead, _next_meeting_subquery(now).alias("next_meeting"), unanswered.alias("unanswered"))
     if status:
         query = query.where(Lead.status == status)
     query = query.order_by(ACTIVITY.desc(), Lead.id.desc())
     if limit:
         query = query.limit(limit)
-    return [_summary(lead, _parse_dt(lead.next_meeting), tz) for lead in query]
+    return [_summary(lead, _parse_dt(lead.next_meeting), tz, lead.unanswered) for lead in query]
 
 
 def _parse_dt(value) -> datetime | None:
@@ -148,7 +151,8 @@ def lead_detail(lead_id: int, tz: ZoneInfo) -> LeadDetail:
         .where((Meeting.lead == lead) & (Meeting.status == "booked") & (Meeting.starts_at >= utcnow()))
         .scalar()
     )
-    detail = LeadDetail(lead=_summary(lead, _parse_dt(next_meeting), tz))
+    unanswered = Message.select().where((Message.lead == lead) & Message.unanswered).count()
+    detail = LeadDetail(lead=_summary(lead, _parse_dt(next_meeting), tz, unanswered))
     messages = Message.select(Message.role, Message.text, Message.created_at, Message.unanswered)
     for role, text, created_at, unanswered in messages.where(Message.lead == lead).order_by(Message.id).tuples():
         detail.messages.append(ConversationLine(role=role, text=text, created_at=to_local(created_at, tz),

@@ -355,3 +355,14 @@ def test_cli_json_streams_every_action_as_one_document(db, run, telegram_env):
         assert data["summary"]["sent"] == 250 and data["dry_run"] is False
         table = run("follow-ups", "run", "--dry-run").stdout
         assert "0 would be reminded now" in table
+
+
+def test_a_lead_we_failed_to_answer_is_not_reminded(db, aio, run):
+    with freeze_time(T0 + timedelta(hours=25)):
+        lead = make_lead(bot_last=False)
+        store.record_lead_message(lead.id, "Алло?", to_utc_naive(T0 + timedelta(minutes=5)), True)  # Claude was down
+        store.record_bot_message(lead.id, texts.FALLBACK, to_utc_naive(T0 + timedelta(minutes=6)))
+        assert sweep(aio).actions == []
+        data = json.loads(run("leads", "list", "--json").stdout)
+        assert data[0]["unanswered"] == 1
+        assert "(1 unanswered)" in run("leads", "list").stdout
