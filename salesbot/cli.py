@@ -442,7 +442,8 @@ def followups_run(
         result = asyncio.run(_sweep(loaded, policy, dry_run, limit, stream))
     if stream is not None:
         stream.close({"now": result.now, "dry_run": result.dry_run, "in_window": result.in_window,
-                      "stopped_early": result.stopped_early, "summary": result.summary})
+                      "due_later": result.due_later, "stopped_early": result.stopped_early,
+                      "summary": result.summary})
     else:
         _print_sweep(result, policy)
     if result.count("failed"):
@@ -469,14 +470,18 @@ SHOWN_ACTIONS = 200
 
 
 async def _sweep(loaded: Settings, policy, dry_run: bool, limit: int | None, on_action):
-    from rich.progress import Progress, SpinnerColumn, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
     from salesbot import followups
 
     now = followups.utc_now()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} leads"),
-                  console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task("reminders" if not dry_run else "due leads", total=None)
+    # A bar for an operator at a terminal; cron's log gets the summary only (and no extra count).
+    total = followups.count_due(now, policy) if err.is_terminal and policy.in_window(now) else None
+    if total is not None and limit:
+        total = min(total, limit)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("reminders" if not dry_run else "due leads", total=total)
         advance = lambda n: bar.advance(task, n)  # noqa: E731
         common = {"limit": limit, "progress": advance, "on_action": on_action,
                   "keep": 0 if on_action else SHOWN_ACTIONS}
@@ -495,6 +500,8 @@ def _print_sweep(result, policy) -> None:
     if not result.in_window:
         out.print(f"Outside the send window ({start}–{end} {policy.tz.key}); nothing sent. "
                   "A later sweep catches up.")
+        if result.due_later:
+            out.print(f"{result.due_later} lead(s) are due and will be reminded once the window opens.")
         return
     if result.actions:
         table = Table(title="Would remind now" if result.dry_run else "Reminders")

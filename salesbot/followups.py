@@ -101,6 +101,7 @@ class SweepResult:
     outcomes: Counter = field(default_factory=Counter)
     now_cold: int = 0
     stopped_early: str | None = None  # why the sweep stopped before the end (a long flood wait)
+    due_later: int | None = None  # dry run outside the window: how many are due once it opens
 
     def count(self, outcome: str) -> int:
         return self.outcomes[outcome]
@@ -123,33 +124,44 @@ class SweepResult:
         }
 
 
-# A lead whose newest message is the bot's; rows stream page by page (keyset on id), so memory
-# stays flat however many leads there are and no read is open while we write.
-_DUE_SQL = """
-SELECT l.id, l.telegram_id, l.access_hash, l.first_name, l.username, l.follow_up_count, l.last_message_at,
-       l.last_follow_up_at, l.status
-FROM lead AS l
-WHERE l.id > ?
-  AND l.status IN ('new', 'warm') AND l.opted_out = 0
+# Who is due (the module docstring in SQL). Rows stream page by page (keyset on id), so memory stays
+# flat however many leads there are, and no read is open while the sweep writes.
+_DUE_WHERE = """
+      l.status IN ('new', 'warm') AND l.opted_out = 0
   AND l.telegram_id IS NOT NULL AND l.access_hash IS NOT NULL AND l.follow_up_count < 2
   AND ((l.follow_up_count = 0 AND l.last_message_at <= ?) OR (l.follow_up_count = 1 AND l.last_follow_up_at <= ?))
   AND NOT EXISTS (SELECT 1 FROM meeting AS m WHERE m.lead_id = l.id AND m.status = 'booked' AND m.starts_at >= ?)
   AND (SELECT role FROM message AS x WHERE x.lead_id = l.id ORDER BY x.id DESC LIMIT 1) = 'bot'
   AND NOT EXISTS (SELECT 1 FROM message AS u WHERE u.lead_id = l.id AND u.unanswered = 1)
+"""
+_DUE_SQL = f"""
+SELECT l.id, l.telegram_id, l.access_hash, l.first_name, l.username, l.follow_up_count, l.last_message_at,
+       l.last_follow_up_at, l.status
+FROM lead AS l
+WHERE {_DUE_WHERE} AND l.id > ?
 ORDER BY l.id
 LIMIT ?
 """
+_COUNT_DUE_SQL = f"SELECT count(*) FROM lead AS l WHERE {_DUE_WHERE}"
+
+
+def _cutoffs(now: datetime, policy: Policy) -> tuple[str, str, str]:
+    now_db = to_utc_naive(now)
+    return str(now_db - policy.first_after), str(now_db - policy.second_after), str(now_db)
+
+
+def count_due(now: datetime, policy: Policy) -> int:
+    """How many leads are due (for a progress bar; the sweep itself streams)."""
+    return db.execute_sql(_COUNT_DUE_SQL, _cutoffs(now, policy)).fetchone()[0]
 
 
 def due_leads(now: datetime, policy: Policy, limit: int | None = None) -> Iterator[Due]:
     """Leads due for a reminder at `now`, in id order, streamed."""
-    now_db = to_utc_naive(now)
-    first_cut = str(now_db - policy.first_after)
-    second_cut = str(now_db - policy.second_after)
+    cutoffs = _cutoffs(now, policy)
     after, produced = 0, 0
     while limit is None or produced < limit:
         page = PAGE if limit is None else min(PAGE, limit - produced)
-        rows = db.execute_sql(_DUE_SQL, (after, first_cut, second_cut, str(now_db), page)).fetchall()
+        rows = db.execute_sql(_DUE_SQL, (*cutoffs, after, page)).fetchall()
         for row in rows:
             yield Due(lead_id=row[0], telegram_id=row[1], access_hash=row[2], first_name=row[3], username=row[4],
                       step=row[5] + 1, last_message_at=row[6], last_follow_up_at=row[7], status=row[8])
@@ -211,8 +223,10 @@ async def sweep(
     Each finished action goes to `on_action`; `keep` bounds how many stay in the result."""
     result = SweepResult(now=now, dry_run=dry_run, in_window=policy.in_window(now))
     if not result.in_window:
-        log.info("outside the send window %s-%s (%s): nothing to do", *(f"{t:%H:%M}" for t in policy.window),
-                 policy.tz.key)
+        log.debug("outside the send window %s-%s (%s): nothing to do", *(f"{t:%H:%M}" for t in policy.window),
+                  policy.tz.key)
+        if dry_run:  # tell the operator what the window is holding back
+            result.due_later = count_due(now, policy)
         return result
     if not dry_run and transport is None:
         raise SalesbotError("a real sweep needs a transport")

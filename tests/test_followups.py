@@ -140,6 +140,7 @@ def test_dry_run_changes_nothing(db, aio):
         transport = RecordingTransport()
         result = sweep(aio, transport, dry_run=True)
         assert [(a.lead_id, a.step, a.outcome) for a in result.actions] == [(lead.id, 1, "would_send")]
+        assert followups.count_due(followups.utc_now(), POLICY) == 1
         assert transport.sent == [] and Lead.get_by_id(lead.id).follow_up_count == 0
         assert Message.select().count() == 2
 
@@ -336,7 +337,9 @@ def test_cli_outside_the_window(db, run, telegram_env):
     with freeze_time(datetime(2025, 12, 24, 22, 0, tzinfo=MSK), real_asyncio=True):
         make_lead()
         result = run("follow-ups", "run")
+        dry = run("follow-ups", "run", "--dry-run").stdout
     assert "Outside the send window (10:00–20:00 Europe/Moscow)" in result.stdout and telegram_env.sent == []
+    assert "1 lead(s) are due and will be reminded once the window opens." in dry
 
 
 def test_cli_second_sweep_while_one_runs_exits_0(db, run, salesbot_home):
