@@ -150,6 +150,11 @@ class _Stored:
     text: str
 
 
+def _said(text: str, words: set[str]) -> bool:
+    """The text is one of `words`, give or take case, ё, spaces and end punctuation."""
+    return " ".join(text.lower().replace("ё", "е").strip(" .!?)").split()) in {w.replace("ё", "е") for w in words}
+
+
 def slot_data(prefix: str, moment: datetime) -> str:
     return f"{prefix}:{int(moment.timestamp()) // 60}"
 
@@ -248,11 +253,13 @@ class Dialogue:
             Lead.update(opted_out=True, opted_out_reason="stop").where(Lead.id == lead.id).execute()
             log.info("lead %s opted out of reminders", lead.id)
             await self._say(lead, texts.STOPPED)
-        elif command == "/cancel" or (kind == "text" and lead.state and text.lower() in texts.CANCEL_WORDS):
+        elif command == "/cancel" or (kind == "text" and lead.state and _said(text, texts.CANCEL_WORDS)):
             self._set_state(lead.id, None)
             await self._say(lead, texts.CANCELLED)
         elif kind == "button":
             await self._on_button(lead, incoming.button or "")
+        elif lead.state == STATE_CONFIRM_TIME and lead.pending_time and _said(text, texts.CONFIRM_WORDS):
+            await self._book(lead, lead.pending_time.replace(tzinfo=UTC), "custom")
         elif lead.state in (STATE_OWN_TIME, STATE_CONFIRM_TIME):
             await self._on_own_time(lead, text)
         else:

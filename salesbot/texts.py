@@ -42,6 +42,9 @@ STALE_BUTTON = "Это предложение уже неактуально."
 NEAREST_SLOTS = "Вот ближайшее свободное время:"
 
 CANCEL_WORDS = {"отмена", "отменить", "/cancel", "cancel", "стоп запись"}
+# Typed instead of pressing «Да, записать» while a time waits for confirmation
+CONFIRM_WORDS = {"да", "ага", "ок", "ok", "окей", "верно", "правильно", "подтверждаю", "да, записать", "записать",
+                 "да записать", "yes", "давайте", "да, верно", "да, всё верно", "все верно", "всё верно"}
 
 
 def greeting(first_name: str | None) -> str:

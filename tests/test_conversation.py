@@ -420,3 +420,17 @@ def test_a_long_conversation_keeps_its_cached_prefix_for_several_turns(frozen, a
     assert firsts[:4] == [("user", "вопрос 0")] * 4  # 8 messages fit
     changes = [i for i in range(1, len(firsts)) if firsts[i] != firsts[i - 1]]
     assert changes and all(b - a >= 2 for a, b in itertools.pairwise(changes))  # moves every other turn at most
+
+
+@pytest.mark.parametrize("typed", ["да", "Да!", "ок", "Всё верно."])
+def test_typing_yes_confirms_the_own_time(engine, typed):
+    dialogue, llm, transport = engine
+    dialogue.run(tg(button="own"), tg(text="в пятницу в 12:00"), tg(text=typed))
+    assert Meeting.get().source == "custom" and transport.to(101)[-1].text.startswith("Отлично, записал")
+    assert llm.calls == []
+
+
+def test_yes_without_a_time_waiting_is_just_conversation(engine):
+    dialogue, llm, transport = engine
+    dialogue.run(tg(text="да"))
+    assert len(llm.calls) == 1 and Meeting.select().count() == 0
