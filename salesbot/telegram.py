@@ -170,6 +170,10 @@ async def serve(settings, engine_factory) -> None:
         from salesbot.errors import SalesbotError
 
         raise SalesbotError(f"Telegram refused to log the bot in: {type(exc).__name__}") from None
+    except (ConnectionError, OSError) as exc:
+        from salesbot.errors import SalesbotError
+
+        raise SalesbotError(f"cannot reach Telegram: {exc}") from None
     me = await client.get_me()
     log.info("serving as @%s; Ctrl-C or SIGTERM to stop", getattr(me, "username", "?"))
     stopper = asyncio.create_task(stopping.wait())

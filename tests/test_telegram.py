@@ -202,3 +202,27 @@ def test_serve_stops_cleanly_on_sigterm(monkeypatch, tmp_path):
 
     asyncio.run(main())
     assert calls == [("start", "123:token"), ("disconnect", None)]
+
+
+@pytest.mark.parametrize("failure, says", [
+    (errors.AccessTokenInvalidError(request=None), "Telegram refused to log the bot in: AccessTokenInvalidError"),
+    (ConnectionError("Connection to Telegram failed 5 time(s)"), "cannot reach Telegram"),
+])
+def test_serve_login_failures_are_clear_errors(monkeypatch, tmp_path, failure, says):
+    from salesbot.errors import SalesbotError
+
+    class RefusedClient(CapturingClient):
+        async def start(self, bot_token=None):
+            raise failure
+
+    class Settings:
+        home = tmp_path
+
+        @staticmethod
+        def get(name):
+            return "123:token"
+
+    monkeypatch.setattr(telegram, "make_client", lambda *a, **k: RefusedClient())
+    with pytest.raises(SalesbotError, match=says) as caught:
+        asyncio.run(telegram.serve(Settings, lambda transport: FakeLLM()))
+    assert "123:token" not in str(caught.value)
