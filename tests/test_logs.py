@@ -1,0 +1,25 @@
+import logging
+
+from salesbot import logs
+
+
+def test_secrets_are_masked_in_every_log_line(capsys):
+    logs.configure(verbose=True)
+    logs.add_secrets(["sk-ant-supersecret-123456", "short"])
+    log = logging.getLogger("salesbot.test")
+    log.warning("calling with key %s", "sk-ant-supersecret-123456")
+    try:
+        raise RuntimeError("token sk-ant-supersecret-123456 rejected")
+    except RuntimeError:
+        log.exception("failed")
+    err = capsys.readouterr().err
+    assert "sk-ant-supersecret-123456" not in err
+    assert err.count("***") == 3  # message, exception text, traceback line
+    assert "short" not in logs._secrets  # too short to mask safely
+
+
+def test_logs_go_to_stderr_not_stdout(capsys):
+    logs.configure()
+    logging.getLogger("salesbot.test").info("hello operator")
+    captured = capsys.readouterr()
+    assert "hello operator" in captured.err and captured.out == ""
