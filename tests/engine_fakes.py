@@ -64,7 +64,6 @@ class FakeLLM:
         self.answers: deque = deque()
         self.calls: list[dict] = []
         self.gate: asyncio.Event | None = None  # when set, answer() waits for it
-        self.started = asyncio.Event
 
     def enqueue(self, *answers) -> FakeLLM:
         self.answers.extend(answers)
