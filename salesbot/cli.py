@@ -281,12 +281,10 @@ def run_bot(loaded: Settings) -> None:
     import asyncio
 
     from salesbot import telegram
-    from salesbot.conversation import Dialogue, load_prompt
+    from salesbot.conversation import Dialogue
     from salesbot.llm import ClaudeClient
 
-    load_prompt(loaded)  # a missing or empty playbook is an error now, not at the first lead
-
-    async def main() -> None:
+    async def main() -> None:  # the engine (and its playbook) is built before Telegram is reached
         claude = ClaudeClient.from_settings(loaded)
         try:
             await telegram.serve(loaded, lambda transport: Dialogue.from_settings(loaded, transport, claude))
