@@ -325,7 +325,6 @@ class Dialogue:
             query = query.where(Meeting.lead != exclude_lead)
         return [start.replace(tzinfo=UTC) for (start,) in query.tuples()]
 
-
     # --- saying things -------------------------------------------------------------------------
 
     @staticmethod
@@ -432,6 +431,12 @@ class Dialogue:
             log.info("unknown button %r from lead %s", data, lead.id)
             await self._offer_slots(lead, f"{texts.STALE_BUTTON} {texts.CHOOSE_SLOT}")
 
+    async def _offer_instead(self, lead: Lead, problem: str, wanted: datetime) -> None:
+        """Why `wanted` cannot be booked, and the nearest free slots (after it, when it is in the future
+        but taken or outside hours; from now, when it is past or too soon)."""
+        after = wanted if problem in ("taken", "outside_hours") else None
+        await self._offer_slots(lead, f"{self._problem_text(problem)} {texts.NEAREST_SLOTS}", after=after)
+
     def _problem_text(self, problem: str) -> str:
         cal = self.calendar
         if problem == "outside_hours":
@@ -462,8 +467,7 @@ class Dialogue:
             return
         problem = check(result.when, self.now(), self.calendar, self._booked_starts(exclude_lead=lead.id))
         if problem:
-            after = result.when if problem in ("taken", "outside_hours") else None
-            await self._offer_slots(lead, f"{self._problem_text(problem)} {texts.NEAREST_SLOTS}", after=after)
+            await self._offer_instead(lead, problem, result.when)
             self._set_state(lead.id, STATE_OWN_TIME)
             return
         self._set_state(lead.id, STATE_CONFIRM_TIME, to_utc_naive(result.when))
@@ -489,16 +493,15 @@ class Dialogue:
                                    created_at=to_utc_naive(self.now()))
             except IntegrityError:
                 return "taken", False
-            for meeting in own:
-                Meeting.update(status="cancelled").where(Meeting.id == meeting.id).execute()
+            if own:
+                Meeting.update(status="cancelled").where(Meeting.id.in_([m.id for m in own])).execute()
             Lead.update(status="hot", state=None, pending_time=None).where(Lead.id == lead_id).execute()
         return None, bool(own)
 
     async def _book(self, lead: Lead, start: datetime, source: str) -> None:
         problem, rebooked = self._reserve(lead.id, start, source)
         if problem:
-            after = start if problem in ("taken", "outside_hours") else None
-            await self._offer_slots(lead, f"{self._problem_text(problem)} {texts.NEAREST_SLOTS}", after=after)
+            await self._offer_instead(lead, problem, start)
             return
         when = timeparse.describe(start.astimezone(self.calendar.tz))
         log.info("lead %s booked a meeting: %s (%s)", lead.id, when, source)

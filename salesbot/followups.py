@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from salesbot import texts
 from salesbot.errors import SalesbotError
-from salesbot.store import db, to_utc_naive
+from salesbot.store import db, record_bot_message, to_utc_naive
 from salesbot.transport import Peer, SendError, Transport
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,6 @@ class Due:
     telegram_id: int
     access_hash: int
     first_name: str | None
-    username: str | None
     step: int
     last_message_at: datetime  # as stored: the compare-and-set checks the lead has not written since
     last_follow_up_at: str | None
@@ -135,7 +134,7 @@ _DUE_WHERE = """
   AND NOT EXISTS (SELECT 1 FROM message AS u WHERE u.lead_id = l.id AND u.unanswered = 1)
 """
 _DUE_SQL = f"""
-SELECT l.id, l.telegram_id, l.access_hash, l.first_name, l.username, l.follow_up_count, l.last_message_at,
+SELECT l.id, l.telegram_id, l.access_hash, l.first_name, l.follow_up_count, l.last_message_at,
        l.last_follow_up_at, l.status
 FROM lead AS l
 WHERE {_DUE_WHERE} AND l.id > ?
@@ -163,8 +162,8 @@ def due_leads(now: datetime, policy: Policy, limit: int | None = None) -> Iterat
         page = PAGE if limit is None else min(PAGE, limit - produced)
         rows = db.execute_sql(_DUE_SQL, (*cutoffs, after, page)).fetchall()
         for row in rows:
-            yield Due(lead_id=row[0], telegram_id=row[1], access_hash=row[2], first_name=row[3], username=row[4],
-                      step=row[5] + 1, last_message_at=row[6], last_follow_up_at=row[7], status=row[8])
+            yield Due(lead_id=row[0], telegram_id=row[1], access_hash=row[2], first_name=row[3], step=row[4] + 1,
+                      last_message_at=row[5], last_follow_up_at=row[6], status=row[7])
         produced += len(rows)
         if len(rows) < page:
             return
@@ -185,10 +184,7 @@ def claim(due: Due, now: datetime, text: str) -> int | None:
             (due.step, now_db, due.step, due.step, due.lead_id, due.step - 1, due.last_message_at))
         if cursor.rowcount != 1:
             return None
-        message = db.execute_sql(
-            "INSERT INTO message (lead_id, role, text, created_at, unanswered) VALUES (?, 'bot', ?, ?, 0)",
-            (due.lead_id, text, now_db))
-        return message.lastrowid
+        return record_bot_message(due.lead_id, text, to_utc_naive(now))
 
 
 def release(due: Due, message_id: int, now: datetime, unreachable: str | None = None) -> None:

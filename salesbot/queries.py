@@ -14,7 +14,17 @@ from peewee import SQL, fn
 
 from salesbot import pricing
 from salesbot.errors import NotFoundError, SalesbotError
-from salesbot.store import LEAD_STATUSES, Lead, LlmCall, Meeting, Message, to_local, to_utc_naive, utcnow
+from salesbot.store import (
+    LEAD_STATUSES,
+    Lead,
+    LlmCall,
+    Meeting,
+    Message,
+    next_meeting_start,
+    to_local,
+    to_utc_naive,
+    utcnow,
+)
 
 # Matches the expression of the lead_activity indexes (migration 002) so ORDER BY … LIMIT uses them.
 ACTIVITY = SQL("coalesce(last_message_at, created_at)")
@@ -146,20 +156,15 @@ def lead_detail(lead_id: int, tz: ZoneInfo) -> LeadDetail:
     lead = Lead.get_or_none(Lead.id == lead_id)
     if lead is None:
         raise NotFoundError(f"no lead with id {lead_id} (see `salesbot leads list`)")
-    next_meeting = (
-        Meeting.select(fn.MIN(Meeting.starts_at))
-        .where((Meeting.lead == lead) & (Meeting.status == "booked") & (Meeting.starts_at >= utcnow()))
-        .scalar()
-    )
-    unanswered = Message.select().where((Message.lead == lead) & Message.unanswered).count()
-    detail = LeadDetail(lead=_summary(lead, _parse_dt(next_meeting), tz, unanswered))
-    messages = Message.select(Message.role, Message.text, Message.created_at, Message.unanswered)
-    for role, text, created_at, unanswered in messages.where(Message.lead == lead).order_by(Message.id).tuples():
-        detail.messages.append(ConversationLine(role=role, text=text, created_at=to_local(created_at, tz),
-                                                unanswered=bool(unanswered)))
-    for meeting in Meeting.select().where(Meeting.lead == lead).order_by(Meeting.starts_at):
-        detail.meetings.append(_meeting_info(meeting, lead, tz))
-    return detail
+    rows = (Message.select(Message.role, Message.text, Message.created_at, Message.unanswered)
+            .where(Message.lead == lead).order_by(Message.id).tuples())
+    messages = [ConversationLine(role=role, text=text, created_at=to_local(created_at, tz), unanswered=bool(flag))
+                for role, text, created_at, flag in rows]
+    next_meeting = next_meeting_start(lead.id, utcnow())
+    summary = _summary(lead, next_meeting, tz, sum(line.unanswered for line in messages))
+    meetings = [_meeting_info(meeting, lead, tz)
+                for meeting in Meeting.select().where(Meeting.lead == lead).order_by(Meeting.starts_at)]
+    return LeadDetail(lead=summary, messages=messages, meetings=meetings)
 
 
 def upcoming_meetings(tz: ZoneInfo, limit: int | None = None, now: datetime | None = None) -> list[MeetingInfo]:
