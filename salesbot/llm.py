@@ -199,7 +199,7 @@ class ClaudeClient:
     max_attempts: int = MAX_ATTEMPTS
     ledger: Ledger | None = store_ledger
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    _warned_prefixes: set[str] = field(default_factory=set, repr=False)
+    _warned: set[str] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         # One client per event loop: its pooled connections belong to the loop that opened them.
@@ -233,9 +233,9 @@ class ClaudeClient:
 
     def _warn_if_too_short(self, prompt: str, model: str) -> None:
         key = f"{model}:{len(prompt)}"
-        if key in self._warned_prefixes:
+        if key in self._warned:
             return
-        self._warned_prefixes.add(key)
+        self._warned.add(key)
         minimum = min_cacheable_tokens(model)
         if estimate_tokens(prompt) < minimum:
             log.warning(
@@ -246,9 +246,9 @@ class ClaudeClient:
     def _warn_if_cache_idle(self, result: Completion) -> None:
         usage = result.usage
         key = f"idle:{result.model}"
-        if usage.cache_creation_input_tokens or usage.cache_read_input_tokens or key in self._warned_prefixes:
+        if usage.cache_creation_input_tokens or usage.cache_read_input_tokens or key in self._warned:
             return
-        self._warned_prefixes.add(key)
+        self._warned.add(key)
         log.warning(
             "Claude neither wrote nor read the prompt cache (%d input tokens): the cached prefix is "
             "probably below the %d-token minimum of %s", usage.input_tokens, min_cacheable_tokens(result.model),
@@ -274,7 +274,6 @@ class ClaudeClient:
         if schema is not None:
             params["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
 
-        sdk = self._sdk
         began = time.monotonic()
         attempts = 0
         row: dict[str, Any] = {"purpose": purpose, "model": model, "lead_id": lead_id}
@@ -290,7 +289,7 @@ class ClaudeClient:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    response = await sdk.messages.create(**params)
+                    response = await self._sdk.messages.create(**params)
             result = self._completion(response, attempts, model)
             row.update(vars(result.usage))
             if _asks_for_cache(params):
@@ -312,7 +311,7 @@ class ClaudeClient:
     def _completion(self, response: Any, attempts: int, model: str) -> Completion:
         usage = response.usage
         text = "".join(block.text for block in response.content if getattr(block, "type", None) == "text")
-        result = Completion(
+        return Completion(
             text=text,
             usage=Usage(
                 input_tokens=usage.input_tokens or 0,
@@ -324,7 +323,6 @@ class ClaudeClient:
             model=response.model or model,
             stop_reason=response.stop_reason,
         )
-        return result
 
     @staticmethod
     def _parse_structured(result: Completion, schema: dict[str, Any]) -> Any:
