@@ -449,19 +449,19 @@ def followups_run(
 
 
 class _JsonActions:
-    """Writes `{"actions": [...], ...}` as the sweep goes, so 100k actions are never held at once."""
+    """Writes `{"actions": [...], ...}` as the sweep goes, so 100k actions are never held at once.
+    Nothing is written before the first action, so a sweep that fails at once leaves stdout empty."""
 
     def __init__(self) -> None:
-        self.first = True
-        sys.stdout.write('{"actions": [')
+        self.started = False
 
     def __call__(self, action) -> None:
-        sys.stdout.write(("" if self.first else ", ") + json.dumps(plain(action), ensure_ascii=False))
-        self.first = False
+        sys.stdout.write((", " if self.started else '{"actions": [') + json.dumps(plain(action), ensure_ascii=False))
+        self.started = True
 
     def close(self, rest: dict) -> None:
         tail = json.dumps(plain(rest), ensure_ascii=False)
-        sys.stdout.write("], " + tail[1:] + "\n")
+        sys.stdout.write(("], " if self.started else '{"actions": [], ') + tail[1:] + "\n")
 
 
 SHOWN_ACTIONS = 200

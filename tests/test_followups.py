@@ -369,3 +369,21 @@ def test_a_lead_we_failed_to_answer_is_not_reminded(db, aio, run):
         data = json.loads(run("leads", "list", "--json").stdout)
         assert data[0]["unanswered"] == 1
         assert "(1 unanswered)" in run("leads", "list").stdout
+
+
+def test_cli_json_stays_empty_when_the_sweep_cannot_start(db, run, monkeypatch):
+    from salesbot.errors import SalesbotError
+
+    for key, value in TELEGRAM.items():
+        monkeypatch.setenv(key, value)
+
+    @contextlib.asynccontextmanager
+    async def refused(settings):
+        raise SalesbotError("cannot log the bot in to Telegram: AccessTokenInvalidError")
+        yield
+
+    monkeypatch.setattr("salesbot.telegram.sweep_transport", refused)
+    with freeze_time(T0 + timedelta(hours=25), real_asyncio=True):
+        make_lead()
+        result = run("follow-ups", "run", "--json", code=1)
+    assert result.stdout == "" and "AccessTokenInvalidError" in result.stderr
