@@ -12,11 +12,13 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from salesbot.errors import ConfigError
+from salesbot.slots import END_OF_DAY
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_FAST_MODEL = "claude-haiku-5-5"
@@ -97,7 +99,7 @@ def _clock(name: str, value: str) -> time:
     if not m or int(m[1]) > 24 or int(m[2]) > 59 or (int(m[1]) == 24 and int(m[2])):
         raise ConfigError(f"{name}: expected a time like 10:00, got {value!r}")
     hour, minute = int(m[1]), int(m[2])
-    return time.max if hour == 24 else time(hour, minute)
+    return END_OF_DAY if hour == 24 else time(hour, minute)
 
 
 def _hours_range(name: str, value: str) -> tuple[time, time]:
@@ -200,13 +202,18 @@ _BY_ENV = {o.env: o for o in OPTIONS}
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings. Secrets are kept out of repr so a logged Settings leaks nothing."""
+    """Resolved settings: typed attributes, each parsed (and so validated) the first time it is read.
+
+    A command touches only the settings it uses, so `leads list` works with a malformed
+    `SALESBOT_WORK_HOURS`, while `serve` reads what it needs before it reaches Telegram. Secrets are
+    kept out of repr so a logged Settings leaks nothing.
+    """
 
     raw: Mapping[str, str] = field(repr=False)
     home: Path
     db_path: Path
 
-    def get(self, env: str) -> Any:
+    def typed(self, env: str) -> Any:
         """The typed value of a documented setting (its default when unset, None when neither)."""
         option = _BY_ENV[env]
         value = self.raw.get(env) or option.default
@@ -223,25 +230,116 @@ class Settings:
                 + f" (set them in the environment or in {self.home / '.env'})"
             )
         for env in envs:  # present but malformed is also reported now, not mid-conversation
-            self.get(env)
+            self.typed(env)
 
     def validate(self) -> None:
         for option in OPTIONS:
             if option.parse and (self.raw.get(option.env) or option.default) is not None:
-                self.get(option.env)
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return self.get("SALESBOT_TZ")
-
-    @property
-    def prompt_file(self) -> Path:
-        value = self.raw.get("SALESBOT_PROMPT_FILE")
-        return Path(value).expanduser() if value else PACKAGED_PROMPT
+                self.typed(option.env)
 
     def secrets(self) -> list[str]:
         """The secret values in use, for redaction in error messages."""
         return [self.raw[o.env] for o in OPTIONS if o.secret and self.raw.get(o.env)]
+
+    # -- the typed settings, one attribute each (a typo is an AttributeError at import, not a KeyError) --
+
+    @cached_property
+    def anthropic_api_key(self) -> str | None:
+        return self.typed("ANTHROPIC_API_KEY")
+
+    @cached_property
+    def anthropic_base_url(self) -> str | None:
+        return self.typed("ANTHROPIC_BASE_URL") or None
+
+    @cached_property
+    def telegram_api_id(self) -> int | None:
+        return self.typed("TELEGRAM_API_ID")
+
+    @cached_property
+    def telegram_api_hash(self) -> str | None:
+        return self.typed("TELEGRAM_API_HASH")
+
+    @cached_property
+    def bot_token(self) -> str | None:
+        return self.typed("TELEGRAM_BOT_TOKEN")
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return self.typed("SALESBOT_TZ")
+
+    @cached_property
+    def model(self) -> str:
+        return self.typed("SALESBOT_MODEL")
+
+    @cached_property
+    def fast_model(self) -> str:
+        return self.typed("SALESBOT_FAST_MODEL")
+
+    @cached_property
+    def prompt_file(self) -> Path:
+        value = self.raw.get("SALESBOT_PROMPT_FILE")
+        return Path(value).expanduser() if value else PACKAGED_PROMPT
+
+    @cached_property
+    def manager_ids(self) -> tuple[int, ...]:
+        return self.typed("SALESBOT_MANAGER_IDS")
+
+    @cached_property
+    def llm_timeout(self) -> float:
+        return self.typed("SALESBOT_LLM_TIMEOUT")
+
+    @cached_property
+    def work_days(self) -> frozenset[int]:
+        return self.typed("SALESBOT_WORK_DAYS")
+
+    @cached_property
+    def work_hours(self) -> tuple[time, time]:
+        return self.typed("SALESBOT_WORK_HOURS")
+
+    @cached_property
+    def slot_minutes(self) -> int:
+        return self.typed("SALESBOT_SLOT_MINUTES")
+
+    @cached_property
+    def min_notice_minutes(self) -> int:
+        return self.typed("SALESBOT_MIN_NOTICE_MINUTES")
+
+    @cached_property
+    def history_turns(self) -> int:
+        return self.typed("SALESBOT_HISTORY_TURNS")
+
+    @cached_property
+    def max_message_chars(self) -> int:
+        return self.typed("SALESBOT_MAX_MESSAGE_CHARS")
+
+    @cached_property
+    def follow_up_1_hours(self) -> float:
+        return self.typed("SALESBOT_FOLLOW_UP_1_HOURS")
+
+    @cached_property
+    def follow_up_2_hours(self) -> float:
+        return self.typed("SALESBOT_FOLLOW_UP_2_HOURS")
+
+    @cached_property
+    def send_window(self) -> tuple[time, time]:
+        return self.typed("SALESBOT_SEND_WINDOW")
+
+
+TELEGRAM_KEYS = ("TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_BOT_TOKEN")
+CLAUDE_KEYS = ("ANTHROPIC_API_KEY",)
+
+
+def load_prompt(settings: Settings) -> str:
+    """The business's system prompt (the packaged example unless SALESBOT_PROMPT_FILE names one)."""
+    path = settings.prompt_file
+    try:
+        prompt = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"SALESBOT_PROMPT_FILE: cannot read {path}: {reason}") from None
+    if not prompt:
+        raise ConfigError(f"SALESBOT_PROMPT_FILE: {path} is empty")
+    return prompt
 
 
 def default_home() -> Path:

@@ -14,23 +14,20 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from peewee import IntegrityError
-
-from salesbot import store, texts, timeparse
+from salesbot import leads, texts, timeparse
 from salesbot.errors import LLMUnavailable
-from salesbot.slots import Calendar, check, free_slots
-from salesbot.store import Lead, Meeting, Message, db, to_local, to_utc_naive
+from salesbot.leads import STATE_CONFIRM_TIME, STATE_OWN_TIME, LeadState
+from salesbot.slots import Calendar, check, clock_label, free_slots
+from salesbot.store import to_local
 from salesbot.transport import Button, Keyboard, Peer, SendError, Transport
 
 log = logging.getLogger(__name__)
 
-STATE_OWN_TIME = "MEETING_CUSTOM_TIME"  # waiting for the lead to write a day and time
-STATE_CONFIRM_TIME = "MEETING_CONFIRM_TIME"  # a time understood, waiting for the lead to confirm it
-MEDIA_LABELS = {"sticker": "[стикер]", "voice": "[голосовое сообщение]", "photo": "[фото]", "video": "[видео]",
-                "document": "[файл]"}
+__all__ = ["STATE_CONFIRM_TIME", "STATE_OWN_TIME", "Answer", "Dialogue", "DialogueConfig", "Incoming", "Sender"]
+
 RECENT_FOR_MANAGERS = 5
 
 DIALOGUE_SCHEMA: dict[str, Any] = {
@@ -166,33 +163,7 @@ def moment_of(data: str) -> datetime | None:
         return None
 
 
-def load_prompt(settings) -> str:
-    from salesbot.errors import ConfigError
-
-    path = settings.prompt_file
-    try:
-        prompt = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ConfigError(f"SALESBOT_PROMPT_FILE: cannot read {path}: {reason}") from None
-    if not prompt:
-        raise ConfigError(f"SALESBOT_PROMPT_FILE: {path} is empty")
-    return prompt
-
-
 class Dialogue:
-    @classmethod
-    def from_settings(cls, settings, transport: Transport, claude: Any) -> Dialogue:
-        """The engine as `serve` and `chat` run it: the Claude client, the playbook, the calendar."""
-        turns = settings.get("SALESBOT_HISTORY_TURNS")
-        config = DialogueConfig(
-            calendar=Calendar.from_settings(settings),
-            manager_ids=settings.get("SALESBOT_MANAGER_IDS"),
-            max_chars=settings.get("SALESBOT_MAX_MESSAGE_CHARS"),
-            history_turns=turns,
-        )
-        return cls(ClaudeDialogue(claude, load_prompt(settings)), transport, config)
-
     def __init__(self, llm: DialogueLLM, transport: Transport, config: DialogueConfig,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.llm = llm
@@ -201,6 +172,7 @@ class Dialogue:
         self.calendar = config.calendar
         self.now = now
         self._leads: dict[int, _LeadSlot] = {}
+        self._notes: set[asyncio.Task] = set()  # "one moment" notes in flight (a task needs a reference)
 
     # --- entry point ---------------------------------------------------------------------------
 
@@ -216,7 +188,9 @@ class Dialogue:
             # A flood while Claude is busy with this lead: one short note, and the messages are
             # answered together by the next call, not one call each.
             slot.told_to_wait = True
-            asyncio.get_running_loop().create_task(self._say(lead, texts.ONE_MOMENT))
+            note = asyncio.get_running_loop().create_task(self._say(lead, texts.ONE_MOMENT))
+            self._notes.add(note)
+            note.add_done_callback(self._notes.discard)
         slot.users += 1
         try:
             async with slot.lock:
@@ -242,64 +216,51 @@ class Dialogue:
 
     async def _dispatch(self, lead_id: int, message: _Stored, kind: str, incoming: Incoming, text: str,
                         slot: _LeadSlot) -> None:
-        lead = store.lead_by_id(lead_id)  # fresh: an earlier handler may have changed the state
+        lead = leads.by_id(lead_id)  # fresh: an earlier handler may have changed the state
         command = command_of(text)
         if kind == "media":
             await self._say(lead, texts.PLEASE_TEXT)
         elif command == "/start":
-            Lead.update(opted_out=False, opted_out_reason=None).where(Lead.id == lead.id).execute()
+            leads.opt_in(lead.id)
             await self._say(lead, texts.greeting(lead.first_name))
         elif command == "/stop":
-            Lead.update(opted_out=True, opted_out_reason="stop").where(Lead.id == lead.id).execute()
+            leads.opt_out(lead.id, "stop")
             log.info("lead %s opted out of reminders", lead.id)
             await self._say(lead, texts.STOPPED)
         elif command == "/cancel" or (kind == "text" and lead.state and _said(text, texts.CANCEL_WORDS)):
-            self._set_state(lead.id, None)
+            leads.set_state(lead.id, None)
             await self._say(lead, texts.CANCELLED)
         elif kind == "button":
             await self._on_button(lead, incoming.button or "")
         elif lead.state == STATE_CONFIRM_TIME and lead.pending_time and _said(text, texts.CONFIRM_WORDS):
-            await self._book(lead, lead.pending_time.replace(tzinfo=UTC), "custom")
+            await self._book(lead, lead.pending_time, "custom")
         elif lead.state in (STATE_OWN_TIME, STATE_CONFIRM_TIME):
             await self._on_own_time(lead, text)
         else:
             await self._converse(lead, message, slot)
             return
-        store.mark_answered(lead.id, message.id)
+        leads.mark_answered(lead.id, message.id)
 
     # --- storage (synchronous, never across an await) ------------------------------------------
 
-    def _lead_for(self, sender: Sender) -> Lead:
+    @staticmethod
+    def _lead_for(sender: Sender) -> LeadState:
         if sender.lead_id is not None:
-            lead = store.lead_by_id(sender.lead_id)
+            lead = leads.by_id(sender.lead_id)
             if lead is None:
                 raise ValueError(f"no lead {sender.lead_id}")
             return lead
-        lead = store.lead_by_telegram_id(sender.telegram_id)
-        if lead is None:
-            lead = Lead.create(telegram_id=sender.telegram_id, access_hash=sender.access_hash,
-                               username=sender.username, first_name=sender.first_name, status="new")
-            log.info("new lead %s (telegram id %s)", lead.id, sender.telegram_id)
-            return lead
-        changes = {field: value for field, value in (("access_hash", sender.access_hash),
-                                                      ("username", sender.username),
-                                                      ("first_name", sender.first_name))
-                   if value is not None and getattr(lead, field) != value}
-        if changes:
-            Lead.update(**changes).where(Lead.id == lead.id).execute()
-            for key, value in changes.items():
-                setattr(lead, key, value)
-        return lead
+        return leads.upsert_telegram_lead(sender.telegram_id, sender.access_hash, sender.username, sender.first_name)
 
-    def _record(self, lead: Lead, incoming: Incoming, text: str, kind: str) -> _Stored:
+    def _record(self, lead: LeadState, incoming: Incoming, text: str, kind: str) -> _Stored:
         """Store the lead's message (before anything can fail)."""
         if kind == "button":
             stored = self._button_label(incoming.button or "")
         elif kind == "media":
-            stored = MEDIA_LABELS.get(incoming.media or "", "[вложение]")
+            stored = texts.MEDIA_LABELS.get(incoming.media or "", texts.MEDIA_OTHER)
         else:
-            stored = text or "[пустое сообщение]"
-        message_id = store.record_lead_message(lead.id, stored, to_utc_naive(self.now()), unanswered=kind == "text")
+            stored = text or texts.EMPTY_MESSAGE
+        message_id = leads.record_lead_message(lead.id, stored, self.now(), unanswered=kind == "text")
         return _Stored(message_id, stored)
 
     def _button_label(self, data: str) -> str:
@@ -312,27 +273,19 @@ class Dialogue:
             return f"{texts.BUTTON_CONFIRM}: {texts.slot_label(moment.astimezone(self.calendar.tz))}"
         if moment is not None:
             return texts.slot_label(moment.astimezone(self.calendar.tz))
-        return f"[кнопка {data[:20]}]"
-
-    @staticmethod
-    def _set_state(lead_id: int, state: str | None, pending: datetime | None = None) -> None:
-        Lead.update(state=state, pending_time=pending).where(Lead.id == lead_id).execute()
+        return texts.unknown_button(data[:20])
 
     def _booked_starts(self, exclude_lead: int | None = None) -> list[datetime]:
-        since = to_utc_naive(self.now() - self.calendar.slot)
-        query = Meeting.select(Meeting.starts_at).where((Meeting.status == "booked") & (Meeting.starts_at >= since))
-        if exclude_lead is not None:
-            query = query.where(Meeting.lead != exclude_lead)
-        return [start.replace(tzinfo=UTC) for (start,) in query.tuples()]
+        return leads.booked_starts(self.now() - self.calendar.slot, exclude_lead)
 
     # --- saying things -------------------------------------------------------------------------
 
     @staticmethod
-    def _peer(lead: Lead) -> Peer:
+    def _peer(lead: LeadState) -> Peer:
         return Peer(user_id=lead.telegram_id, access_hash=lead.access_hash, lead_id=lead.id)
 
-    async def _say(self, lead: Lead, text: str, buttons: Keyboard | None = None) -> None:
-        store.record_bot_message(lead.id, text, to_utc_naive(self.now()))
+    async def _say(self, lead: LeadState, text: str, buttons: Keyboard | None = None) -> None:
+        leads.record_bot_message(lead.id, text, self.now())
         try:
             if buttons:
                 await self.transport.send_buttons(self._peer(lead), text, buttons)
@@ -353,7 +306,7 @@ class Dialogue:
         rows.append([Button(texts.BUTTON_OWN_TIME, "own")])
         return rows
 
-    async def _offer_slots(self, lead: Lead, text: str, after: datetime | None = None) -> None:
+    async def _offer_slots(self, lead: LeadState, text: str, after: datetime | None = None) -> None:
         slots = free_slots(self.now(), self.calendar, self._booked_starts(), after=after)
         if not slots:
             text = f"{text}\n\n{texts.NO_SLOTS}" if text != texts.CHOOSE_SLOT else texts.NO_SLOTS
@@ -364,10 +317,10 @@ class Dialogue:
     def _history(self, lead_id: int, upto: int) -> list[tuple[str, str]]:
         """The conversation up to message `upto`, as much of it as the window sends (positions
         counted from the lead's first message, so the start stays put and the prefix stays cached)."""
-        total = store.count_messages(lead_id, upto)
+        total = leads.count_messages(lead_id, upto)
         keep = total - window_start(total, self.config.history_turns)
         history = []
-        for role, text in store.recent_messages(lead_id, upto, keep):
+        for role, text in leads.recent_messages(lead_id, upto, keep):
             if (role == "lead" and command_of(text)) or (role == "bot" and text == texts.ONE_MOMENT):
                 continue  # commands and "one moment" notes are not conversation
             if len(text) > self.config.max_chars:
@@ -375,7 +328,7 @@ class Dialogue:
             history.append(("user" if role == "lead" else "assistant", text))
         return history
 
-    def _context(self, lead: Lead, meeting: datetime | None) -> str:
+    def _context(self, lead: LeadState, meeting: datetime | None) -> str:
         now = self.now().astimezone(self.calendar.tz)
         if meeting:
             booked = f"У клиента уже назначена встреча: {timeparse.describe(to_local(meeting, now.tzinfo))}."
@@ -384,27 +337,26 @@ class Dialogue:
         return (f"Служебно (это не слова клиента): сейчас {timeparse.describe(now)}. "
                 f"Имя клиента: {lead.first_name or 'неизвестно'}. Текущий статус: {lead.status}. {booked}")
 
-    async def _converse(self, lead: Lead, message: _Stored, slot: _LeadSlot) -> None:
+    async def _converse(self, lead: LeadState, message: _Stored, slot: _LeadSlot) -> None:
         if message.id <= slot.answered_upto:
             return  # answered together with the messages before it
-        upto = store.latest_lead_message_id(lead.id)
+        upto = leads.latest_lead_message_id(lead.id)
         slot.answered_upto = upto
         history = self._history(lead.id, upto)
         if not history or history[-1][0] != "user":
             return
-        meeting = store.next_meeting_start(lead.id, to_utc_naive(self.now()))
+        meeting = leads.next_meeting_start(lead.id, self.now())
         try:
             answer = await self.llm.answer(history, self._context(lead, meeting), lead.id)
         except LLMUnavailable as exc:
             log.warning("no answer for lead %s: %s", lead.id, exc)
             slot.told_to_wait = False
             await self._say(lead, texts.FALLBACK)
-            name = lead.first_name or f"лид {lead.id}"
-            await self._tell_managers(texts.manager_unanswered(name, lead.username, message.text))
+            await self._tell_managers(texts.manager_unanswered(lead.first_name, lead.id, lead.username, message.text))
             return  # the lead's messages stay marked unanswered
         slot.told_to_wait = False
         has_meeting = meeting is not None  # only this lead's handlers book, and they wait for us
-        store.mark_answered(lead.id, upto, status="hot" if has_meeting else answer.status)
+        leads.mark_answered(lead.id, upto, status="hot" if has_meeting else answer.status)
         if answer.offer_meeting and not has_meeting:
             await self._offer_slots(lead, answer.reply)
         else:
@@ -412,18 +364,17 @@ class Dialogue:
 
     # --- meetings ------------------------------------------------------------------------------
 
-    async def _on_button(self, lead: Lead, data: str) -> None:
+    async def _on_button(self, lead: LeadState, data: str) -> None:
         if data == "own":
-            self._set_state(lead.id, STATE_OWN_TIME)
+            leads.set_state(lead.id, STATE_OWN_TIME)
             await self._say(lead, texts.ASK_OWN_TIME)
         elif data == "re":
-            self._set_state(lead.id, None)
+            leads.set_state(lead.id, None)
             await self._offer_slots(lead, texts.CHOOSE_SLOT)
         elif data.startswith("s:") and (moment := moment_of(data)):
             await self._book(lead, moment, "slot")
         elif data.startswith("ok:") and (moment := moment_of(data)):
-            pending = lead.pending_time.replace(tzinfo=UTC) if lead.pending_time else None
-            if lead.state != STATE_CONFIRM_TIME or pending != moment:
+            if lead.state != STATE_CONFIRM_TIME or lead.pending_time != moment:
                 await self._offer_slots(lead, f"{texts.STALE_BUTTON} {texts.CHOOSE_SLOT}")
             else:
                 await self._book(lead, moment, "custom")
@@ -431,7 +382,7 @@ class Dialogue:
             log.info("unknown button %r from lead %s", data, lead.id)
             await self._offer_slots(lead, f"{texts.STALE_BUTTON} {texts.CHOOSE_SLOT}")
 
-    async def _offer_instead(self, lead: Lead, problem: str, wanted: datetime) -> None:
+    async def _offer_instead(self, lead: LeadState, problem: str, wanted: datetime) -> None:
         """Why `wanted` cannot be booked, and the nearest free slots (after it, when it is in the future
         but taken or outside hours; from now, when it is past or too soon)."""
         after = wanted if problem in ("taken", "outside_hours") else None
@@ -440,25 +391,22 @@ class Dialogue:
     def _problem_text(self, problem: str) -> str:
         cal = self.calendar
         if problem == "outside_hours":
-            return texts.outside_hours(texts.work_days_text(cal.work_days), f"{cal.opens:%H:%M}",
-                                       "24:00" if cal.closes.hour == 23 and cal.closes.minute == 59
-                                       else f"{cal.closes:%H:%M}")
+            return texts.outside_hours(texts.work_days_text(cal.work_days), clock_label(cal.opens),
+                                       clock_label(cal.closes))
         return {"past": texts.TIME_PASSED, "too_soon": texts.TOO_SOON, "taken": texts.TAKEN}[problem]
 
-    async def _on_own_time(self, lead: Lead, text: str) -> None:
+    async def _on_own_time(self, lead: LeadState, text: str) -> None:
         result = await self.llm.parse_time(text, self.now(), self.calendar, lead.id)
         if result.kind == "need_time" and result.day is not None:
             # "завтра": remember the day, so a following "в 15" means tomorrow at 15:00
-            noon = datetime.combine(result.day, time(12), tzinfo=self.calendar.tz)
-            self._set_state(lead.id, STATE_OWN_TIME, to_utc_naive(noon))
+            leads.set_state(lead.id, STATE_OWN_TIME, pending_day=result.day)
             await self._say(lead, texts.need_time_for(timeparse.describe_day(result.day)))
             return
         if result.kind == "need_time":
             await self._say(lead, texts.NEED_TIME)
             return
-        if result.ok and result.time_only and lead.state == STATE_OWN_TIME and lead.pending_time:
-            day = to_local(lead.pending_time, self.calendar.tz).date()
-            result.when = datetime.combine(day, result.when.time(), tzinfo=self.calendar.tz)
+        if result.ok and result.time_only and lead.state == STATE_OWN_TIME and lead.pending_day:
+            result.when = datetime.combine(lead.pending_day, result.when.time(), tzinfo=self.calendar.tz)
         if result.kind == "past":
             await self._offer_slots(lead, f"{texts.TIME_PASSED} {texts.NEAREST_SLOTS}")
             return
@@ -468,46 +416,20 @@ class Dialogue:
         problem = check(result.when, self.now(), self.calendar, self._booked_starts(exclude_lead=lead.id))
         if problem:
             await self._offer_instead(lead, problem, result.when)
-            self._set_state(lead.id, STATE_OWN_TIME)
+            leads.set_state(lead.id, STATE_OWN_TIME)
             return
-        self._set_state(lead.id, STATE_CONFIRM_TIME, to_utc_naive(result.when))
+        leads.set_state(lead.id, STATE_CONFIRM_TIME, pending_time=result.when)
         confirm = [[Button(texts.BUTTON_CONFIRM, slot_data("ok", result.when))],
                    [Button(texts.BUTTON_OTHER, "re")]]
         await self._say(lead, texts.confirm_own_time(timeparse.describe(result.when)), confirm)
 
-    def _reserve(self, lead_id: int, start: datetime, source: str) -> tuple[str | None, bool]:
-        """Book atomically (BEGIN IMMEDIATE): returns (problem, rebooked). A lead's other upcoming
-        meeting is moved, not doubled; the unique index decides a race between two leads."""
-        start_utc = to_utc_naive(start)
-        with db.atomic():
-            own = list(Meeting.select().where((Meeting.lead == lead_id) & (Meeting.status == "booked")
-                                              & (Meeting.starts_at >= to_utc_naive(self.now()))))
-            if any(m.starts_at == start_utc for m in own):
-                return None, False  # pressed twice: already booked
-            problem = check(start, self.now(), self.calendar, self._booked_starts(exclude_lead=lead_id))
-            if problem:
-                return problem, False
-            try:
-                with db.atomic():  # a savepoint: a lost race undoes only the insert
-                    Meeting.create(lead=lead_id, starts_at=start_utc, status="booked", source=source,
-                                   created_at=to_utc_naive(self.now()))
-            except IntegrityError:
-                return "taken", False
-            if own:
-                Meeting.update(status="cancelled").where(Meeting.id.in_([m.id for m in own])).execute()
-            Lead.update(status="hot", state=None, pending_time=None).where(Lead.id == lead_id).execute()
-        return None, bool(own)
-
-    async def _book(self, lead: Lead, start: datetime, source: str) -> None:
-        problem, rebooked = self._reserve(lead.id, start, source)
+    async def _book(self, lead: LeadState, start: datetime, source: str) -> None:
+        problem, rebooked = leads.book(lead.id, start, source, self.now(), self.calendar)
         if problem:
             await self._offer_instead(lead, problem, start)
             return
         when = timeparse.describe(start.astimezone(self.calendar.tz))
         log.info("lead %s booked a meeting: %s (%s)", lead.id, when, source)
         await self._say(lead, texts.rebooked(when) if rebooked else texts.booked(when))
-        recent = (Message.select(Message.text).where((Message.lead == lead.id) & (Message.role == "lead"))
-                  .order_by(Message.id.desc()).limit(RECENT_FOR_MANAGERS).tuples())
-        last = [text for (text,) in reversed(list(recent))]
-        await self._tell_managers(texts.manager_booking(lead.first_name or f"лид {lead.id}", lead.username, when,
-                                                        source, last))
+        last = leads.recent_lead_texts(lead.id, RECENT_FOR_MANAGERS)
+        await self._tell_managers(texts.manager_booking(lead.first_name, lead.id, lead.username, when, source, last))

@@ -8,7 +8,7 @@ owe the lead a reply, not the other way round); and either
 - step 2: one reminder and it is at least FOLLOW_UP_2 hours old.
 Step 2 makes the lead cold (cold_reason `no_reply`) in the same update that claims it.
 
-Never twice: each lead is claimed by a compare-and-set UPDATE (on follow_up_count and the lead's
+Never twice: each lead is claimed (leads.claim_follow_up) by a compare-and-set UPDATE (on follow_up_count and the lead's
 last message) before anything is sent, together with the reminder's bot message; a transient send
 failure releases the claim and removes that message. Overlapping sweeps or a crash mid-sweep can
 skip a reminder, never send one twice.
@@ -27,9 +27,10 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from salesbot import texts
+from salesbot import leads, texts
 from salesbot.errors import SalesbotError
-from salesbot.store import db, record_bot_message, to_utc_naive
+from salesbot.slots import clock_label
+from salesbot.store import db, to_utc_naive
 from salesbot.transport import Peer, SendError, Transport
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,6 @@ class Policy:
     second_after: timedelta = timedelta(hours=24)
     window: tuple[time, time] = (time(10), time(20))
 
-    @classmethod
-    def from_settings(cls, settings) -> Policy:
-        return cls(
-            tz=settings.tz,
-            first_after=timedelta(hours=settings.get("SALESBOT_FOLLOW_UP_1_HOURS")),
-            second_after=timedelta(hours=settings.get("SALESBOT_FOLLOW_UP_2_HOURS")),
-            window=settings.get("SALESBOT_SEND_WINDOW"),
-        )
-
     def in_window(self, now: datetime) -> bool:
         local = now.astimezone(self.tz).time()
         start, end = self.window
@@ -68,7 +60,8 @@ class Due:
     access_hash: int
     first_name: str | None
     step: int
-    last_message_at: datetime  # as stored: the compare-and-set checks the lead has not written since
+    # Both as stored (text): the claim compares them with what is in the row, byte for byte.
+    last_message_at: str
     last_follow_up_at: str | None
     status: str
 
@@ -125,9 +118,8 @@ class SweepResult:
 
 # Who is due (the module docstring in SQL). Rows stream page by page (keyset on id), so memory stays
 # flat however many leads there are, and no read is open while the sweep writes.
-_DUE_WHERE = """
-      l.status IN ('new', 'warm') AND l.opted_out = 0
-  AND l.telegram_id IS NOT NULL AND l.access_hash IS NOT NULL AND l.follow_up_count < 2
+_DUE_WHERE = f"""
+      {leads.REMINDABLE}
   AND ((l.follow_up_count = 0 AND l.last_message_at <= ?) OR (l.follow_up_count = 1 AND l.last_follow_up_at <= ?))
   AND NOT EXISTS (SELECT 1 FROM meeting AS m WHERE m.lead_id = l.id AND m.status = 'booked' AND m.starts_at >= ?)
   AND (SELECT role FROM message AS x WHERE x.lead_id = l.id ORDER BY x.id DESC LIMIT 1) = 'bot'
@@ -170,38 +162,6 @@ def due_leads(now: datetime, policy: Policy, limit: int | None = None) -> Iterat
         after = rows[-1][0]
 
 
-def claim(due: Due, now: datetime, text: str) -> int | None:
-    """Compare-and-set: take the lead for this step and store the reminder, or None if someone else
-    did (another sweep, or the lead wrote meanwhile). Returns the stored message's id."""
-    now_db = str(to_utc_naive(now))
-    with db.atomic():
-        cursor = db.execute_sql(
-            "UPDATE lead SET follow_up_count = ?, last_follow_up_at = ?,"
-            " status = CASE WHEN ? = 2 THEN 'cold' ELSE status END,"
-            " cold_reason = CASE WHEN ? = 2 THEN 'no_reply' ELSE cold_reason END"
-            " WHERE id = ? AND follow_up_count = ? AND last_message_at = ? AND opted_out = 0"
-            " AND status IN ('new', 'warm')",
-            (due.step, now_db, due.step, due.step, due.lead_id, due.step - 1, due.last_message_at))
-        if cursor.rowcount != 1:
-            return None
-        return record_bot_message(due.lead_id, text, to_utc_naive(now))
-
-
-def release(due: Due, message_id: int, now: datetime, unreachable: str | None = None) -> None:
-    """Undo a claim whose reminder was not sent; `unreachable` also opts the lead out for good."""
-    with db.atomic():
-        db.execute_sql(
-            "UPDATE lead SET follow_up_count = ?, last_follow_up_at = ?, status = ?,"
-            " cold_reason = CASE WHEN ? = 2 THEN NULL ELSE cold_reason END WHERE id = ? AND follow_up_count = ?"
-            " AND last_follow_up_at = ?",
-            (due.step - 1, due.last_follow_up_at, due.status, due.step, due.lead_id, due.step,
-             str(to_utc_naive(now))))
-        db.execute_sql("DELETE FROM message WHERE id = ?", (message_id,))
-        if unreachable:
-            db.execute_sql("UPDATE lead SET opted_out = 1, opted_out_reason = ? WHERE id = ?",
-                           (unreachable, due.lead_id))
-
-
 async def sweep(
     now: datetime,
     policy: Policy,
@@ -219,7 +179,7 @@ async def sweep(
     Each finished action goes to `on_action`; `keep` bounds how many stay in the result."""
     result = SweepResult(now=now, dry_run=dry_run, in_window=policy.in_window(now))
     if not result.in_window:
-        log.debug("outside the send window %s-%s (%s): nothing to do", *(f"{t:%H:%M}" for t in policy.window),
+        log.debug("outside the send window %s-%s (%s): nothing to do", *map(clock_label, policy.window),
                   policy.tz.key)
         if dry_run:  # tell the operator what the window is holding back
             result.due_later = count_due(now, policy)
@@ -232,7 +192,7 @@ async def sweep(
         stop = False
         if not dry_run:
             text = texts.follow_up(due.step, due.first_name)
-            message_id = claim(due, now, text)
+            message_id = leads.claim_follow_up(due.lead_id, due.step, due.last_message_at, now, text)
             if message_id is None:
                 action.outcome = "claimed_elsewhere"
             else:
@@ -242,7 +202,8 @@ async def sweep(
                 if action.outcome == "sent":
                     sent_any = True
                 else:
-                    release(due, message_id, now, unreachable=action.error if action.outcome == "unreachable" else None)
+                    leads.release_follow_up(due.lead_id, due.step, due.last_follow_up_at, due.status, message_id, now,
+                                            unreachable=action.error if action.outcome == "unreachable" else None)
         result.record(action, keep)
         if on_action:
             on_action(action)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from peewee import SQL, fn
 
-from salesbot import pricing
+from salesbot import leads, pricing
 from salesbot.errors import NotFoundError, SalesbotError
 from salesbot.store import (
     LEAD_STATUSES,
@@ -20,7 +20,7 @@ from salesbot.store import (
     LlmCall,
     Meeting,
     Message,
-    next_meeting_start,
+    display_name,
     to_local,
     to_utc_naive,
     utcnow,
@@ -63,8 +63,7 @@ class LeadSummary:
 
     @property
     def name(self) -> str:
-        parts = [self.first_name or "", f"@{self.username}" if self.username else ""]
-        return " ".join(p for p in parts if p) or "—"
+        return display_name(self.first_name, self.username)
 
 
 def _summary(lead: Lead, next_meeting: datetime | None, tz: ZoneInfo, unanswered: int = 0) -> LeadSummary:
@@ -160,7 +159,7 @@ def lead_detail(lead_id: int, tz: ZoneInfo) -> LeadDetail:
             .where(Message.lead == lead).order_by(Message.id).tuples())
     messages = [ConversationLine(role=role, text=text, created_at=to_local(created_at, tz), unanswered=bool(flag))
                 for role, text, created_at, flag in rows]
-    next_meeting = next_meeting_start(lead.id, utcnow())
+    next_meeting = leads.next_meeting_start(lead.id, utcnow())
     summary = _summary(lead, next_meeting, tz, sum(line.unanswered for line in messages))
     meetings = [_meeting_info(meeting, lead, tz)
                 for meeting in Meeting.select().where(Meeting.lead == lead).order_by(Meeting.starts_at)]
@@ -242,6 +241,15 @@ def usage_report(since: datetime | None = None) -> UsageReport:
     return UsageReport(since=since, rows=rows, total=total)
 
 
+def parse_moment(text: str, tz: ZoneInfo) -> datetime:
+    """An ISO 8601 date or time; without an offset it is in `tz`."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise SalesbotError(f"expected an ISO 8601 time like 2025-12-23T14:05, got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
 def parse_since(text: str, tz: ZoneInfo, now: datetime | None = None) -> datetime:
     """`2025-12-01`, `2025-12-01T09:00`, or a span back from now: `24h`, `7d`, `2w`."""
     value = text.strip()
@@ -250,8 +258,7 @@ def parse_since(text: str, tz: ZoneInfo, now: datetime | None = None) -> datetim
     if value[:-1].isdigit() and value[-1:].lower() in units:
         return now - timedelta(seconds=int(value[:-1]) * units[value[-1].lower()])
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise SalesbotError(f"--since: expected a date like 2025-12-01, a time like 2025-12-01T09:00, "
+        return parse_moment(value, tz)
+    except SalesbotError:
+        raise SalesbotError(f"expected a date like 2025-12-01, a time like 2025-12-01T09:00, "
                             f"or a span like 7d or 24h; got {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)

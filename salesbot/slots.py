@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -19,17 +19,26 @@ class Calendar:
     min_notice: timedelta
     horizon: timedelta = timedelta(days=14)
 
-    @classmethod
-    def from_settings(cls, settings) -> Calendar:
-        opens, closes = settings.get("SALESBOT_WORK_HOURS")
-        return cls(
-            tz=settings.tz,
-            work_days=settings.get("SALESBOT_WORK_DAYS"),
-            opens=opens,
-            closes=closes,
-            slot=timedelta(minutes=settings.get("SALESBOT_SLOT_MINUTES")),
-            min_notice=timedelta(minutes=settings.get("SALESBOT_MIN_NOTICE_MINUTES")),
-        )
+    def closing(self, day: date) -> datetime:
+        """When the business closes on `day` (a close of 24:00 is the next midnight)."""
+        return at_clock(day, self.closes, self.tz)
+
+
+# A clock time of 24:00 (the end of the day, as a closing time or a window's end) is kept as time.max,
+# the last instant of the day; these two helpers are the only places that know it.
+END_OF_DAY = time.max
+
+
+def clock_label(moment: time) -> str:
+    """`10:00`, or `24:00` for the end of the day."""
+    return "24:00" if moment == END_OF_DAY else f"{moment:%H:%M}"
+
+
+def at_clock(day: date, moment: time, tz: ZoneInfo) -> datetime:
+    """`moment` on `day` in `tz`; the end of the day is the next midnight."""
+    if moment == END_OF_DAY:
+        return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+    return datetime.combine(day, moment, tzinfo=tz)
 
 
 def overlaps(start: datetime, length: timedelta, booked: Iterable[datetime]) -> bool:
@@ -46,10 +55,7 @@ def check(start: datetime, now: datetime, cal: Calendar, booked: Iterable[dateti
         return "past"
     if start < now + cal.min_notice:
         return "too_soon"
-    end = local + cal.slot
-    closes = datetime.combine(local.date(), cal.closes, tzinfo=cal.tz) if cal.closes != time.max \
-        else datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=cal.tz)
-    if local.weekday() not in cal.work_days or local.time() < cal.opens or end > closes:
+    if local.weekday() not in cal.work_days or local.time() < cal.opens or local + cal.slot > cal.closing(local.date()):
         return "outside_hours"
     if overlaps(start, cal.slot, booked):
         return "taken"

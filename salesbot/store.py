@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,11 +19,12 @@ from peewee import (
     BooleanField,
     DatabaseError,
     DatabaseProxy,
+    DateField,
     DateTimeField,
     ForeignKeyField,
     IntegerField,
+    IntegrityError,
     Model,
-    OperationalError,
     SqliteDatabase,
     TextField,
 )
@@ -54,6 +54,45 @@ def to_local(stored: datetime, tz: ZoneInfo) -> datetime:
     return stored.replace(tzinfo=UTC).astimezone(tz)
 
 
+_LOCKED_HINT = " (another salesbot process holds a long write; try again)"
+
+
+def _is_locked(reason: str) -> bool:
+    return "locked" in reason or "busy" in reason
+
+
+def _translated(path: str, exc: Exception) -> StoreError:
+    reason = str(exc) or exc.__class__.__name__
+    if _is_locked(reason):
+        reason += _LOCKED_HINT
+    elif "malformed" in reason or "not a database" in reason:
+        return StoreError(f"the database {path} is damaged (SQLite says: {reason})")
+    return StoreError(f"the database failed: {reason}")
+
+
+class Database(SqliteDatabase):
+    """SqliteDatabase whose failures (locked past the busy timeout, disk full, read-only file, damage)
+    surface as StoreError, so no caller sees a raw OperationalError. IntegrityError passes through:
+    it is a constraint doing its job (a booking race), which the caller decides about."""
+
+    def _guard(self, call, *args):
+        try:
+            return call(*args)
+        except IntegrityError:
+            raise
+        except DatabaseError as exc:  # OperationalError among them
+            raise _translated(self.database, exc) from exc
+
+    def execute_sql(self, sql, params=None):
+        return self._guard(super().execute_sql, sql, params)
+
+    def begin(self, lock_type=None):
+        return self._guard(super().begin, lock_type)
+
+    def commit(self):
+        return self._guard(super().commit)
+
+
 class BaseModel(Model):
     class Meta:
         database = db
@@ -74,16 +113,20 @@ class Lead(BaseModel):
     cold_reason = TextField(null=True)
     pending_time = DateTimeField(null=True)  # own time understood, awaiting the lead's confirmation
     opted_out_reason = TextField(null=True)  # stop (the lead's /stop), or why Telegram cannot reach them
+    pending_day = DateField(null=True)  # a day the lead named without a time ("завтра"), local to SALESBOT_TZ
 
     class Meta:
         table_name = "lead"
 
     @property
     def display_name(self) -> str:
-        name = self.first_name or ""
-        if self.username:
-            name = f"{name} @{self.username}".strip()
-        return name or f"lead {self.id}"
+        return display_name(self.first_name, self.username, self.id)
+
+
+def display_name(first_name: str | None, username: str | None, lead_id: int | None = None) -> str:
+    """How staff see a lead: `Анна @anna`, `@anna`, `Анна`, or `lead 7` when Telegram gave neither."""
+    name = " ".join(part for part in (first_name or "", f"@{username}" if username else "") if part)
+    return name or (f"lead {lead_id}" if lead_id is not None else "—")
 
 
 class Message(BaseModel):
@@ -123,9 +166,6 @@ class LlmCall(BaseModel):
 
     class Meta:
         table_name = "llm_call"
-
-
-MODELS = (Lead, Message, Meeting, LlmCall)
 
 
 # --- migrations ---------------------------------------------------------------------------------
@@ -208,24 +248,27 @@ M004_FOLLOW_UPS = [
     " AND telegram_id IS NOT NULL AND access_hash IS NOT NULL AND follow_up_count < 2",
 ]
 
-MIGRATIONS: list[tuple[str, list[str] | Callable[[SqliteDatabase], None]]] = [
+# Each column means one thing: `pending_time` is a time awaiting the lead's confirmation; a day the
+# lead named without a time gets its own column (it was stored as local noon in `pending_time`).
+# The old noon is moved to its date as seen one hour later in UTC, which is the local date for
+# every zone from UTC-10 to UTC+12; the state is a half-finished question, so nothing else is lost.
+M005_PENDING_DAY = [
+    "ALTER TABLE lead ADD COLUMN pending_day DATE",
+    "UPDATE lead SET pending_day = date(pending_time, '+1 hours'), pending_time = NULL"
+    " WHERE state = 'MEETING_CUSTOM_TIME' AND pending_time IS NOT NULL",
+]
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
     ("001_initial", M001_INITIAL),
     ("002_indexes", M002_INDEXES),
     ("003_dialogue", M003_DIALOGUE),
     ("004_follow_ups", M004_FOLLOW_UPS),
+    ("005_pending_day", M005_PENDING_DAY),
 ]
 
 
-def _apply(database: SqliteDatabase, step: list[str] | Callable[[SqliteDatabase], None]) -> None:
-    if callable(step):
-        step(database)
-    else:
-        for statement in step:
-            database.execute_sql(statement)
-
-
-def migrate(database: SqliteDatabase, upto: int | None = None) -> list[str]:
-    """Apply the pending migrations (the first `upto` of them, for tests); return the names applied."""
+def migrate(database: SqliteDatabase) -> list[str]:
+    """Apply the pending migrations; return the names applied."""
     database.execute_sql(
         "CREATE TABLE IF NOT EXISTS migrations ("
         " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
@@ -240,13 +283,14 @@ def migrate(database: SqliteDatabase, upto: int | None = None) -> list[str]:
             f"(it has migration {newer[-1]}, this version knows up to {known[-1]}); upgrade salesbot"
         )
     done = []
-    for name, step in MIGRATIONS[:upto]:
+    for name, statements in MIGRATIONS:
         if name in applied:
             continue
         with database.atomic():  # BEGIN IMMEDIATE: a second process starting now waits, then skips
             if database.execute_sql("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
                 continue
-            _apply(database, step)
+            for statement in statements:
+                database.execute_sql(statement)
             database.execute_sql(
                 "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, str(utcnow()))
             )
@@ -255,7 +299,7 @@ def migrate(database: SqliteDatabase, upto: int | None = None) -> list[str]:
     return done
 
 
-def open_database(path: Path, *, upto: int | None = None) -> SqliteDatabase:
+def open_database(path: Path) -> SqliteDatabase:
     """Open (creating if needed) and migrate the database, and bind the models to it."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -263,7 +307,7 @@ def open_database(path: Path, *, upto: int | None = None) -> SqliteDatabase:
         raise StoreError(f"cannot create the folder for the database {path}: {exc.strerror}") from None
     if path.is_dir():
         raise StoreError(f"SALESBOT_DB {path} is a folder, not a database file")
-    database = SqliteDatabase(
+    database = Database(
         str(path),
         pragmas={
             "journal_mode": "wal",
@@ -282,92 +326,21 @@ def open_database(path: Path, *, upto: int | None = None) -> SqliteDatabase:
                 f"{path} is an SQLite database but not salesbot's (it has no migrations table); "
                 "point SALESBOT_DB at another file"
             )
-        migrate(database, upto=upto)
-    except StoreError:
+        migrate(database)
+    except StoreError as exc:
         database.close()
+        if isinstance(exc.__cause__, DatabaseError | sqlite3.DatabaseError):
+            raise _open_error(path, exc.__cause__) from None
         raise
-    except (DatabaseError, OperationalError, sqlite3.DatabaseError) as exc:
+    except (DatabaseError, sqlite3.DatabaseError) as exc:
         database.close()
-        reason = str(exc) or exc.__class__.__name__
-        if "not a database" in reason or "malformed" in reason:
-            raise StoreError(f"{path} is not a salesbot database (SQLite says: {reason})") from None
-        raise StoreError(f"cannot open the database {path}: {reason}") from None
+        raise _open_error(path, exc) from None
     db.initialize(database)
     return database
 
 
-# --- the dialogue's hot path ----------------------------------------------------------------------
-# Fixed SQL for what every message does. Peewee builds its SQL anew on each call, which was most of
-# the engine's CPU per message (scripts/bench_dialogue.py); these statements are parsed once by
-# sqlite3's statement cache. Times are stored exactly as DateTimeField stores them (str of naive UTC).
-
-_LEAD_COLUMNS = "id, telegram_id, access_hash, username, first_name, status, state, pending_time, opted_out"
-
-
-def _lead_from_row(row: tuple | None) -> Lead | None:
-    if row is None:
-        return None
-    lead = Lead(id=row[0], telegram_id=row[1], access_hash=row[2], username=row[3], first_name=row[4],
-                status=row[5], state=row[6], pending_time=Lead.pending_time.python_value(row[7]),
-                opted_out=bool(row[8]))
-    lead._dirty.clear()
-    return lead
-
-
-def lead_by_telegram_id(telegram_id: int) -> Lead | None:
-    return _lead_from_row(db.execute_sql(f"SELECT {_LEAD_COLUMNS} FROM lead WHERE telegram_id = ?",
-                                         (telegram_id,)).fetchone())
-
-
-def lead_by_id(lead_id: int) -> Lead | None:
-    return _lead_from_row(db.execute_sql(f"SELECT {_LEAD_COLUMNS} FROM lead WHERE id = ?", (lead_id,)).fetchone())
-
-
-def record_lead_message(lead_id: int, text: str, at: datetime, unanswered: bool) -> int:
-    """Store what the lead wrote and what writing means: reminders start over, a cold lead is warm."""
-    with db.atomic():
-        cursor = db.execute_sql(
-            "INSERT INTO message (lead_id, role, text, created_at, unanswered) VALUES (?, 'lead', ?, ?, ?)",
-            (lead_id, text, str(at), int(unanswered)))
-        db.execute_sql(
-            "UPDATE lead SET last_message_at = ?, follow_up_count = 0,"
-            " cold_reason = CASE WHEN status = 'cold' THEN NULL ELSE cold_reason END,"
-            " status = CASE WHEN status = 'cold' THEN 'warm' ELSE status END WHERE id = ?",
-            (str(at), lead_id))
-    return cursor.lastrowid
-
-
-def record_bot_message(lead_id: int, text: str, at: datetime) -> int:
-    cursor = db.execute_sql(
-        "INSERT INTO message (lead_id, role, text, created_at, unanswered) VALUES (?, 'bot', ?, ?, 0)",
-        (lead_id, text, str(at)))
-    return cursor.lastrowid
-
-
-def latest_lead_message_id(lead_id: int) -> int | None:
-    return db.execute_sql("SELECT max(id) FROM message WHERE lead_id = ? AND role = 'lead'", (lead_id,)).fetchone()[0]
-
-
-def count_messages(lead_id: int, upto: int) -> int:
-    return db.execute_sql("SELECT count(*) FROM message WHERE lead_id = ? AND id <= ?", (lead_id, upto)).fetchone()[0]
-
-
-def recent_messages(lead_id: int, upto: int, limit: int) -> list[tuple[str, str]]:
-    """(role, text) of the lead's last `limit` messages with id <= upto, oldest first."""
-    rows = db.execute_sql("SELECT role, text FROM message WHERE lead_id = ? AND id <= ? ORDER BY id DESC LIMIT ?",
-                          (lead_id, upto, limit)).fetchall()
-    return rows[::-1]
-
-
-def next_meeting_start(lead_id: int, now: datetime) -> datetime | None:
-    row = db.execute_sql("SELECT starts_at FROM meeting WHERE lead_id = ? AND status = 'booked' AND starts_at >= ?"
-                         " ORDER BY starts_at LIMIT 1", (lead_id, str(now))).fetchone()
-    return Meeting.starts_at.python_value(row[0]) if row else None
-
-
-def mark_answered(lead_id: int, upto: int, status: str | None = None) -> None:
-    with db.atomic():
-        if status is not None:
-            db.execute_sql("UPDATE lead SET status = ? WHERE id = ?", (status, lead_id))
-        db.execute_sql("UPDATE message SET unanswered = 0 WHERE lead_id = ? AND id <= ? AND unanswered = 1",
-                       (lead_id, upto))
+def _open_error(path: Path, exc: Exception) -> StoreError:
+    reason = str(exc) or exc.__class__.__name__
+    if "not a database" in reason or "malformed" in reason:
+        return StoreError(f"{path} is not a salesbot database (SQLite says: {reason})")
+    return StoreError(f"cannot open the database {path}: {reason}{_LOCKED_HINT if _is_locked(reason) else ''}")

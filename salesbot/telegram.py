@@ -19,6 +19,7 @@ from telethon.tl import functions, types
 from telethon.tl.custom import Button as TgButton
 
 from salesbot.conversation import Dialogue, Incoming, Sender
+from salesbot.errors import SalesbotError
 from salesbot.transport import Keyboard, Peer, SendError
 
 log = logging.getLogger(__name__)
@@ -145,8 +146,8 @@ def make_client(settings, session: str, *, receive_updates: bool, flood_sleep_th
     slept inside Telethon; longer ones come back as SendError(retry_after=…)."""
     return TelegramClient(
         str(settings.home / session),
-        settings.get("TELEGRAM_API_ID"),
-        settings.get("TELEGRAM_API_HASH"),
+        settings.telegram_api_id,
+        settings.telegram_api_hash,
         receive_updates=receive_updates,
         flood_sleep_threshold=flood_sleep_threshold,
     )
@@ -165,14 +166,10 @@ async def serve(settings, engine_factory) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     try:
-        await client.start(bot_token=settings.get("TELEGRAM_BOT_TOKEN"))
+        await client.start(bot_token=settings.bot_token)
     except errors.RPCError as exc:
-        from salesbot.errors import SalesbotError
-
         raise SalesbotError(f"Telegram refused to log the bot in: {type(exc).__name__}") from None
     except (ConnectionError, OSError) as exc:
-        from salesbot.errors import SalesbotError
-
         raise SalesbotError(f"cannot reach Telegram: {exc}") from None
     me = await client.get_me()
     log.info("serving as @%s; Ctrl-C or SIGTERM to stop", getattr(me, "username", "?"))
@@ -190,11 +187,9 @@ async def serve(settings, engine_factory) -> None:
 async def sweep_transport(settings):
     """A transport for the reminder sweep: its own session file, no updates received, and every
     FloodWait handed back to the sweep (which waits out short ones and stops on long ones)."""
-    from salesbot.errors import SalesbotError
-
     client = make_client(settings, SWEEP_SESSION, receive_updates=False, flood_sleep_threshold=0)
     try:
-        await client.start(bot_token=settings.get("TELEGRAM_BOT_TOKEN"))
+        await client.start(bot_token=settings.bot_token)
     except (errors.RPCError, ConnectionError, OSError) as exc:
         await client.disconnect()
         raise SalesbotError(f"cannot log the bot in to Telegram: {type(exc).__name__}") from None

@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from rich.console import Console
 from rich.markup import escape
 
+from salesbot import leads, texts
 from salesbot.conversation import Dialogue, Incoming, Sender
-from salesbot.store import Lead
+from salesbot.leads import LeadState
 from salesbot.transport import Button, Keyboard, Peer
 
 
@@ -54,17 +55,13 @@ class TerminalTransport:
         return next((b for b in self.choices if " ".join(b.label.split()).casefold() == wanted), None)
 
 
-def chat_lead(name: str | None) -> Lead:
+def chat_lead(name: str | None) -> LeadState:
     """The terminal lead called `name` (continuing its conversation), or a new one."""
-    if name:
-        existing = (Lead.select().where((Lead.first_name == name) & Lead.telegram_id.is_null())
-                    .order_by(Lead.id.desc()).first())
-        if existing:
-            return existing
-    return Lead.create(first_name=name or "Гость", status="new")
+    existing = leads.chat_lead_named(name) if name else None
+    return existing or leads.create_chat_lead(name or texts.CHAT_GUEST)
 
 
-async def run_chat(engine: Dialogue, transport: TerminalTransport, lead: Lead, lines: Iterable[str]) -> int:
+async def run_chat(engine: Dialogue, transport: TerminalTransport, lead: LeadState, lines: Iterable[str]) -> int:
     """Feed lines to the engine as the lead; return how many were handled."""
     handled = 0
     for raw in lines:

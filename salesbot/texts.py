@@ -41,6 +41,13 @@ TAKEN = "Это время уже занято."
 STALE_BUTTON = "Это предложение уже неактуально."
 NEAREST_SLOTS = "Вот ближайшее свободное время:"
 
+# How a lead's non-text message is stored in the conversation (and shown to Claude and staff)
+MEDIA_LABELS = {"sticker": "[стикер]", "voice": "[голосовое сообщение]", "photo": "[фото]", "video": "[видео]",
+                "document": "[файл]"}
+MEDIA_OTHER = "[вложение]"
+EMPTY_MESSAGE = "[пустое сообщение]"
+CHAT_GUEST = "Гость"  # the name of a `salesbot chat` lead started without --lead
+
 CANCEL_WORDS = {"отмена", "отменить", "/cancel", "cancel", "стоп запись"}
 # Typed instead of pressing «Да, записать» while a time waits for confirmation
 CONFIRM_WORDS = {"да", "ага", "ок", "ok", "окей", "верно", "правильно", "подтверждаю", "да, записать", "записать",
@@ -89,8 +96,17 @@ def work_days_text(days: frozenset[int]) -> str:
     return "по " + ", ".join(_DAYS_EACH[d] for d in ordered)
 
 
-def manager_booking(name: str, username: str | None, when: str, source: str, last_messages: list[str]) -> str:
-    who = name + (f" (@{username})" if username else "")
+def unknown_button(data: str) -> str:
+    return f"[кнопка {data}]"
+
+
+def _lead_for_managers(first_name: str | None, lead_id: int, username: str | None) -> str:
+    return (first_name or f"лид {lead_id}") + (f" (@{username})" if username else "")
+
+
+def manager_booking(first_name: str | None, lead_id: int, username: str | None, when: str, source: str,
+                    last_messages: list[str]) -> str:
+    who = _lead_for_managers(first_name, lead_id, username)
     how = "своё время" if source == "custom" else "слот"
     lines = [f"📅 Новая встреча: {who}", f"Когда: {when} ({how})"]
     if last_messages:
@@ -99,8 +115,8 @@ def manager_booking(name: str, username: str | None, when: str, source: str, las
     return "\n".join(lines)
 
 
-def manager_unanswered(name: str, username: str | None, text: str) -> str:
-    who = name + (f" (@{username})" if username else "")
+def manager_unanswered(first_name: str | None, lead_id: int, username: str | None, text: str) -> str:
+    who = _lead_for_managers(first_name, lead_id, username)
     return f"⚠️ Claude недоступен, клиент {who} ждёт ответа:\n— {text}"
 
 

@@ -30,3 +30,21 @@ def make_meeting(lead: Lead, starts_at: datetime, *, status: str = "booked", sou
 
 def hours(n: float) -> timedelta:
     return timedelta(hours=n)
+
+
+def database_at(path, migrations: int) -> None:
+    """A database as an older salesbot left it: only its first `migrations` migrations applied."""
+    import sqlite3
+
+    from salesbot.store import MIGRATIONS
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=wal")
+        conn.execute("CREATE TABLE migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+                     " applied_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+        for name, statements in MIGRATIONS[:migrations]:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO migrations (name) VALUES (?)", (name,))
+    conn.close()

@@ -7,7 +7,7 @@ import pytest
 
 from salesbot import cli
 from salesbot.store import utcnow
-from tests.factories import hours, make_lead, make_meeting
+from tests.factories import database_at, hours, make_lead, make_meeting
 
 
 def test_empty_database_says_so(run):
@@ -164,15 +164,43 @@ def test_python_dash_m_works():
     assert result.returncode == 0 and "leads" in result.stdout
 
 
-def test_a_locked_database_is_a_clear_error_not_a_traceback(db, run, monkeypatch):
-    import peewee
+def test_a_locked_database_is_a_clear_error_not_a_traceback(run, salesbot_home, monkeypatch):
+    # A database one migration behind, and another process holding a long write: applying the
+    # migration waits out the busy timeout, then the operator reads one line, not an OperationalError.
+    import sqlite3
 
-    from salesbot import queries
+    from salesbot import store
 
-    def locked(*args, **kwargs):
-        raise peewee.OperationalError("database is locked")
+    path = salesbot_home / "salesbot.db"
+    database_at(path, len(store.MIGRATIONS) - 1)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=wal")
+    holder.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 100)
+    try:
+        result = run("leads", "list", code=1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert "database is locked (another salesbot process holds a long write; try again)" in result.stderr
+    assert "Traceback" not in result.stderr and "OperationalError" not in result.stderr
+    run("leads", "list")  # the lock gone, the same command works
 
-    monkeypatch.setattr(queries, "list_leads", locked)
-    result = run("leads", "list", code=1)
-    assert "the database failed: database is locked (another salesbot process" in result.stderr
-    assert "Traceback" not in result.stderr
+
+def test_the_store_raises_typed_errors_for_what_sqlite_refuses(db, tmp_path, monkeypatch):
+    import sqlite3
+
+    from salesbot import leads
+    from salesbot.errors import StoreError
+
+    lead = make_lead()
+    holder = sqlite3.connect(db.database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    db.execute_sql("PRAGMA busy_timeout = 50")
+    try:
+        with pytest.raises(StoreError, match="database is locked"):
+            leads.opt_out(lead.id, "stop")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    leads.opt_out(lead.id, "stop")

@@ -1,4 +1,4 @@
-from salesbot import cli
+from salesbot import runtime
 
 TELEGRAM = {"TELEGRAM_API_ID": "12345", "TELEGRAM_API_HASH": "0123456789abcdef0123456789abcdef",
             "TELEGRAM_BOT_TOKEN": "123456:AAE-secret-bot-token-value"}
@@ -16,7 +16,7 @@ def test_serve_runs_the_bot_with_complete_settings(run, monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-serve-test-123456")
     started = []
-    monkeypatch.setattr(cli, "run_bot", lambda settings: started.append(settings.home))
+    monkeypatch.setattr(runtime, "serve", lambda settings: started.append(settings.home))
     run("serve")
     assert len(started) == 1
 

@@ -42,8 +42,8 @@ def test_precedence_environment_then_cwd_then_home(tmp_path):
     cwd = tmp_path / "cwd"
     write(cwd / ".env", "SALESBOT_MODEL=from-cwd\n")
     settings = load_settings({"SALESBOT_HOME": str(home), "SALESBOT_FAST_MODEL": "fast-env"}, cwd)
-    assert settings.get("SALESBOT_MODEL") == "from-cwd"
-    assert settings.get("SALESBOT_FAST_MODEL") == "fast-env"
+    assert settings.model == "from-cwd"
+    assert settings.fast_model == "fast-env"
     assert settings.tz.key == "Asia/Tokyo"
     assert settings.db_path == home / "salesbot.db"
 
@@ -97,9 +97,9 @@ def test_typed_values(tmp_path):
         "SALESBOT_MANAGER_IDS": "1, 22 333",
         "SALESBOT_SEND_WINDOW": "09:30-21:00",
     }, tmp_path)
-    assert settings.get("SALESBOT_WORK_DAYS") == frozenset({0, 2, 3, 4})
-    assert settings.get("SALESBOT_MANAGER_IDS") == (1, 22, 333)
-    start, end = settings.get("SALESBOT_SEND_WINDOW")
+    assert settings.work_days == frozenset({0, 2, 3, 4})
+    assert settings.manager_ids == (1, 22, 333)
+    start, end = settings.send_window
     assert (start.hour, start.minute, end.hour) == (9, 30, 21)
 
 

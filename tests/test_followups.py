@@ -10,7 +10,7 @@ from freezegun import freeze_time
 from telethon import errors
 from telethon.tl import functions, types
 
-from salesbot import followups, store, texts
+from salesbot import followups, leads, texts
 from salesbot.followups import Policy
 from salesbot.store import Lead, Meeting, Message, to_utc_naive
 from salesbot.transport import SendError
@@ -27,10 +27,10 @@ def make_lead(*, wrote_at=T0, bot_last=True, **fields) -> Lead:
     fields.setdefault("access_hash", 987654321)
     fields.setdefault("first_name", "Анна")
     lead = Lead.create(created_at=to_utc_naive(wrote_at), **fields)
-    store.record_lead_message(lead.id, "Сколько стоит сайт?", to_utc_naive(wrote_at), False)
+    leads.record_lead_message(lead.id, "Сколько стоит сайт?", to_utc_naive(wrote_at), False)
     if bot_last:
         answered = to_utc_naive(wrote_at + timedelta(minutes=1))
-        store.record_bot_message(lead.id, "От 120 000 ₽. Для какого бизнеса?", answered)
+        leads.record_bot_message(lead.id, "От 120 000 ₽. Для какого бизнеса?", answered)
     Lead.update(status=fields.get("status", "warm")).where(Lead.id == lead.id).execute()
     return Lead.get_by_id(lead.id)
 
@@ -87,8 +87,8 @@ def test_a_reply_in_between_starts_over(db, aio):
         lead = make_lead()
         sweep(aio, transport)
         wrote = T0 + timedelta(hours=30)
-        store.record_lead_message(lead.id, "Да, актуально", to_utc_naive(wrote), False)
-        store.record_bot_message(lead.id, "Отлично!", to_utc_naive(wrote + timedelta(minutes=1)))
+        leads.record_lead_message(lead.id, "Да, актуально", to_utc_naive(wrote), False)
+        leads.record_bot_message(lead.id, "Отлично!", to_utc_naive(wrote + timedelta(minutes=1)))
         assert Lead.get_by_id(lead.id).follow_up_count == 0
         clock.move_to(T0 + timedelta(hours=48, minutes=2))
         assert sweep(aio, transport).actions == []  # not step 2: the lead wrote
@@ -173,7 +173,7 @@ def test_a_transient_failure_releases_the_claim(db, aio):
     with freeze_time(T0 + timedelta(hours=49)):
         lead = make_lead()
         Lead.update(follow_up_count=1, last_follow_up_at=to_utc_naive(T0 + timedelta(hours=24))).execute()
-        store.record_bot_message(lead.id, texts.follow_up(1, "Анна"), to_utc_naive(T0 + timedelta(hours=24)))
+        leads.record_bot_message(lead.id, texts.follow_up(1, "Анна"), to_utc_naive(T0 + timedelta(hours=24)))
         result = sweep(aio, ScriptedTransport(SendError("ConnectionError: reset")))
         assert [(a.step, a.outcome) for a in result.actions] == [(2, "failed")]
         lead = Lead.get_by_id(lead.id)
@@ -363,8 +363,8 @@ def test_cli_json_streams_every_action_as_one_document(db, run, telegram_env):
 def test_a_lead_we_failed_to_answer_is_not_reminded(db, aio, run):
     with freeze_time(T0 + timedelta(hours=25)):
         lead = make_lead(bot_last=False)
-        store.record_lead_message(lead.id, "Алло?", to_utc_naive(T0 + timedelta(minutes=5)), True)  # Claude was down
-        store.record_bot_message(lead.id, texts.FALLBACK, to_utc_naive(T0 + timedelta(minutes=6)))
+        leads.record_lead_message(lead.id, "Алло?", to_utc_naive(T0 + timedelta(minutes=5)), True)  # Claude was down
+        leads.record_bot_message(lead.id, texts.FALLBACK, to_utc_naive(T0 + timedelta(minutes=6)))
         assert sweep(aio).actions == []
         data = json.loads(run("leads", "list", "--json").stdout)
         assert data[0]["unanswered"] == 1

@@ -2,13 +2,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 
 from salesbot import store
 from salesbot.errors import StoreError
 from salesbot.store import MIGRATIONS, Lead, Message, open_database
+from tests.factories import database_at
 
 
 def tables_and_indexes(path):
@@ -39,7 +40,7 @@ def test_fresh_database_has_the_documented_schema(tmp_path):
 
 def test_database_from_the_first_migration_upgrades_with_nothing_lost(tmp_path):
     path = tmp_path / "old.db"
-    open_database(path, upto=1).close()
+    database_at(path, 1)
     # Data written the way an old version (or staff with sqlite3) would.
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO lead (telegram_id, access_hash, username, first_name, status, created_at,"
@@ -60,6 +61,20 @@ def test_database_from_the_first_migration_upgrades_with_nothing_lost(tmp_path):
     assert lead.last_message_at == datetime(2025, 12, 22, 10, 30, 0, 123456)
     assert [m.text for m in lead.messages] == ["Сколько стоит?"]
     assert lead.meetings[0].status == "booked"
+
+
+def test_migration_005_moves_a_remembered_day_to_its_own_column(tmp_path):
+    path = tmp_path / "old.db"
+    database_at(path, 4)
+    with sqlite3.connect(path) as conn:  # how 004 stored "завтра" (24 Dec) and "in confirmation" (23 Dec 15:00 MSK)
+        conn.execute("INSERT INTO lead (telegram_id, state, pending_time) VALUES (1, 'MEETING_CUSTOM_TIME',"
+                     " '2025-12-24 09:00:00')")
+        conn.execute("INSERT INTO lead (telegram_id, state, pending_time) VALUES (2, 'MEETING_CONFIRM_TIME',"
+                     " '2025-12-23 12:00:00')")
+    open_database(path)
+    day, time = Lead.get(Lead.telegram_id == 1), Lead.get(Lead.telegram_id == 2)
+    assert (day.pending_day, day.pending_time) == (date(2025, 12, 24), None)
+    assert (time.pending_day, time.pending_time) == (None, datetime(2025, 12, 23, 12, 0))
 
 
 def test_rows_inserted_by_hand_with_only_required_columns_are_valid(db):

@@ -189,10 +189,7 @@ def test_serve_stops_cleanly_on_sigterm(monkeypatch, tmp_path):
 
     class Settings:
         home = tmp_path
-
-        @staticmethod
-        def get(name):
-            return {"TELEGRAM_BOT_TOKEN": "123:token"}.get(name)
+        bot_token = "123:token"
 
     monkeypatch.setattr(telegram, "make_client", lambda *a, **k: OfflineClient())
 
@@ -217,10 +214,7 @@ def test_serve_login_failures_are_clear_errors(monkeypatch, tmp_path, failure, s
 
     class Settings:
         home = tmp_path
-
-        @staticmethod
-        def get(name):
-            return "123:token"
+        bot_token = "123:token"
 
     monkeypatch.setattr(telegram, "make_client", lambda *a, **k: RefusedClient())
     with pytest.raises(SalesbotError, match=says) as caught:

@@ -3,6 +3,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from salesbot import render
 from salesbot.pricing import cost_usd
 from salesbot.store import LlmCall, utcnow
 
@@ -60,9 +61,8 @@ def test_usage_bad_since_and_empty(run):
 def test_usage_on_a_narrow_terminal_is_one_block_per_row(db, run, monkeypatch):
     from rich.console import Console
 
-    from salesbot import cli
 
-    monkeypatch.setattr(cli, "out", Console(width=80, highlight=False))
+    monkeypatch.setattr(render, "out", Console(width=80, highlight=False))
     call(input_tokens=1234, output_tokens=5)
     text = run("usage").stdout
     assert "dialogue claude-sonnet-5-5" in text and "  input               1,234" in text

@@ -1,0 +1,278 @@
+"""Every write of a lead's data and every status transition, in one SQL style.
+
+The engine and the sweep decide; this module writes. Each function is one short transaction
+(BEGIN IMMEDIATE, see store.py) and never spans an `await`. Statements are fixed SQL, parsed once by
+sqlite3's statement cache: Peewee builds its SQL anew on each call, which was most of the engine's
+CPU per message (scripts/bench_dialogue.py). Times are stored the way Peewee's DateTimeField
+stores them: `str()` of a naive UTC datetime.
+
+Status transitions:
+- a new lead is `new`; Claude's answers move it between new, warm and hot (`mark_answered`);
+- a booked meeting makes it `hot` (`book`), and a lead with a meeting stays hot;
+- the second unanswered reminder makes it `cold` (`claim_follow_up`), and `release_follow_up`
+  undoes that when the reminder could not be sent;
+- any message from a cold lead makes it `warm` again (`record_lead_message`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from peewee import IntegrityError
+
+from salesbot.slots import Calendar, Problem, check
+from salesbot.store import Lead, Meeting, db, to_utc_naive, utcnow
+
+log = logging.getLogger(__name__)
+
+STATE_OWN_TIME = "MEETING_CUSTOM_TIME"  # waiting for the lead to write a day and time
+STATE_CONFIRM_TIME = "MEETING_CONFIRM_TIME"  # a time understood, waiting for the lead to confirm it
+
+
+@dataclass(frozen=True)
+class LeadState:
+    """What the dialogue engine knows of a lead, read fresh for each message."""
+
+    id: int
+    telegram_id: int | None
+    access_hash: int | None
+    username: str | None
+    first_name: str | None
+    status: str
+    state: str | None
+    pending_time: datetime | None  # aware UTC: the time awaiting the lead's confirmation
+    pending_day: date | None  # a day named without a time, in the business's zone
+    opted_out: bool
+
+
+_LEAD_COLUMNS = ("id, telegram_id, access_hash, username, first_name, status, state, pending_time, pending_day,"
+                 " opted_out")
+
+
+def _state(row: tuple | None) -> LeadState | None:
+    if row is None:
+        return None
+    pending = Lead.pending_time.python_value(row[7])
+    return LeadState(id=row[0], telegram_id=row[1], access_hash=row[2], username=row[3], first_name=row[4],
+                     status=row[5], state=row[6], pending_time=pending.replace(tzinfo=UTC) if pending else None,
+                     pending_day=Lead.pending_day.python_value(row[8]), opted_out=bool(row[9]))
+
+
+def _stamp(moment: datetime) -> str:
+    """An aware or naive-UTC moment as stored."""
+    return str(to_utc_naive(moment) if moment.tzinfo else moment)
+
+
+# --- reads the writers' callers need ---------------------------------------------------------------
+
+
+def by_id(lead_id: int) -> LeadState | None:
+    return _state(db.execute_sql(f"SELECT {_LEAD_COLUMNS} FROM lead WHERE id = ?", (lead_id,)).fetchone())
+
+
+def by_telegram_id(telegram_id: int) -> LeadState | None:
+    return _state(db.execute_sql(f"SELECT {_LEAD_COLUMNS} FROM lead WHERE telegram_id = ?",
+                                 (telegram_id,)).fetchone())
+
+
+def latest_lead_message_id(lead_id: int) -> int | None:
+    return db.execute_sql("SELECT max(id) FROM message WHERE lead_id = ? AND role = 'lead'", (lead_id,)).fetchone()[0]
+
+
+def count_messages(lead_id: int, upto: int) -> int:
+    return db.execute_sql("SELECT count(*) FROM message WHERE lead_id = ? AND id <= ?", (lead_id, upto)).fetchone()[0]
+
+
+def recent_messages(lead_id: int, upto: int, limit: int) -> list[tuple[str, str]]:
+    """(role, text) of the lead's last `limit` messages with id <= upto, oldest first."""
+    rows = db.execute_sql("SELECT role, text FROM message WHERE lead_id = ? AND id <= ? ORDER BY id DESC LIMIT ?",
+                          (lead_id, upto, limit)).fetchall()
+    return rows[::-1]
+
+
+def recent_lead_texts(lead_id: int, limit: int) -> list[str]:
+    """The lead's own last `limit` messages, oldest first."""
+    rows = db.execute_sql("SELECT text FROM message WHERE lead_id = ? AND role = 'lead' ORDER BY id DESC LIMIT ?",
+                          (lead_id, limit)).fetchall()
+    return [text for (text,) in reversed(rows)]
+
+
+def next_meeting_start(lead_id: int, now: datetime) -> datetime | None:
+    """The lead's next booked meeting at or after `now` (naive UTC in, naive UTC out)."""
+    row = db.execute_sql("SELECT starts_at FROM meeting WHERE lead_id = ? AND status = 'booked' AND starts_at >= ?"
+                         " ORDER BY starts_at LIMIT 1", (lead_id, _stamp(now))).fetchone()
+    return Meeting.starts_at.python_value(row[0]) if row else None
+
+
+def booked_starts(since: datetime, exclude_lead: int | None = None) -> list[datetime]:
+    """Starts (aware UTC) of booked meetings from `since` on, other than `exclude_lead`'s."""
+    rows = db.execute_sql("SELECT starts_at FROM meeting WHERE status = 'booked' AND starts_at >= ?"
+                          " AND lead_id IS NOT ?", (_stamp(since), exclude_lead)).fetchall()
+    return [Meeting.starts_at.python_value(start).replace(tzinfo=UTC) for (start,) in rows]
+
+
+# --- leads -----------------------------------------------------------------------------------------
+
+
+def upsert_telegram_lead(telegram_id: int, access_hash: int | None, username: str | None,
+                         first_name: str | None) -> LeadState:
+    """The lead writing from this Telegram account, created on first contact; the profile Telegram
+    sends along (a new access hash, a changed name) is kept current."""
+    lead = by_telegram_id(telegram_id)
+    if lead is None:
+        with db.atomic():
+            db.execute_sql("INSERT INTO lead (telegram_id, access_hash, username, first_name, status, created_at,"
+                           " follow_up_count, opted_out) VALUES (?, ?, ?, ?, 'new', ?, 0, 0)",
+                           (telegram_id, access_hash, username, first_name, str(utcnow())))
+        lead = by_telegram_id(telegram_id)
+        log.info("new lead %s (telegram id %s)", lead.id, telegram_id)
+        return lead
+    profile = {"access_hash": access_hash, "username": username, "first_name": first_name}
+    changes = {key: value for key, value in profile.items() if value is not None and getattr(lead, key) != value}
+    if changes:
+        with db.atomic():
+            db.execute_sql(f"UPDATE lead SET {', '.join(f'{key} = ?' for key in changes)} WHERE id = ?",
+                           (*changes.values(), lead.id))
+        lead = by_id(lead.id)
+    return lead
+
+
+def create_chat_lead(first_name: str) -> LeadState:
+    """A lead of `salesbot chat`: no Telegram account, so never reminded over Telegram."""
+    with db.atomic():
+        cursor = db.execute_sql("INSERT INTO lead (first_name, status, created_at, follow_up_count, opted_out)"
+                                " VALUES (?, 'new', ?, 0, 0)", (first_name, str(utcnow())))
+    return by_id(cursor.lastrowid)
+
+
+def chat_lead_named(first_name: str) -> LeadState | None:
+    """The newest terminal lead called `first_name`, to continue its conversation."""
+    row = db.execute_sql(f"SELECT {_LEAD_COLUMNS} FROM lead WHERE first_name = ? AND telegram_id IS NULL"
+                         " ORDER BY id DESC LIMIT 1", (first_name,)).fetchone()
+    return _state(row)
+
+
+def opt_out(lead_id: int, reason: str) -> None:
+    """No more reminders: the lead's /stop (`stop`), or why Telegram cannot reach the lead."""
+    with db.atomic():
+        db.execute_sql("UPDATE lead SET opted_out = 1, opted_out_reason = ? WHERE id = ?", (reason, lead_id))
+
+
+def opt_in(lead_id: int) -> None:
+    """The lead wrote /start again: reminders may resume."""
+    with db.atomic():
+        db.execute_sql("UPDATE lead SET opted_out = 0, opted_out_reason = NULL WHERE id = ?", (lead_id,))
+
+
+def set_state(lead_id: int, state: str | None, *, pending_time: datetime | None = None,
+              pending_day: date | None = None) -> None:
+    """The dialogue's state; each call states the whole of it (what is not given is cleared)."""
+    with db.atomic():
+        db.execute_sql("UPDATE lead SET state = ?, pending_time = ?, pending_day = ? WHERE id = ?",
+                       (state, _stamp(pending_time) if pending_time else None,
+                        pending_day.isoformat() if pending_day else None, lead_id))
+
+
+# --- messages --------------------------------------------------------------------------------------
+
+
+def record_lead_message(lead_id: int, text: str, at: datetime, unanswered: bool) -> int:
+    """Store what the lead wrote and what writing means: reminders start over, a cold lead is warm."""
+    with db.atomic():
+        cursor = db.execute_sql(
+            "INSERT INTO message (lead_id, role, text, created_at, unanswered) VALUES (?, 'lead', ?, ?, ?)",
+            (lead_id, text, _stamp(at), int(unanswered)))
+        db.execute_sql(
+            "UPDATE lead SET last_message_at = ?, follow_up_count = 0,"
+            " cold_reason = CASE WHEN status = 'cold' THEN NULL ELSE cold_reason END,"
+            " status = CASE WHEN status = 'cold' THEN 'warm' ELSE status END WHERE id = ?",
+            (_stamp(at), lead_id))
+    return cursor.lastrowid
+
+
+def record_bot_message(lead_id: int, text: str, at: datetime) -> int:
+    with db.atomic():
+        cursor = db.execute_sql(
+            "INSERT INTO message (lead_id, role, text, created_at, unanswered) VALUES (?, 'bot', ?, ?, 0)",
+            (lead_id, text, _stamp(at)))
+    return cursor.lastrowid
+
+
+def mark_answered(lead_id: int, upto: int, status: str | None = None) -> None:
+    """The lead's messages up to `upto` are answered; Claude's view of the lead's status with them."""
+    with db.atomic():
+        if status is not None:
+            db.execute_sql("UPDATE lead SET status = ? WHERE id = ?", (status, lead_id))
+        db.execute_sql("UPDATE message SET unanswered = 0 WHERE lead_id = ? AND id <= ? AND unanswered = 1",
+                       (lead_id, upto))
+
+
+# --- meetings --------------------------------------------------------------------------------------
+
+
+def book(lead_id: int, start: datetime, source: str, now: datetime, calendar: Calendar) -> tuple[Problem, bool]:
+    """Book atomically (BEGIN IMMEDIATE): returns (problem, rebooked). A lead's other upcoming meeting
+    is moved, not doubled; the unique index on booked start times decides a race between two leads.
+    Booking makes the lead hot and ends the time dialogue."""
+    start_utc, now_utc = _stamp(start), _stamp(now)
+    with db.atomic():
+        own = db.execute_sql("SELECT id, starts_at FROM meeting WHERE lead_id = ? AND status = 'booked'"
+                             " AND starts_at >= ?", (lead_id, now_utc)).fetchall()
+        if any(starts_at == start_utc for _, starts_at in own):
+            return None, False  # pressed twice: already booked
+        problem = check(start, now, calendar, booked_starts(now - calendar.slot, exclude_lead=lead_id))
+        if problem:
+            return problem, False
+        try:
+            with db.atomic():  # a savepoint: a lost race undoes only the insert
+                db.execute_sql("INSERT INTO meeting (lead_id, starts_at, status, source, created_at)"
+                               " VALUES (?, ?, 'booked', ?, ?)", (lead_id, start_utc, source, now_utc))
+        except IntegrityError:
+            return "taken", False
+        if own:
+            ids = [meeting_id for meeting_id, _ in own]
+            db.execute_sql(f"UPDATE meeting SET status = 'cancelled' WHERE id IN ({', '.join('?' * len(ids))})", ids)
+        db.execute_sql("UPDATE lead SET status = 'hot', state = NULL, pending_time = NULL, pending_day = NULL"
+                       " WHERE id = ?", (lead_id,))
+    return None, bool(own)
+
+
+# --- reminders -------------------------------------------------------------------------------------
+
+# Who may be reminded at all (the rest of "due" is about time: followups.py). The same condition as
+# the partial index `lead_follow_up` of migration 004, so the sweep's query can use it.
+REMINDABLE = ("l.status IN ('new', 'warm') AND l.opted_out = 0 AND l.telegram_id IS NOT NULL"
+              " AND l.access_hash IS NOT NULL AND l.follow_up_count < 2")
+
+
+def claim_follow_up(lead_id: int, step: int, stored_last_message_at: str, now: datetime, text: str) -> int | None:
+    """Compare-and-set: take the lead for reminder `step` and store the reminder, or None if someone
+    else did (another sweep, or the lead wrote meanwhile: `stored_last_message_at` is compared as
+    stored). Step 2 makes the lead cold in the same update. Returns the stored message's id."""
+    with db.atomic():
+        cursor = db.execute_sql(
+            "UPDATE lead SET follow_up_count = ?, last_follow_up_at = ?,"
+            " status = CASE WHEN ? = 2 THEN 'cold' ELSE status END,"
+            " cold_reason = CASE WHEN ? = 2 THEN 'no_reply' ELSE cold_reason END"
+            " WHERE id = ? AND follow_up_count = ? AND last_message_at = ? AND opted_out = 0"
+            " AND status IN ('new', 'warm')",
+            (step, _stamp(now), step, step, lead_id, step - 1, stored_last_message_at))
+        if cursor.rowcount != 1:
+            return None
+        return record_bot_message(lead_id, text, now)
+
+
+def release_follow_up(lead_id: int, step: int, previous_follow_up_at: str | None, previous_status: str,
+                      message_id: int, now: datetime, unreachable: str | None = None) -> None:
+    """Undo a claim whose reminder was not sent; `unreachable` also opts the lead out for good."""
+    with db.atomic():
+        db.execute_sql(
+            "UPDATE lead SET follow_up_count = ?, last_follow_up_at = ?, status = ?,"
+            " cold_reason = CASE WHEN ? = 2 THEN NULL ELSE cold_reason END WHERE id = ? AND follow_up_count = ?"
+            " AND last_follow_up_at = ?",
+            (step - 1, previous_follow_up_at, previous_status, step, lead_id, step, _stamp(now)))
+        db.execute_sql("DELETE FROM message WHERE id = ?", (message_id,))
+        if unreachable:
+            opt_out(lead_id, unreachable)

@@ -1,0 +1,205 @@
+"""Composition: settings → store → Claude client → engine → transport, and one entry per long-running job.
+
+`serve`, `chat` and `sweep` are the calls the CLI ends in (tests patch them). Everything is built
+here and nowhere else, so each setting is read in one place: the engine, the sweep and the Claude
+client get plain typed values (DialogueConfig, Calendar, Policy), never the settings object.
+telethon and anthropic are imported inside the jobs that need them, so fast commands start fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from salesbot.config import CLAUDE_KEYS, TELEGRAM_KEYS, Settings, ensure_home, load_prompt
+from salesbot.slots import Calendar
+
+if TYPE_CHECKING:
+    from salesbot.conversation import Dialogue, DialogueConfig
+    from salesbot.followups import Policy, SweepResult
+    from salesbot.llm import ClaudeClient
+    from salesbot.transport import Transport
+
+log = logging.getLogger(__name__)
+
+
+# --- what the settings build ------------------------------------------------------------------------
+
+
+def open_store(settings: Settings):
+    """The migrated database, the models bound to it (the data folder is created when it holds it)."""
+    from salesbot.store import open_database
+
+    if settings.db_path.parent == settings.home:
+        ensure_home(settings)
+    return open_database(settings.db_path)
+
+
+def calendar(settings: Settings) -> Calendar:
+    opens, closes = settings.work_hours
+    return Calendar(tz=settings.tz, work_days=settings.work_days, opens=opens, closes=closes,
+                    slot=timedelta(minutes=settings.slot_minutes),
+                    min_notice=timedelta(minutes=settings.min_notice_minutes))
+
+
+def dialogue_config(settings: Settings) -> DialogueConfig:
+    from salesbot.conversation import DialogueConfig
+
+    return DialogueConfig(calendar=calendar(settings), manager_ids=settings.manager_ids,
+                          max_chars=settings.max_message_chars, history_turns=settings.history_turns)
+
+
+def policy(settings: Settings) -> Policy:
+    from salesbot.followups import Policy
+
+    return Policy(tz=settings.tz, first_after=timedelta(hours=settings.follow_up_1_hours),
+                  second_after=timedelta(hours=settings.follow_up_2_hours), window=settings.send_window)
+
+
+def claude_client(settings: Settings) -> ClaudeClient:
+    from salesbot.llm import ClaudeClient
+
+    return ClaudeClient(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
+                        model=settings.model, fast_model=settings.fast_model, timeout=settings.llm_timeout)
+
+
+def fallback_client(settings: Settings) -> ClaudeClient | None:
+    """The Claude client for the parse-time fallback, or None when no key is configured."""
+    if not settings.anthropic_api_key:
+        log.debug("ANTHROPIC_API_KEY is not set: parsing with the rules only")
+        return None
+    return claude_client(settings)
+
+
+def dialogue(settings: Settings, transport: Transport, claude: ClaudeClient, prompt: str) -> Dialogue:
+    """The engine as `serve` and `chat` run it: the Claude client, the playbook, the calendar."""
+    from salesbot.conversation import ClaudeDialogue, Dialogue
+
+    return Dialogue(ClaudeDialogue(claude, prompt), transport, dialogue_config(settings))
+
+
+def check_serve(settings: Settings) -> None:
+    """Everything `serve` needs, checked before it reaches Telegram: credentials, the playbook, the
+    calendar and the engine's settings (a bad value fails now, not mid-conversation)."""
+    settings.require(*TELEGRAM_KEYS, *CLAUDE_KEYS)
+    load_prompt(settings)
+    dialogue_config(settings)
+
+
+# --- the long-running jobs -------------------------------------------------------------------------
+
+
+def serve(settings: Settings) -> None:
+    """`salesbot serve`: the Telegram bot until SIGINT/SIGTERM."""
+    from salesbot import telegram
+
+    prompt = load_prompt(settings)  # read once, before Telegram is reached
+
+    async def main() -> None:
+        claude = claude_client(settings)
+        try:
+            await telegram.serve(settings, lambda transport: dialogue(settings, transport, claude, prompt))
+        finally:
+            await claude.close()
+
+    asyncio.run(main())
+
+
+@dataclass
+class ChatSession:
+    """What `salesbot chat` shows before the conversation starts."""
+
+    lead_id: int
+    lead_name: str
+
+
+def chat(settings: Settings, transport: Any, lead_name: str | None, lines: Iterable[str],
+         on_start: Callable[[ChatSession], None] | None = None) -> None:
+    """`salesbot chat`: the dialogue engine in the terminal, the operator playing the lead."""
+    from salesbot.terminal import chat_lead, run_chat
+
+    settings.require(*CLAUDE_KEYS)
+    prompt = load_prompt(settings)
+    config = dialogue_config(settings)
+    open_store(settings)
+    talker = chat_lead(lead_name)
+    if on_start is not None:
+        on_start(ChatSession(talker.id, talker.first_name or ""))
+
+    async def main() -> None:
+        from salesbot.conversation import ClaudeDialogue, Dialogue
+
+        claude = claude_client(settings)
+        try:
+            engine = Dialogue(ClaudeDialogue(claude, prompt), transport, config)
+            await run_chat(engine, transport, talker, lines)
+        finally:
+            await claude.close()
+
+    asyncio.run(main())
+
+
+async def parse_phrases(settings: Settings, phrases: Iterable[str], now: datetime, zone, use_claude: bool,
+                        on_result: Callable[[str, Any], None]) -> bool:
+    """`salesbot parse-time`: each phrase through the rules (and the Claude fallback); True when all parsed."""
+    from salesbot import timeparse
+
+    claude = fallback_client(settings) if use_claude else None
+    if claude is not None:
+        open_store(settings)  # the fallback's calls go into the usage ledger
+    all_ok = True
+    try:
+        for phrase in phrases:
+            result = await timeparse.parse(phrase, now, zone, claude)
+            all_ok &= result.ok
+            on_result(phrase, result)
+    finally:
+        if claude is not None:
+            await claude.close()
+    return all_ok
+
+
+class Progress:
+    """How a sweep reports progress (the CLI draws a bar at a terminal; cron gets nothing)."""
+
+    def start(self, total: int | None) -> None: ...
+
+    def advance(self, count: int) -> None: ...
+
+
+def sweep(settings: Settings, *, dry_run: bool, limit: int | None, on_action: Callable | None, keep: int,
+          progress: Progress | None = None) -> SweepResult | None:
+    """`salesbot follow-ups run`: one sweep, or None when another sweep holds the lock."""
+    from salesbot import followups
+
+    rules = policy(settings)
+    if not dry_run:
+        settings.require(*TELEGRAM_KEYS)  # before anyone is claimed
+    ensure_home(settings)
+    open_store(settings)
+    with followups.sweep_lock(settings.home) as mine:
+        if not mine:
+            return None
+        return asyncio.run(_sweep(settings, rules, dry_run, limit, on_action, keep, progress))
+
+
+async def _sweep(settings: Settings, rules: Policy, dry_run: bool, limit: int | None, on_action, keep: int,
+                 progress: Progress | None) -> SweepResult:
+    from salesbot import followups
+
+    now = followups.utc_now()
+    if progress is not None:  # a count only for a bar someone watches: cron's log gets the summary only
+        total = followups.count_due(now, rules) if rules.in_window(now) else None
+        progress.start(min(total, limit) if total is not None and limit else total)
+    common = {"limit": limit, "progress": progress.advance if progress else None, "on_action": on_action,
+              "keep": keep}
+    if dry_run or not rules.in_window(now):  # nothing to send: do not even log in
+        return await followups.sweep(now, rules, None, dry_run=dry_run, **common)
+    from salesbot.telegram import sweep_transport
+
+    async with sweep_transport(settings) as transport:
+        return await followups.sweep(now, rules, transport, **common)
