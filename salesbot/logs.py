@@ -6,6 +6,7 @@ import logging
 import sys
 
 _secrets: set[str] = set()
+QUIET_LIBRARIES = ("telethon", "httpx", "httpx2", "anthropic", "peewee")
 
 
 def redact(text: str) -> str:
@@ -46,5 +47,5 @@ def configure(verbose: bool = False) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     logging.getLogger("salesbot").setLevel(logging.DEBUG if verbose else logging.INFO)
     # Library chatter stays out unless asked for.
-    for name in ("telethon", "httpx", "httpx2", "anthropic", "peewee"):
+    for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)

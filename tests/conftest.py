@@ -6,11 +6,15 @@ import asyncio
 import os
 from pathlib import Path
 
+import freezegun
 import pytest
 from typer.testing import CliRunner
 
 from salesbot import cli
 from salesbot.config import OPTIONS
+
+# freezegun would also freeze pytest's own timer (`--durations` then reports 1.7e9 s).
+freezegun.configure(extend_ignore_list=["_pytest"])
 
 
 @pytest.fixture(autouse=True)

@@ -429,3 +429,83 @@ def test_yes_without_a_time_waiting_is_just_conversation(engine):
     dialogue, llm, transport = engine
     dialogue.run(tg(text="да"))
     assert len(llm.calls) == 1 and Meeting.select().count() == 0
+
+
+# --- behaviours the README promises, each pinned by a test that fails when it breaks -----------------
+
+
+def test_a_booked_lead_stays_hot_whatever_claude_says_next(engine):
+    dialogue, llm, transport = engine
+    llm.enqueue(Answer("Выберите время", "hot", True), Answer("Хорошо, до встречи!", "new", False))
+    dialogue.run(tg(text="Давайте созвонимся"))
+    press_slot(dialogue, transport, "Ср, 24 дек, 10:00")
+    dialogue.run(tg(text="А что взять с собой?"))
+    assert lead_of().status == "hot"
+
+
+def test_no_slots_are_offered_to_a_lead_who_already_has_a_meeting(engine):
+    dialogue, llm, transport = engine
+    llm.enqueue(Answer("Выберите время", "hot", True), Answer("Можем обсудить на встрече", "hot", True))
+    dialogue.run(tg(text="Давайте созвонимся"))
+    press_slot(dialogue, transport, "Ср, 24 дек, 10:00")
+    dialogue.run(tg(text="А сколько длится встреча?"))
+    assert transport.last.text == "Можем обсудить на встрече" and transport.last.buttons is None
+
+
+@pytest.mark.parametrize("text", ["/start@salesbot_test_bot", "/START", "/start promo-42"])
+def test_a_command_addressed_to_the_bot_is_a_command(engine, text):
+    dialogue, llm, transport = engine
+    dialogue.run(tg(text=text))
+    assert llm.calls == [] and transport.last.text == texts.greeting("Анна")
+
+
+def test_the_one_moment_note_stays_out_of_the_history_sent_to_claude(engine, aio):
+    dialogue, llm, transport = engine
+    llm.gate = asyncio.Event()
+
+    async def flood():
+        first = asyncio.create_task(dialogue.handle(tg(text="Здравствуйте")))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(dialogue.handle(tg(text="Сколько стоит?")))
+        await asyncio.sleep(0.01)
+        llm.gate.set()
+        await asyncio.gather(first, second)
+
+    aio.run(flood())
+    dialogue.run(tg(text="А сроки?"))  # the next turn's history holds the whole conversation so far
+    assert texts.ONE_MOMENT in [s.text for s in transport.sent]
+    assert [text for _, text in llm.calls[-1]["history"]] == [
+        "Здравствуйте", "Сколько стоит?", "Понял вас!", "Понял вас!", "А сроки?"]
+
+
+def test_pressing_a_slot_twice_books_once(engine):
+    dialogue, llm, transport = engine
+    llm.enqueue(Answer("Выберите время", "warm", True))
+    dialogue.run(tg(text="Давайте созвонимся"))
+    data = transport.to(101)[-1].data_of("Ср, 24 дек, 10:00")
+    dialogue.run(tg(button=data), tg(button=data))
+    assert [m.status for m in Meeting.select()] == ["booked"]
+    replies = [s.text for s in transport.to(101)]
+    assert not any(r.startswith(("Готово, перенёс", texts.TAKEN)) for r in replies)
+
+
+def test_a_second_flood_gets_its_note_again(engine, aio):
+    """Once Claude has answered, the next flood (while the next call is busy) gets a note of its own."""
+    dialogue, llm, transport = engine
+
+    async def two_floods():
+        llm.gate = first_gate = asyncio.Event()
+        first = asyncio.create_task(dialogue.handle(tg(text="раз")))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(dialogue.handle(tg(text="два")))  # flood 1: a note
+        await asyncio.sleep(0.01)
+        llm.gate = second_gate = asyncio.Event()
+        first_gate.set()  # the first call answers; the second (for «два») now waits
+        await asyncio.sleep(0.01)
+        third = asyncio.create_task(dialogue.handle(tg(text="три")))  # flood 2: a note again
+        await asyncio.sleep(0.01)
+        second_gate.set()
+        await asyncio.gather(first, second, third)
+
+    aio.run(two_floods())
+    assert [s.text for s in transport.sent].count(texts.ONE_MOMENT) == 2

@@ -15,14 +15,15 @@ from salesbot.followups import Policy
 from salesbot.store import Lead, Meeting, Message, to_utc_naive
 from salesbot.transport import SendError
 from tests.engine_fakes import MSK, RecordingTransport
-from tests.test_telegram import CapturingClient
+from tests.telegram_fakes import CapturingClient
 
 T0 = datetime(2025, 12, 23, 8, 0, tzinfo=UTC)  # Tuesday 11:00 in Moscow
 POLICY = Policy(tz=MSK)
 _ids = iter(range(10_000, 10**9))
 
 
-def make_lead(*, wrote_at=T0, bot_last=True, **fields) -> Lead:
+def quiet_lead(*, wrote_at=T0, bot_last=True, **fields) -> Lead:
+    """A Telegram lead who asked at `wrote_at` and (with bot_last) got an answer a minute later."""
     fields.setdefault("telegram_id", next(_ids))
     fields.setdefault("access_hash", 987654321)
     fields.setdefault("first_name", "Анна")
@@ -52,7 +53,7 @@ def sweep(aio, transport=None, now=None, **kwargs):
 def test_a_leads_life(db, aio):
     transport = RecordingTransport()
     with freeze_time(T0) as clock:
-        lead = make_lead()
+        lead = quiet_lead()
         clock.move_to(T0 + timedelta(hours=23))
         assert sweep(aio, transport).actions == []
         clock.move_to(T0 + timedelta(hours=24, minutes=1))
@@ -84,7 +85,7 @@ def test_a_leads_life(db, aio):
 def test_a_reply_in_between_starts_over(db, aio):
     transport = RecordingTransport()
     with freeze_time(T0 + timedelta(hours=24, minutes=1)) as clock:
-        lead = make_lead()
+        lead = quiet_lead()
         sweep(aio, transport)
         wrote = T0 + timedelta(hours=30)
         leads.record_lead_message(lead.id, "Да, актуально", to_utc_naive(wrote), False)
@@ -109,26 +110,28 @@ def test_who_is_skipped(db, aio, setup):
             "no_access_hash": {"access_hash": None},
         }.get(setup, {})
         wrote_at = T0 + timedelta(hours=2) if setup == "too_recent" else T0
-        lead = make_lead(bot_last=setup != "lead_spoke_last", wrote_at=wrote_at, **fields)
+        lead = quiet_lead(bot_last=setup != "lead_spoke_last", wrote_at=wrote_at, **fields)
         if setup == "meeting":
             Meeting.create(lead=lead, starts_at=to_utc_naive(T0 + timedelta(days=2)), source="slot")
-        due = make_lead()  # a control that is due
+        due = quiet_lead()  # a control that is due
         result = sweep(aio)
         assert [a.lead_id for a in result.actions] == [due.id]
 
 
 def test_a_past_meeting_does_not_block_reminders(db, aio):
     with freeze_time(T0 + timedelta(hours=25)):
-        lead = make_lead()
+        lead = quiet_lead()
         Meeting.create(lead=lead, starts_at=to_utc_naive(T0 - timedelta(days=1)), source="slot")
         assert [a.lead_id for a in sweep(aio).actions] == [lead.id]
 
 
-@pytest.mark.parametrize("local_hour, sent", [(9, False), (10, True), (19, True), (20, False), (23, False)])
-def test_only_inside_the_send_window(db, aio, local_hour, sent):
-    when = datetime.combine(datetime(2025, 12, 24).date(), time(local_hour, 30), tzinfo=MSK)
+@pytest.mark.parametrize("local_time, sent", [(time(9, 59), False), (time(10), True), (time(19, 59), True),
+                                             (time(20), False), (time(23, 30), False)])
+def test_only_inside_the_send_window(db, aio, local_time, sent):
+    # The window is [10:00, 20:00): it opens at its start and ends at its end time.
+    when = datetime.combine(datetime(2025, 12, 24).date(), local_time, tzinfo=MSK)
     with freeze_time(when):
-        make_lead(wrote_at=when - timedelta(hours=25))
+        quiet_lead(wrote_at=when - timedelta(hours=25))
         result = sweep(aio)
         assert result.in_window is sent
         assert bool(result.actions) is sent
@@ -136,7 +139,7 @@ def test_only_inside_the_send_window(db, aio, local_hour, sent):
 
 def test_dry_run_changes_nothing(db, aio):
     with freeze_time(T0 + timedelta(hours=25)):
-        lead = make_lead()
+        lead = quiet_lead()
         transport = RecordingTransport()
         result = sweep(aio, transport, dry_run=True)
         assert [(a.lead_id, a.step, a.outcome) for a in result.actions] == [(lead.id, 1, "would_send")]
@@ -160,7 +163,7 @@ class ScriptedTransport(RecordingTransport):
 
 def test_blocked_bot_marks_the_lead_unreachable_and_never_retries(db, aio):
     with freeze_time(T0 + timedelta(hours=25)):
-        lead = make_lead()
+        lead = quiet_lead()
         result = sweep(aio, ScriptedTransport(SendError("UserIsBlockedError", permanent=True)))
         assert [(a.outcome, a.error) for a in result.actions] == [("unreachable", "UserIsBlockedError")]
         lead = Lead.get_by_id(lead.id)
@@ -171,7 +174,7 @@ def test_blocked_bot_marks_the_lead_unreachable_and_never_retries(db, aio):
 
 def test_a_transient_failure_releases_the_claim(db, aio):
     with freeze_time(T0 + timedelta(hours=49)):
-        lead = make_lead()
+        lead = quiet_lead()
         Lead.update(follow_up_count=1, last_follow_up_at=to_utc_naive(T0 + timedelta(hours=24))).execute()
         leads.record_bot_message(lead.id, texts.follow_up(1, "Анна"), to_utc_naive(T0 + timedelta(hours=24)))
         result = sweep(aio, ScriptedTransport(SendError("ConnectionError: reset")))
@@ -185,7 +188,7 @@ def test_a_transient_failure_releases_the_claim(db, aio):
 
 def test_a_short_flood_wait_is_waited_out(db, aio):
     with freeze_time(T0 + timedelta(hours=25)):
-        make_lead()
+        quiet_lead()
         sleeps = Sleeps()
         result = sweep(aio, ScriptedTransport(SendError("flood wait 7 s", retry_after=7.0)), sleep=sleeps)
         assert [a.outcome for a in result.actions] == ["sent"] and sleeps.waits == [7.0]
@@ -193,7 +196,7 @@ def test_a_short_flood_wait_is_waited_out(db, aio):
 
 def test_a_long_flood_wait_stops_the_sweep_and_leaves_the_rest(db, aio):
     with freeze_time(T0 + timedelta(hours=25)):
-        leads = [make_lead() for _ in range(3)]
+        leads = [quiet_lead() for _ in range(3)]
         transport = ScriptedTransport(None, SendError("flood wait 300 s", retry_after=300.0))
         result = sweep(aio, transport)
         assert [a.outcome for a in result.actions] == ["sent", "deferred"]
@@ -205,7 +208,7 @@ def test_a_long_flood_wait_stops_the_sweep_and_leaves_the_rest(db, aio):
 def test_pacing_at_most_twenty_a_second(db, aio):
     with freeze_time(T0 + timedelta(hours=25)):
         for _ in range(4):
-            make_lead()
+            quiet_lead()
         sleeps = Sleeps()
         sweep(aio, sleep=sleeps)
         assert sleeps.waits == [0.05, 0.05, 0.05]
@@ -214,14 +217,14 @@ def test_pacing_at_most_twenty_a_second(db, aio):
 def test_limit(db, aio):
     with freeze_time(T0 + timedelta(hours=25)):
         for _ in range(5):
-            make_lead()
+            quiet_lead()
         assert len(sweep(aio, limit=2).actions) == 2
         assert len(sweep(aio).actions) == 3
 
 
 def test_two_sweeps_at_once_send_each_reminder_once(db, salesbot_home):
     with freeze_time(T0 + timedelta(hours=25), real_asyncio=True):
-        leads = [make_lead() for _ in range(60)]
+        leads = [quiet_lead() for _ in range(60)]
 
     class SlowTransport(RecordingTransport):
         async def send_text(self, peer, text):
@@ -251,7 +254,7 @@ def test_the_telethon_request_addresses_the_lead_by_id_and_access_hash(db, aio):
 
     client = CapturingClient()
     with freeze_time(T0 + timedelta(hours=25)):
-        lead = make_lead(first_name="Ольга")
+        lead = quiet_lead(first_name="Ольга")
         sweep(aio, TelethonTransport(client))
     (request,) = client.requests
     assert isinstance(request, functions.messages.SendMessageRequest)
@@ -272,7 +275,7 @@ def test_telegram_errors_of_each_kind(db, aio, error, outcome):
     client = CapturingClient()
     client.fail.append(error)
     with freeze_time(T0 + timedelta(hours=25)):
-        make_lead()
+        quiet_lead()
         assert [a.outcome for a in sweep(aio, TelethonTransport(client)).actions] == [outcome]
 
 
@@ -299,7 +302,7 @@ def telegram_env(monkeypatch):
 
 def test_cli_dry_run_json(db, run):
     with freeze_time(T0 + timedelta(hours=25)):
-        lead = make_lead()
+        lead = quiet_lead()
         data = json.loads(run("follow-ups", "run", "--dry-run", "--json").stdout)
     assert data["dry_run"] is True and data["in_window"] is True
     assert [(a["lead_id"], a["step"], a["becomes_cold"], a["outcome"]) for a in data["actions"]] == [
@@ -309,7 +312,7 @@ def test_cli_dry_run_json(db, run):
 
 def test_cli_real_run_without_telegram_settings_fails_before_claiming(db, run):
     with freeze_time(T0 + timedelta(hours=25)):
-        lead = make_lead()
+        lead = quiet_lead()
         result = run("follow-ups", "run", code=1)
     assert "missing settings: TELEGRAM_API_ID, TELEGRAM_API_HASH, TELEGRAM_BOT_TOKEN" in result.stderr
     assert Lead.get_by_id(lead.id).follow_up_count == 0
@@ -317,8 +320,8 @@ def test_cli_real_run_without_telegram_settings_fails_before_claiming(db, run):
 
 def test_cli_real_run_sends_and_summarises(db, run, telegram_env):
     with freeze_time(T0 + timedelta(hours=25), real_asyncio=True):
-        make_lead()
-        make_lead()
+        quiet_lead()
+        quiet_lead()
         result = run("follow-ups", "run")
     assert "sent 2, skipped 0, failed 0" in result.stdout
     assert len(telegram_env.sent) == 2
@@ -327,7 +330,7 @@ def test_cli_real_run_sends_and_summarises(db, run, telegram_env):
 def test_cli_exits_1_when_a_send_failed(db, run, telegram_env):
     telegram_env.fail = SendError("ConnectionError: reset")
     with freeze_time(T0 + timedelta(hours=25), real_asyncio=True):
-        make_lead()
+        quiet_lead()
         data = json.loads(run("follow-ups", "run", "--json", code=1).stdout)
     assert data["summary"]["failed"] == 1
     assert "secret-bot-token" not in json.dumps(data)
@@ -335,7 +338,7 @@ def test_cli_exits_1_when_a_send_failed(db, run, telegram_env):
 
 def test_cli_outside_the_window(db, run, telegram_env):
     with freeze_time(datetime(2025, 12, 24, 22, 0, tzinfo=MSK), real_asyncio=True):
-        make_lead()
+        quiet_lead()
         result = run("follow-ups", "run")
         dry = run("follow-ups", "run", "--dry-run").stdout
     assert "Outside the send window (10:00–20:00 Europe/Moscow)" in result.stdout and telegram_env.sent == []
@@ -352,7 +355,7 @@ def test_cli_second_sweep_while_one_runs_exits_0(db, run, salesbot_home):
 
 def test_cli_json_streams_every_action_as_one_document(db, run, telegram_env):
     with freeze_time(T0 + timedelta(hours=25), real_asyncio=True):
-        leads = [make_lead() for _ in range(250)]  # more than the table shows
+        leads = [quiet_lead() for _ in range(250)]  # more than the table shows
         data = json.loads(run("follow-ups", "run", "--json").stdout)
         assert [a["lead_id"] for a in data["actions"]] == [lead.id for lead in leads]
         assert data["summary"]["sent"] == 250 and data["dry_run"] is False
@@ -362,7 +365,7 @@ def test_cli_json_streams_every_action_as_one_document(db, run, telegram_env):
 
 def test_a_lead_we_failed_to_answer_is_not_reminded(db, aio, run):
     with freeze_time(T0 + timedelta(hours=25)):
-        lead = make_lead(bot_last=False)
+        lead = quiet_lead(bot_last=False)
         leads.record_lead_message(lead.id, "Алло?", to_utc_naive(T0 + timedelta(minutes=5)), True)  # Claude was down
         leads.record_bot_message(lead.id, texts.FALLBACK, to_utc_naive(T0 + timedelta(minutes=6)))
         assert sweep(aio).actions == []
@@ -384,6 +387,49 @@ def test_cli_json_stays_empty_when_the_sweep_cannot_start(db, run, monkeypatch):
 
     monkeypatch.setattr("salesbot.telegram.sweep_transport", refused)
     with freeze_time(T0 + timedelta(hours=25), real_asyncio=True):
-        make_lead()
+        quiet_lead()
         result = run("follow-ups", "run", "--json", code=1)
     assert result.stdout == "" and "AccessTokenInvalidError" in result.stderr
+
+
+def test_the_claim_also_compares_the_leads_last_message(db, aio):
+    """A lead who writes between the due query and the claim is not reminded (the count alone
+    would still match: their message resets it to 0, which it already was)."""
+    with freeze_time(T0 + timedelta(hours=25)):
+        lead = quiet_lead()
+        (due,) = followups.due_leads(followups.utc_now(), POLICY)
+        leads.record_lead_message(lead.id, "Ой, забыла ответить!", to_utc_naive(T0 + timedelta(hours=25)), False)
+        assert leads.claim_follow_up(due.lead_id, due.step, due.last_message_at, followups.utc_now(), "…") is None
+        assert Lead.get_by_id(lead.id).follow_up_count == 0
+
+
+def test_the_sweep_logs_in_on_its_own_session_and_hands_every_flood_wait_back(db, aio, monkeypatch, tmp_path):
+    from salesbot import telegram
+
+    made = []
+
+    class Client(CapturingClient):
+        async def start(self, bot_token=None):
+            return self
+
+        async def disconnect(self):
+            pass
+
+    def make_client(settings, session, **kwargs):
+        made.append((session, kwargs))
+        return Client()
+
+    class Settings:
+        home = tmp_path
+        bot_token = "123:token"
+
+    monkeypatch.setattr(telegram, "make_client", make_client)
+
+    async def open_and_close():
+        async with telegram.sweep_transport(Settings):
+            pass
+
+    aio.run(open_and_close())
+    ((session, kwargs),) = made
+    assert session == telegram.SWEEP_SESSION != telegram.SERVE_SESSION
+    assert kwargs == {"receive_updates": False, "flood_sleep_threshold": 0}

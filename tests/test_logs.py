@@ -1,6 +1,22 @@
 import logging
 
+import pytest
+
 from salesbot import logs
+
+
+@pytest.fixture(autouse=True)
+def logging_restored():
+    """logs.configure changes the root logger for the whole process: put it back after each test."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, set(logs._secrets),
+             {name: logging.getLogger(name).level for name in ("salesbot", *logs.QUIET_LIBRARIES)})
+    yield
+    root.handlers[:], root.level = saved[0], saved[1]
+    logs._secrets.clear()
+    logs._secrets.update(saved[2])
+    for name, level in saved[3].items():
+        logging.getLogger(name).setLevel(level)
 
 
 def test_secrets_are_masked_in_every_log_line(capsys):
