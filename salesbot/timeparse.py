@@ -1,8 +1,14 @@
 """A lead's own meeting time, written in their words, as an aware datetime.
 
-Pure rules first: no network, a small fraction of a millisecond a phrase. Only when the rules find
-nothing at all does one call to the fast Claude model try, with a calendar of the next two weeks
+Pure rules first: no network, a small fraction of a millisecond a phrase. Only when the rules cannot
+place a phrase does one call to the fast Claude model try, with a calendar of the next two weeks
 (models miscount weekdays) and a strict check of what comes back.
+
+Never a confident wrong answer: every word of the phrase must be read by a rule or be known filler
+(timewords.FILLER: давайте, можно, удобно, лучше, ну, тогда, пожалуйста, punctuation…); any other
+word ("в выходные", "после 15", "в мае", "по Киеву", "совещание") makes the rules refuse
+(`not_understood`, and the phrase goes to the fallback). A misspelt day or month word ("пятнцу",
+"послезавра") is read as that word only when every known word within one edit means the same day.
 
 How phrases are read (always forward from `now`, in the business time zone):
 - a weekday ("в среду") is the next such day, today included while its time is ahead; a weekday
@@ -11,15 +17,23 @@ How phrases are read (always forward from `now`, in the business time zone):
   next calendar week (Monday to Sunday), never this week's, even if this week's is still ahead;
   "в эту/ближайшую пятницу" is the plain reading;
 - a time with no day ("в 15:00") is today while ahead, otherwise tomorrow;
-- a date with no year ("25 декабря", "25.12") is this year while ahead, otherwise next year; a date
-  that is today with its time passed, or with a year in the past, has passed;
-- "25.12" is a date and "15.00", "10.30" are times; "10.05" after "в"/"к" is a time, else a date;
+- a date with no year ("25 декабря", "25.12", "3.1") is this year while ahead, otherwise next year;
+  a date that is today with its time passed, or with a year in the past, has passed;
+- "25.12", "03.01", "3.1" are dates and "15.00", "10.30" are times; "10.05" after "в"/"к" is a
+  time, else a date; "17-30" is a time, "14-16" (a range?) is not understood;
 - an hour with no "утра/дня/вечера/am/pm" from 1 to 7 means afternoon (15:00 for "в 3"): nobody
-  books a sales meeting at 3 a.m.; "в 3 утра" is 03:00;
-- "через 2 часа" is exact to the minute; "через 3 дня" and "через неделю" are days and need a time.
+  books a sales meeting at 3 a.m.; "в 3 утра" is 03:00; the rule applies to the clock hour of
+  "полпятого" (16:30) and "без двадцати три" (14:40) too;
+- numbers in words are read ("в одиннадцать тридцать", "двадцать восьмого в девять"), and so are
+  fractions of the hour ("в половине пятого", "без четверти шесть", "в пять минут третьего");
+- "через 2 часа", "через полтора часа", "через час и 20 минут" are exact to the minute; "через 3
+  дня" and "через неделю" are days and need a time;
+- a part of the day with no time ("завтра утром", "вечером") asks for the time: `need_time`, with
+  the day if one was named and `period`, the clock range of that part of the day (PERIODS).
 A refusal is always better than a wrong date: a day with no time asks for the time; two days or two
-times, "или", "не", a number the rules cannot place, 25:00 or 30 февраля are not understood; the
-past ("вчера в 10:00") is reported as passed.
+times, ranges and bounds ("с 14 до 16", "после 15", "до обеда"), a month with no day, an unknown
+word, 25:00 or 30 февраля are not understood or impossible; the past ("вчера в 10:00") is reported
+as passed. How far ahead a meeting may be booked is the booking's business, not the parser's.
 """
 
 from __future__ import annotations
@@ -30,6 +44,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
+
+from salesbot import timewords
 
 if TYPE_CHECKING:
     from salesbot.llm import ClaudeClient
@@ -58,6 +74,7 @@ class ParseResult:
     source: Literal["rules", "claude"] | None = None
     day: date | None = None  # need_time: the day the lead named ("завтра"), to pair with a later time
     time_only: bool = False  # ok: the lead gave a time and no day ("в 15")
+    period: tuple[time, time] | None = None  # need_time: the part of the day named ("утром": 09:00-12:00)
 
     @property
     def ok(self) -> bool:
@@ -86,23 +103,27 @@ def describe_day(day: date) -> str:
 
 # --- normalisation ------------------------------------------------------------------------------
 
-_NUMBER_WORDS = {
-    "один": 1, "одну": 1, "одна": 1, "два": 2, "две": 2, "пару": 2, "пара": 2, "три": 3, "четыре": 4,
-    "пять": 5, "шесть": 6, "семь": 7, "восемь": 8, "девять": 9, "десять": 10, "одиннадцать": 11,
-    "двенадцать": 12, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-}
-_NUMBER_RE = re.compile(r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")\b")
-_PUNCT_RE = re.compile(r"[!?,;()«»\"'…]+|(?<!\d)[.:](?!\d)|(?<=\d)\.(?!\d)")
+_GLUED_PREP_RE = re.compile(r"\b(в|во|к|на|at)(\d)")  # "в16"
+_GLUED_HOURS_RE = re.compile(r"\b(\d{1,2})ч(\d{2})\b")  # "16ч30"
+_GLUED_UNIT_RE = re.compile(r"\b(\d{1,2})(ч|час|часа|часов)\b")  # "16ч"
 
 
 def normalise(text: str) -> str:
+    """Lower case, ё → е, punctuation dropped (". : / -" kept inside numbers and words), misspelt
+    day and month words corrected when unmistakable, numbers in words as digits."""
     s = text.lower().replace("ё", "е").replace("\u00a0", " ")
     s = re.sub(r"[–—−]", "-", s)
     s = re.sub(r"\b([ap])\.\s?m\.?", r"\1m", s)
-    s = _NUMBER_RE.sub(lambda m: str(_NUMBER_WORDS[m.group(1)]), s)
-    s = _PUNCT_RE.sub(" ", s)
-    return " ".join(s.split())
+    s = timewords.decimal_hours(s)
+    s = re.sub(r"[^\w\s.:/\-]", " ", s)  # emoji, brackets, quotes, ?!,;…
+    s = re.sub(r"(?<!\d)[.:/]|[.:/](?!\d)", " ", s)  # kept only between digits
+    s = re.sub(r"(?<!\w)-|-(?!\w)", " ", s)  # kept only inside a word or number ("25-го", "пол-пятого")
+    s = _GLUED_HOURS_RE.sub(r"\1:\2", s)
+    s = _GLUED_PREP_RE.sub(r"\1 \2", s)
+    s = _GLUED_UNIT_RE.sub(r"\1 \2", s)
+    s = re.sub(r"\btonight\b", "today evening", s)
+    s = timewords.correct_spelling(s)
+    return " ".join(timewords.numbers_in_words(s).split())
 
 
 # --- what the rules collect ---------------------------------------------------------------------
@@ -113,24 +134,24 @@ class _Found:
     days: list[tuple] = field(default_factory=list)  # ("offset", n) ("weekday", wd, next) ("date", d, m, y)
     times: list[tuple[int, int]] = field(default_factory=list)
     exact: list[timedelta] = field(default_factory=list)  # "через 2 часа": now + delta
-    vague_time: bool = False
+    periods: list[str] = field(default_factory=list)  # "утром", "после обеда": keys of PERIODS
     next_week: bool = False
     invalid: bool = False
     ambiguous: bool = False
 
     def anything(self) -> bool:
-        return bool(self.days or self.times or self.exact or self.vague_time or self.next_week or self.invalid
+        return bool(self.days or self.times or self.exact or self.periods or self.next_week or self.invalid
                     or self.ambiguous)
 
 
 _WEEKDAY_PATTERNS = [
-    r"понедельник\w*|пн|пон",
-    r"вторник\w*|вт|втор",
-    r"сред[аеуы]|ср",
-    r"четверг\w*|чт|чет|четв",
-    r"пятниц\w*|пт|пят",
-    r"суббот\w*|сб|суб",
-    r"воскресень\w*|вс|воскр",
+    r"понедельник|понедельника|понедельнике|пн|пон",
+    r"вторник|вторника|вторнике|вт|втор",
+    r"среда|среду|среды|среде|ср",
+    r"четверг|четверга|четверге|чт|чет|четв",
+    r"пятница|пятницу|пятницы|пятнице|пт|пят",
+    r"суббота|субботу|субботы|субботе|сб|суб",
+    r"воскресенье|воскресенья|воскресенью|вс|воскр",
 ]
 _WEEKDAYS_EN = ["mon(?:day)?", "tue(?:s|sday)?", "wed(?:nesday)?", "thu(?:r|rs|rsday)?", "fri(?:day)?",
                 "sat(?:urday)?", "sun(?:day)?"]
@@ -141,10 +162,11 @@ _WEEKDAY_RE = re.compile(
 )
 
 _MONTHS = [
-    (r"январ\w*|янв", "jan(?:uary)?"), (r"феврал\w*|фев", "feb(?:ruary)?"), (r"март\w*|мар", "mar(?:ch)?"),
-    (r"апрел\w*|апр", "apr(?:il)?"), (r"ма[йяе]", "may"), (r"июн\w*", "june?"), (r"июл\w*", "july?"),
-    (r"август\w*|авг", "aug(?:ust)?"), (r"сентябр\w*|сент|сен", "sep(?:t|tember)?"),
-    (r"октябр\w*|окт", "oct(?:ober)?"), (r"ноябр\w*|ноя", "nov(?:ember)?"), (r"декабр\w*|дек", "dec(?:ember)?"),
+    (r"января|январь|янв", "jan(?:uary)?"), (r"февраля|февраль|фев", "feb(?:ruary)?"),
+    (r"марта|март|мар", "mar(?:ch)?"), (r"апреля|апрель|апр", "apr(?:il)?"), (r"мая|май", "may"),
+    (r"июня|июнь|июн", "june?"), (r"июля|июль|июл", "july?"), (r"августа|август|авг", "aug(?:ust)?"),
+    (r"сентября|сентябрь|сент|сен", "sep(?:t|tember)?"), (r"октября|октябрь|окт", "oct(?:ober)?"),
+    (r"ноября|ноябрь|ноя", "nov(?:ember)?"), (r"декабря|декабрь|дек", "dec(?:ember)?"),
 ]
 _MONTH_ALT = "|".join(f"(?P<m{i}>{ru}|{en})" for i, (ru, en) in enumerate(_MONTHS))
 _ORD = r"(?:-?(?:го|е|ое|ого|st|nd|rd|th))?"
@@ -153,54 +175,75 @@ _DAY_MONTH_RE = re.compile(r"\b(?P<d>\d{1,2})" + _ORD + r"\s+(?:" + _MONTH_ALT +
 _MONTH_DAY_RE = re.compile(r"\b(?:" + _MONTH_ALT + r")\s+(?P<d>\d{1,2})" + _ORD + r"\b(?!\s*(?::|\d))" + _YEAR)
 _NUMERIC_DATE_RE = re.compile(r"(?<![\d.:/])(?P<d>\d{1,2})[./](?P<m>\d{1,2})[./](?P<y>\d{4}|\d{2})(?![\d.:/])")
 _SLASH_DATE_RE = re.compile(r"(?<![\d./])(?P<d>\d{1,2})/(?P<m>\d{1,2})(?![\d/])")
-_DAY_OF_MONTH_RE = re.compile(r"\b(?P<d>\d{1,2})(?:-?(?:го|ого)(?:\s+числа)?|\s+числа)\b")
+_DAY_OF_MONTH_RE = re.compile(r"\b(?P<d>\d{1,2})(?:-?(?:го|ого)(?:\s+числа)?|-ое|-е|\s+числа)\b")
 
 _DAY_WORDS = [
     (re.compile(r"\bпозавчера\b"), -2), (re.compile(r"\bпослезавтра\b|\bday after tomorrow\b"), 2),
-    (re.compile(r"\bзавтра\b|\btomorrow\b"), 1), (re.compile(r"\bсегодня\b|\btoday\b|\btonight\b"), 0),
+    (re.compile(r"\bзавтра\b|\btomorrow\b"), 1), (re.compile(r"\bсегодня\b|\btoday\b"), 0),
     (re.compile(r"\bвчера\b|\byesterday\b"), -1),
 ]
 _NEXT_WEEK_RE = re.compile(r"\b(?:на\s+)?следующей\s+неделе\b|\bnext\s+week\b")
 _THIS_WEEK_RE = re.compile(r"\b(?:на\s+)?этой\s+неделе\b|\bthis\s+week\b")
 
+# "через 2 часа", "через час и 20 минут", "через 1 час 30 минут" (from "полтора часа")
+_SPAN_RE = re.compile(
+    r"\b(?:через|in)\s+(?:(?P<h>\d{1,2})\s*)?(?:(?:an?|one)\s+)?(?:час\w*|ч|hours?)"
+    r"(?:\s+(?:и|and)?\s*(?P<mi>\d{1,2})\s*(?:минут\w*|мин|minutes?|mins?))?\b"
+)
 _RELATIVE_RE = re.compile(
     r"\b(?:через|in)\s+(?:(?P<n>\d{1,3})\s*)?(?:(?:an?|one)\s+)?"
-    r"(?P<unit>минут\w*|мин|час\w*|ч|hours?|minutes?|mins?|дн\w*|день|сут\w*|days?|недел\w*|нед|weeks?)\b"
+    r"(?P<unit>минут\w*|мин|дн\w*|день|сут\w*|days?|minutes?|mins?|недел\w*|нед|weeks?)\b"
 )
-_HALF_HOUR_RE = re.compile(r"\bчерез\s+полчаса\b|\bin\s+half\s+an\s+hour\b")
+_HALF_HOUR_RE = re.compile(r"\bin\s+half\s+an\s+hour\b")
+
+# Parts of the day: the local clock range each names (ParseResult.period), and how an hour said
+# with it is read ("вечером в 7" is 19:00). "ночью" names no business hours: no range.
+PERIODS: dict[str, tuple[time, time] | None] = {
+    "morning": (time(9), time(12)),       # утром, с утра
+    "first_half": (time(9), time(13)),    # в первой половине дня
+    "lunch": (time(12), time(14)),        # в обед
+    "day": (time(12), time(18)),          # днем
+    "after_lunch": (time(14), time(18)),  # после обеда
+    "second_half": (time(13), time(18)),  # во второй половине дня
+    "evening": (time(18), time(22)),      # вечером
+    "night": None,                        # ночью
+}
+_PERIOD_QUALIFIER = {"morning": "утра", "first_half": None, "lunch": "дня", "day": "дня", "after_lunch": "дня",
+                     "second_half": "дня", "evening": "вечера", "night": "ночи"}
+_PERIOD_RE = re.compile(
+    r"\b(?:(?P<morning>утром|с утра|in the morning|morning)"
+    r"|(?P<first_half>(?:в\s+)?первой половине дня|первая половина дня)"
+    r"|(?P<second_half>(?:во\s+)?второй половине дня|вторая половина дня)"
+    r"|(?P<after_lunch>после обеда|in the afternoon|afternoon)"
+    r"|(?P<lunch>в обед|в обеденное время|at lunch)"
+    r"|(?P<day>днем)"
+    r"|(?P<evening>вечером|in the evening|evening)"
+    r"|(?P<night>ночью|at night))\b"
+)
 
 _Q = r"(?:\s*(?P<q>утра|утром|дня|днем|вечера|вечером|ночи|am|pm)\b)?"
 _COLON_TIME_RE = re.compile(r"(?<![\d:])(?P<h>\d{1,2})\s*:\s*(?P<mi>\d{2})(?![\d:])" + _Q)
-_DOTTED_RE = re.compile(r"(?<![\d.:/])(?P<a>\d{1,2})\.(?P<b>\d{2})(?![\d.:/])" + _Q)
+_DOTTED_RE = re.compile(r"(?<![\d.:/])(?P<a>\d{1,2})\.(?P<b>\d{1,2})(?![\d.:/])" + _Q)
 _DASH_TIME_RE = re.compile(r"(?<![\d\-])(?P<h>\d{1,2})-(?P<mi>\d{2})(?![\d\-])" + _Q)
-_UNIT_H = r"(?:\s*(?:часов|часа|час|ч)\b\.?)"
-_UNIT_M = r"(?:\s*(?P<mi>\d{1,2})\s*(?:минут\w*|мин)\b\.?)"
-_HOURS_FIRST_RE = re.compile(r"\bчасов\s+в\s+(?P<h>\d{1,2})(?!\d)" + _Q)
+_UNIT_H = r"(?:\s*(?:часов|часа|час|ч)\b)"
+_UNIT_M = r"(?:\s*(?P<mi>\d{1,2})\s*(?:минут\w*|мин)\b)"
+_PREP = r"(?:в|во|к|около|at)"
+_HOURS_FIRST_RE = re.compile(r"\b(?:часов|часа|часиков|часика)\s+в\s+(?P<h>\d{1,2})(?!\d)" + _Q)
+# "в 11 30" (from "в одиннадцать тридцать"): an hour and two-digit minutes after a preposition
+_PREP_PAIR_RE = re.compile(
+    r"\b" + _PREP + r"\s+(?P<h>\d{1,2})\s+(?P<mi>\d{2})\b(?![\d.:\-]|\s*(?:минут|мин|час|ч\b|дн|недел))" + _Q
+)
 _PREP_TIME_RE = re.compile(
-    r"\b(?:в|во|к|около|at|by|after|после)\s+(?P<h>\d{1,2})(?![\d.:])" + _UNIT_H + "?" + _UNIT_M + "?" + _Q
+    r"\b" + _PREP + r"\s+(?P<h>\d{1,2})(?![\d.:\-])" + _UNIT_H + "?" + _UNIT_M + "?" + _Q
 )
 _UNIT_TIME_RE = re.compile(r"\b(?P<h>\d{1,2})" + _UNIT_H + _UNIT_M + "?" + _Q)
 _QUALIFIED_RE = re.compile(r"\b(?P<h>\d{1,2})\s*(?P<q>утра|дня|вечера|ночи|am|pm)\b")
-_ORDINAL_HOURS = ["первого", "второго", "третьего", "четвертого", "пятого", "шестого", "седьмого", "восьмого",
-                  "девятого", "десятого", "одиннадцатого", "двенадцатого"]
-_HALF_PAST_RE = re.compile(  # "в полпятого", "в половине пятого": 4:30, i.e. half-way to five
-    r"\b(?:в\s+)?пол(?:овин[аеуы])?\s*(?P<ord>" + "|".join(_ORDINAL_HOURS) + r")\b" + _Q
-)
 _NOON_RE = re.compile(r"\b(?:в\s+)?(?:полдень|noon)\b")
 _MIDNIGHT_RE = re.compile(r"\b(?:в\s+)?(?:полночь|midnight)\b")
 _ONE_OCLOCK_RE = re.compile(r"\bв\s+час\b(?:\s+(?P<q>дня|ночи))?")
 _BARE_NUMBER_RE = re.compile(r"(?<![\d.:/\-])\b(?P<h>\d{1,2})\b(?![\d.:/\-])")
-_VAGUE_TIME_RE = re.compile(
-    r"\b(?P<morning>утром|с утра|до обеда|morning)\b|\b(?P<day>днем|после обеда|в обед|afternoon)\b"
-    r"|\b(?P<evening>вечером|evening|tonight)\b|\b(?P<night>ночью)\b"
-)
-_PERIOD_QUALIFIER = {"morning": "утра", "day": "дня", "evening": "вечера", "night": "ночи"}
+_BARE_PAIR_RE = re.compile(r"(?<![\d.:/\-])\b(?P<h>\d{1,2})\s+(?P<mi>\d{2})\b(?![\d.:/\-])")
 _DURATION_RE = re.compile(r"\b(?:на|for)\s+(?:\d{1,3}\s*)?(?:час\w*|минут\w*|мин|hours?|minutes?)\b")
-# Words that change which day is meant ("в первый понедельник", "кроме среды", "или"): refuse.
-_DOUBT_RE = re.compile(
-    r"\b(?:или|либо|не|нет|кроме|перв\w+|втор(?:ой|ую|ого)|трет\w+|последн\w+|кажд\w+|праздник\w*|"
-    r"or|not|except|first|second|last|every)\b"
-)
 _PREP_BEFORE_RE = re.compile(r"(?:\b(?:в|во|к|около|at|by|с)\s*)$")
 
 
@@ -236,8 +279,10 @@ def _month_of(m: re.Match) -> int:
 def _collect(s: str) -> tuple[_Found, str]:
     """Find every day and time in the normalised phrase; return them and what is left."""
     found = _Found()
-    period = _VAGUE_TIME_RE.search(s)
-    default_q = _PERIOD_QUALIFIER[period.lastgroup] if period else None  # "вечером в 7" is 19:00
+    for m in list(_PERIOD_RE.finditer(s)):
+        found.periods.append(m.lastgroup)
+        s = _take(s, m)
+    default_q = _PERIOD_QUALIFIER[found.periods[0]] if len(found.periods) == 1 else None
 
     def hour_of(m: re.Match, hour_group: str = "h") -> int | None:
         return _hour_with_qualifier(int(m.group(hour_group)), m.groupdict().get("q") or default_q)
@@ -253,13 +298,14 @@ def _collect(s: str) -> tuple[_Found, str]:
     for m in list(_HALF_HOUR_RE.finditer(s)):
         found.exact.append(timedelta(minutes=30))
         s = _take(s, m)
+    for m in list(_SPAN_RE.finditer(s)):
+        found.exact.append(timedelta(hours=int(m.group("h") or 1), minutes=int(m.group("mi") or 0)))
+        s = _take(s, m)
     for m in list(_RELATIVE_RE.finditer(s)):
         n = int(m.group("n") or 1)
         unit = m.group("unit")
         if unit.startswith(("мин", "min")):
             found.exact.append(timedelta(minutes=n))
-        elif unit.startswith(("час", "hour")) or unit == "ч":
-            found.exact.append(timedelta(hours=n))
         elif unit.startswith(("нед", "week")):
             found.days.append(("offset", 7 * n))
         elif m.group("n") is None and unit.startswith(("ден", "дн")):
@@ -276,11 +322,10 @@ def _collect(s: str) -> tuple[_Found, str]:
         s = _take(s, m)
     for m in list(_THIS_WEEK_RE.finditer(s)):
         s = _take(s, m)
-    for pattern in (_NUMERIC_DATE_RE,):
-        for m in list(pattern.finditer(s)):
-            year = int(m.group("y"))
-            found.days.append(("date", int(m.group("d")), int(m.group("m")), year + 2000 if year < 100 else year))
-            s = _take(s, m)
+    for m in list(_NUMERIC_DATE_RE.finditer(s)):
+        year = int(m.group("y"))
+        found.days.append(("date", int(m.group("d")), int(m.group("m")), year + 2000 if year < 100 else year))
+        s = _take(s, m)
     for pattern in (_DAY_MONTH_RE, _MONTH_DAY_RE):
         for m in list(pattern.finditer(s)):
             year = int(m.group("y")) if m.group("y") else None
@@ -304,25 +349,24 @@ def _collect(s: str) -> tuple[_Found, str]:
     for m in list(_DOTTED_RE.finditer(s)):
         a, b = int(m.group("a")), int(m.group("b"))
         after_preposition = bool(_PREP_BEFORE_RE.search(s[: m.start()]))
-        is_time = m.group("q") or b > 12 or b == 0 or (a <= 23 and after_preposition)
+        is_time = len(m.group("b")) == 2 and (m.group("q") or b > 12 or b == 0 or (a <= 23 and after_preposition))
         if is_time:
             add_time(hour_of(m, "a"), b)
-        else:
+        else:  # "25.12", "3.1": a date
             found.days.append(("date", a, b, None))
         s = _take(s, m)
     for m in list(_DASH_TIME_RE.finditer(s)):
-        add_time(hour_of(m), int(m.group("mi")))
+        hour, minute = int(m.group("h")), int(m.group("mi"))
+        if hour < minute <= 23:
+            found.ambiguous = True  # "14-16": 14:16, or from 14 to 16? ask
+        else:
+            add_time(hour_of(m), minute)
         s = _take(s, m)
-    for pattern in (_HOURS_FIRST_RE, _PREP_TIME_RE, _UNIT_TIME_RE, _QUALIFIED_RE):
+    for pattern in (_HOURS_FIRST_RE, _PREP_PAIR_RE, _PREP_TIME_RE, _UNIT_TIME_RE, _QUALIFIED_RE):
         for m in list(pattern.finditer(s)):
             minute_text = m.groupdict().get("mi")
-            minute = int(minute_text) if minute_text else 0
-            add_time(hour_of(m), minute)
+            add_time(hour_of(m), int(minute_text) if minute_text else 0)
             s = _take(s, m)
-    for m in list(_HALF_PAST_RE.finditer(s)):
-        hour = _ORDINAL_HOURS.index(m.group("ord"))  # полпятого: index 4 → 4:30
-        add_time(12 if hour == 0 else _hour_with_qualifier(hour, m.group("q") or default_q), 30)
-        s = _take(s, m)
     for m in list(_NOON_RE.finditer(s)):
         found.times.append((12, 0))
         s = _take(s, m)
@@ -332,14 +376,15 @@ def _collect(s: str) -> tuple[_Found, str]:
     for m in list(_ONE_OCLOCK_RE.finditer(s)):
         found.times.append((1, 0) if m.group("q") == "ночи" else (13, 0))
         s = _take(s, m)
-    if found.days and not found.times:  # "завтра 15", "ср 11": a lone number next to a day is the hour
+    if found.days and not found.times:  # "завтра 15", "ср 11", "завтра 10 45": the hour next to a day
+        pairs = list(_BARE_PAIR_RE.finditer(s))
         bare = list(_BARE_NUMBER_RE.finditer(s))
-        if len(bare) == 1:
+        if len(pairs) == 1 and len(bare) == 2:
+            add_time(hour_of(pairs[0]), int(pairs[0].group("mi")))
+            s = _take(s, pairs[0])
+        elif len(bare) == 1:
             add_time(hour_of(bare[0]), 0)
             s = _take(s, bare[0])
-    for m in list(_VAGUE_TIME_RE.finditer(s)):
-        found.vague_time = True
-        s = _take(s, m)
     return found, s
 
 
@@ -409,10 +454,12 @@ def parse_rules(text: str, now: datetime, tz: ZoneInfo | None = None) -> tuple[P
         return result("not_understood")
     if found.invalid:
         return result("invalid")
-    if found.ambiguous or re.search(r"\d", rest) or _DOUBT_RE.search(rest) or len(found.times) > 1:
+    # Every word must be read or be known filler: an unknown word ("в выходные", "после 15", "в мае",
+    # "по Киеву", "совещание") may change the meaning, so the phrase goes to the fallback instead.
+    if found.ambiguous or timewords.unknown_words(rest) or len(found.times) > 1 or len(found.periods) > 1:
         return result("not_understood")
     if found.exact:
-        if len(found.exact) > 1 or found.days or found.times or found.next_week:
+        if len(found.exact) > 1 or found.days or found.times or found.next_week or found.periods:
             return result("not_understood")
         return result("ok", (local_now + found.exact[0]).replace(second=0, microsecond=0))
     if found.next_week and not found.days:
@@ -428,11 +475,16 @@ def parse_rules(text: str, now: datetime, tz: ZoneInfo | None = None) -> tuple[P
         if day is None:
             return result("not_understood")
     if not found.times:
+        period = PERIODS[found.periods[0]] if found.periods else None
+        if day is not None and period is not None and datetime.combine(day, period[1], tzinfo=tz) <= local_now:
+            if how != "weekday":
+                return result("past")  # "сегодня утром" in the afternoon
+            day += timedelta(days=7)  # "в пятницу утром" on a Friday afternoon: next Friday
         if day is not None and day < today:
             return result("past")
-        if day is None and not found.vague_time:
+        if day is None and not found.periods:
             return result("not_understood")
-        return result("need_time", day=day)
+        return result("need_time", day=day, period=period)
 
     hour, minute = found.times[0]
     if day is None:

@@ -23,6 +23,17 @@ def test_not_understood_exits_1_with_the_reason(run):
     assert data == {"text": "абракадабра", "datetime": None, "error": "not understood", "source": None}
 
 
+def test_part_of_the_day_is_no_time_given_in_the_same_json_shape(run):
+    result = run("parse-time", "завтра утром", *NOW, code=1)
+    assert "no time given" in result.stderr and result.stdout == ""
+    lines = "в пятницу после обеда\nвечером\nв выходные в 11\n"
+    output = run("parse-time", "-", *NOW, "--json", "--no-llm", input=lines).stdout
+    answers = [json.loads(line) for line in output.splitlines()]
+    assert [sorted(a) for a in answers] == [["datetime", "error", "source", "text"]] * 3
+    assert [(a["datetime"], a["error"]) for a in answers] == [
+        (None, "no time given"), (None, "no time given"), (None, "not understood")]
+
+
 def test_batch_from_stdin_answers_each_line_in_order(run):
     lines = "завтра в 15:00\nабракадабра\nвчера в 10\nв пт в 9 утра\n"
     result = run("parse-time", "-", *NOW, "--json", "--no-llm", input=lines)
@@ -59,5 +70,6 @@ def test_claude_fallback_through_the_cli(run, fake_api, monkeypatch):
     assert json.loads(result.stdout)["error"] == "not understood"
     assert "sk-ant-cli-test-key-123456" not in result.stdout + result.stderr
 
-    assert run("parse-time", "когда-нибудь потом", *NOW, "--no-llm", code=1)
+    result = run("parse-time", "когда-нибудь потом", *NOW, "--no-llm", code=1)
+    assert "not understood" in result.stderr and result.stdout == ""
     assert len(fake_api.requests) == 2  # --no-llm never asks
