@@ -34,6 +34,7 @@ class _Boundary(TyperGroup):
             return super().invoke(ctx)
         except SalesbotError as exc:
             render.error_line(str(exc))
+            raise typer.Exit(exc.exit_code) from None
         except OSError as exc:  # a file the operator named: unreadable, a folder, no space
             render.error_line(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         except KeyboardInterrupt:
@@ -215,9 +216,9 @@ def followups_run(
     as_json: JsonOpt = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Remind at most this many leads in this sweep.")] = None,
 ) -> None:
-    """One reminder sweep for cron: send the reminders that are due, mark cold, exit.
+    """One reminder sweep for cron: queue the reminders that are due (serve sends them), mark cold, exit.
 
-    Exits 1 when a send failed (so cron mails the operator); 0 when another sweep is running.
+    Exits 1 when serve is not running (so cron mails the operator); 0 when another sweep is running.
     """
     loaded = settings()
     stream = render.JsonActions() if as_json else None
@@ -233,12 +234,9 @@ def followups_run(
         return
     if stream is not None:
         stream.close({"now": result.now, "dry_run": result.dry_run, "in_window": result.in_window,
-                      "due_later": result.due_later, "stopped_early": result.stopped_early,
-                      "summary": result.summary})
+                      "due_later": result.due_later, "summary": result.summary})
     else:
         render.sweep(result, runtime.policy(loaded))
-    if result.count("failed"):
-        raise typer.Exit(1)
 
 
 @app.command()

@@ -11,24 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from salesbot import leads, texts, timeparse
-from salesbot.errors import LLMUnavailable
+from salesbot import delivery, leads, store, texts, timeparse
+from salesbot.delivery import Outbox
+from salesbot.errors import LLMUnavailable, StoreError
 from salesbot.leads import STATE_CONFIRM_TIME, STATE_OWN_TIME, LeadState
 from salesbot.slots import Calendar, check, clock_label, free_slots
 from salesbot.store import to_local
-from salesbot.transport import Button, Keyboard, Peer, SendError, Transport
+from salesbot.transport import Button, Keyboard, Transport
 
 log = logging.getLogger(__name__)
 
 __all__ = ["STATE_CONFIRM_TIME", "STATE_OWN_TIME", "Answer", "Dialogue", "DialogueConfig", "Incoming", "Sender"]
 
 RECENT_FOR_MANAGERS = 5
+STORE_ATTEMPTS = 5  # storing an incoming message: 5 tries over about 1.5 s
 
 DIALOGUE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -98,6 +101,8 @@ class Incoming:
     button: str | None = None  # callback data of a pressed button
     media: str | None = None  # sticker, voice, photo, video, document, or another kind
     private: bool = True
+    telegram_message_id: int | None = None  # a message: Telegram's id of it (replays are ignored)
+    button_message_id: int | None = None  # a button: Telegram's id of the message that carried it
 
 
 @dataclass
@@ -163,26 +168,58 @@ def moment_of(data: str) -> datetime | None:
         return None
 
 
+# The lead message a handler is answering: the first thing it says marks it (and the messages before
+# it) answered in the same transaction that queues the reply, so a crash can neither lose the
+# answer nor send it twice. A context variable, because each handler runs in its own task.
+_ANSWERING: contextvars.ContextVar[int | None] = contextvars.ContextVar("answering", default=None)
+
+
 class Dialogue:
     def __init__(self, llm: DialogueLLM, transport: Transport, config: DialogueConfig,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), outbox: Outbox | None = None) -> None:
         self.llm = llm
-        self.transport = transport
         self.config = config
         self.calendar = config.calendar
         self.now = now
+        self.outbox = outbox or Outbox(transport, managers=config.manager_ids, now=now)
+        self.accepting = True  # False while shutting down: messages are stored, answered after the restart
         self._leads: dict[int, _LeadSlot] = {}
         self._notes: set[asyncio.Task] = set()  # "one moment" notes in flight (a task needs a reference)
 
-    # --- entry point ---------------------------------------------------------------------------
+    # --- entry points --------------------------------------------------------------------------
+
+    def press(self, incoming: Incoming) -> str:
+        """Check a button press before acting on it: `new`, `again` (the same choice pressed twice,
+        nothing to do) or `stale` (an old keyboard: nothing changes). Sync, so a Telegram handler can
+        answer the callback at once with what to show."""
+        lead = self._known_lead(incoming.sender)
+        if lead is None:
+            return "stale"
+        return delivery.press(lead.id, incoming.button_message_id, incoming.button or "")
 
     async def handle(self, incoming: Incoming) -> None:
         if not incoming.private:
             return  # group chats: not a conversation with a lead
-        lead = self._lead_for(incoming.sender)
         text = (incoming.text or "").strip()
         kind = self._kind(incoming, text)
-        message = self._record(lead, incoming, text, kind)
+        stored = await self._store_incoming(incoming, text, kind)
+        if stored is None:
+            return
+        lead, message = stored
+        if not self.accepting:
+            return  # stored (and unanswered): the next start answers it
+        await self._handle(lead, message, kind, incoming, text)
+
+    async def resume(self, lead_id: int) -> None:
+        """Answer a lead's newest stored message that was never answered (a restart in the middle)."""
+        lead = leads.by_id(lead_id)
+        pending = leads.last_unanswered(lead_id)
+        if lead is None or pending is None:
+            return
+        message = _Stored(*pending)
+        await self._handle(lead, message, "text", Incoming(Sender(lead_id=lead_id), text=message.text), message.text)
+
+    async def _handle(self, lead: LeadState, message: _Stored, kind: str, incoming: Incoming, text: str) -> None:
         slot = self._leads.setdefault(lead.id, _LeadSlot())
         if kind == "text" and slot.lock.locked() and lead.state is None and not slot.told_to_wait:
             # A flood while Claude is busy with this lead: one short note, and the messages are
@@ -194,17 +231,42 @@ class Dialogue:
         slot.users += 1
         try:
             async with slot.lock:
+                _ANSWERING.set(message.id)
                 await self._dispatch(lead.id, message, kind, incoming, text, slot)
         except Exception:
             # A bug or a broken database must not leave the lead without an answer (or kill the
             # bot): the message is stored and stays unanswered; the lead gets the polite fallback.
             log.exception("could not handle a message from lead %s", lead.id)
+            _ANSWERING.set(None)
             with contextlib.suppress(Exception):
                 await self._say(lead, texts.FALLBACK)
         finally:
             slot.users -= 1
             if slot.users == 0:
                 self._leads.pop(lead.id, None)
+
+    async def _store_incoming(self, incoming: Incoming, text: str, kind: str) -> tuple[LeadState, _Stored] | None:
+        """The lead and the stored message, or None for a replay. A database that is busy (locked by
+        another process, past serve's short busy timeout) is retried without blocking the event loop;
+        one that stays broken still gets the lead a polite answer, and the failure is logged loudly."""
+        for attempt in range(STORE_ATTEMPTS):
+            try:
+                lead = self._lead_for(incoming.sender)
+                message = self._record(lead, incoming, text, kind)
+            except StoreError as exc:
+                failure = exc
+                if attempt + 1 < STORE_ATTEMPTS:
+                    await self.outbox.sleep(0.1 * 2**attempt)
+                continue
+            if message is None:
+                log.info("lead %s: Telegram message %s was stored before; ignored", lead.id,
+                         incoming.telegram_message_id)
+                return None
+            return lead, message
+        log.error("A MESSAGE WAS NOT STORED (Telegram user %s): %s. The lead got the polite fallback; "
+                  "ask them to repeat it", incoming.sender.telegram_id or incoming.sender.lead_id, failure)
+        await self.outbox.send_unrecorded(incoming.sender, texts.FALLBACK)
+        return None
 
     @staticmethod
     def _kind(incoming: Incoming, text: str) -> str:
@@ -238,10 +300,14 @@ class Dialogue:
             await self._on_own_time(lead, text)
         else:
             await self._converse(lead, message, slot)
-            return
-        leads.mark_answered(lead.id, message.id)
 
     # --- storage (synchronous, never across an await) ------------------------------------------
+
+    @staticmethod
+    def _known_lead(sender: Sender) -> LeadState | None:
+        if sender.lead_id is not None:
+            return leads.by_id(sender.lead_id)
+        return leads.by_telegram_id(sender.telegram_id)
 
     @staticmethod
     def _lead_for(sender: Sender) -> LeadState:
@@ -252,16 +318,17 @@ class Dialogue:
             return lead
         return leads.upsert_telegram_lead(sender.telegram_id, sender.access_hash, sender.username, sender.first_name)
 
-    def _record(self, lead: LeadState, incoming: Incoming, text: str, kind: str) -> _Stored:
-        """Store the lead's message (before anything can fail)."""
+    def _record(self, lead: LeadState, incoming: Incoming, text: str, kind: str) -> _Stored | None:
+        """Store the lead's message (before anything can fail); None when it was stored before."""
         if kind == "button":
             stored = self._button_label(incoming.button or "")
         elif kind == "media":
             stored = texts.MEDIA_LABELS.get(incoming.media or "", texts.MEDIA_OTHER)
         else:
             stored = text or texts.EMPTY_MESSAGE
-        message_id = leads.record_lead_message(lead.id, stored, self.now(), unanswered=kind == "text")
-        return _Stored(message_id, stored)
+        message_id = leads.record_lead_message(lead.id, stored, self.now(), unanswered=kind == "text",
+                                               telegram_message_id=incoming.telegram_message_id)
+        return _Stored(message_id, stored) if message_id is not None else None
 
     def _button_label(self, data: str) -> str:
         if data == "own":
@@ -280,37 +347,33 @@ class Dialogue:
 
     # --- saying things -------------------------------------------------------------------------
 
-    @staticmethod
-    def _peer(lead: LeadState) -> Peer:
-        return Peer(user_id=lead.telegram_id, access_hash=lead.access_hash, lead_id=lead.id)
-
-    async def _say(self, lead: LeadState, text: str, buttons: Keyboard | None = None) -> None:
-        leads.record_bot_message(lead.id, text, self.now())
-        try:
-            if buttons:
-                await self.transport.send_buttons(self._peer(lead), text, buttons)
-            else:
-                await self.transport.send_text(self._peer(lead), text)
-        except SendError as exc:
-            log.warning("could not send to lead %s: %s", lead.id, exc.reason)
+    async def _say(self, lead: LeadState, text: str, buttons: Keyboard | None = None,
+                   status: str | None = None) -> None:
+        """Queue what we say (marking what it answers, with the lead's new status) and send it now."""
+        answering = _ANSWERING.get()
+        with store.transaction():
+            if answering is not None:
+                leads.mark_answered(lead.id, answering, status)
+                _ANSWERING.set(None)
+            self.outbox.to_lead(lead.id, text, buttons)
+        await self.outbox.deliver(("lead", lead.id))
 
     async def _tell_managers(self, text: str) -> None:
+        self.outbox.to_managers(text)
         for manager in self.config.manager_ids:
-            try:
-                await self.transport.send_text(Peer(user_id=manager), text)
-            except SendError as exc:
-                log.warning("could not tell manager %s: %s", manager, exc.reason)
+            await self.outbox.deliver(("chat", manager))
 
     def _slot_keyboard(self, slots: list[datetime]) -> Keyboard:
         rows = [[Button(texts.slot_label(s.astimezone(self.calendar.tz)), slot_data("s", s))] for s in slots]
         rows.append([Button(texts.BUTTON_OWN_TIME, "own")])
         return rows
 
-    async def _offer_slots(self, lead: LeadState, text: str, after: datetime | None = None) -> None:
+    async def _offer_slots(self, lead: LeadState, text: str, after: datetime | None = None,
+                           status: str | None = None) -> None:
         slots = free_slots(self.now(), self.calendar, self._booked_starts(), after=after)
         if not slots:
             text = f"{text}\n\n{texts.NO_SLOTS}" if text != texts.CHOOSE_SLOT else texts.NO_SLOTS
-        await self._say(lead, text, self._slot_keyboard(slots))
+        await self._say(lead, text, self._slot_keyboard(slots), status=status)
 
     # --- the conversation ----------------------------------------------------------------------
 
@@ -342,6 +405,7 @@ class Dialogue:
             return  # answered together with the messages before it
         upto = leads.latest_lead_message_id(lead.id)
         slot.answered_upto = upto
+        _ANSWERING.set(None)  # set again once Claude has answered
         history = self._history(lead.id, upto)
         if not history or history[-1][0] != "user":
             return
@@ -351,16 +415,17 @@ class Dialogue:
         except LLMUnavailable as exc:
             log.warning("no answer for lead %s: %s", lead.id, exc)
             slot.told_to_wait = False
-            await self._say(lead, texts.FALLBACK)
+            await self._say(lead, texts.FALLBACK)  # the lead's messages stay marked unanswered
             await self._tell_managers(texts.manager_unanswered(lead.first_name, lead.id, lead.username, message.text))
-            return  # the lead's messages stay marked unanswered
+            return
         slot.told_to_wait = False
         has_meeting = meeting is not None  # only this lead's handlers book, and they wait for us
-        leads.mark_answered(lead.id, upto, status="hot" if has_meeting else answer.status)
+        status = "hot" if has_meeting else answer.status
+        _ANSWERING.set(upto)
         if answer.offer_meeting and not has_meeting:
-            await self._offer_slots(lead, answer.reply)
+            await self._offer_slots(lead, answer.reply, status=status)
         else:
-            await self._say(lead, answer.reply)
+            await self._say(lead, answer.reply, status=status)
 
     # --- meetings ------------------------------------------------------------------------------
 

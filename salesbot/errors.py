@@ -4,6 +4,8 @@
 class SalesbotError(Exception):
     """A problem the operator can act on; its message is shown as is, so it must be clear and safe."""
 
+    exit_code = 1
+
 
 class ConfigError(SalesbotError):
     """A setting is missing or malformed."""
@@ -19,3 +21,10 @@ class NotFoundError(SalesbotError):
 
 class LLMUnavailable(SalesbotError):
     """Claude could not be reached or answered unusably after all attempts."""
+
+
+class BotUnauthorizedError(SalesbotError):
+    """Telegram does not accept the bot (bad or revoked token, ended session): restarting cannot help,
+    so `serve` exits with its own code, which the systemd unit does not restart on."""
+
+    exit_code = 3

@@ -1,43 +1,45 @@
-"""The reminder sweep, transport-agnostic, with `now` passed in.
+"""The reminder sweep, with `now` passed in: it decides and queues; `serve` delivers (delivery.py).
 
 A lead is due when all hold: status new or warm; not opted out; a Telegram lead with an access hash
 (chat leads never are); no booked meeting ahead; the bot spoke last (the lead is the one who went
 quiet); none of the lead's messages is waiting for an answer (when Claude was down, it is we who
-owe the lead a reply, not the other way round); and either
+owe the lead a reply, not the other way round); our last message to the lead was delivered (not
+still queued, not failed: a lead who never got our answer is not reminded of it); and either
 - step 1: no reminder yet and the lead's last message is at least FOLLOW_UP_1 hours old, or
 - step 2: one reminder and it is at least FOLLOW_UP_2 hours old.
 Step 2 makes the lead cold (cold_reason `no_reply`) in the same update that claims it.
 
-Never twice: each lead is claimed (leads.claim_follow_up) by a compare-and-set UPDATE (on follow_up_count and the lead's
-last message) before anything is sent, together with the reminder's bot message; a transient send
-failure releases the claim and removes that message. Overlapping sweeps or a crash mid-sweep can
-skip a reminder, never send one twice.
+Never twice: each lead is claimed (leads.claim_follow_up) by a compare-and-set UPDATE (on
+follow_up_count and the lead's last message), in the same transaction that queues the reminder.
+Overlapping sweeps cannot both claim a lead. The deliverer checks again just before sending: a
+lead who wrote after the reminder was queued is not reminded (delivery.py drops it).
+
+Why the sweep does not send itself: one Telegram session talks to Telegram (`serve`'s). Access
+hashes belong to the session that received them (core.telegram.org/api/peers), so a second session
+addressing leads with `serve`'s hashes may be refused (PEER_ID_INVALID) — and the old sweep took
+that as "unreachable" and opted the lead out for good. One egress also keeps the whole bot under
+Telegram's ~30 messages a second, with live replies ahead of reminders.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from salesbot import leads, texts
-from salesbot.errors import SalesbotError
+from salesbot import delivery, leads, store, texts
 from salesbot.slots import clock_label
 from salesbot.store import db, to_utc_naive
-from salesbot.transport import Peer, SendError, Transport
 
 log = logging.getLogger(__name__)
 
 PAGE = 1000
-SEND_INTERVAL = 0.05  # at most 20 messages a second
-SHORT_FLOOD_WAIT = 30.0  # wait out a FloodWait this short; a longer one ends the sweep
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,7 @@ class Action:
     becomes_cold: bool
     telegram_id: int
     first_name: str | None
-    outcome: str  # would_send | sent | failed | unreachable | claimed_elsewhere | deferred
-    error: str | None = None
+    outcome: str  # would_send (dry run) | queued | claimed_elsewhere (another sweep, or the lead wrote)
 
 
 @dataclass
@@ -92,7 +93,6 @@ class SweepResult:
     actions: list[Action] = field(default_factory=list)
     outcomes: Counter = field(default_factory=Counter)
     now_cold: int = 0
-    stopped_early: str | None = None  # why the sweep stopped before the end (a long flood wait)
     due_later: int | None = None  # dry run outside the window: how many are due once it opens
 
     def count(self, outcome: str) -> int:
@@ -100,19 +100,17 @@ class SweepResult:
 
     def record(self, action: Action, keep: int | None) -> None:
         self.outcomes[action.outcome] += 1
-        self.now_cold += action.becomes_cold and action.outcome in ("sent", "would_send")
+        self.now_cold += action.becomes_cold and action.outcome in ("queued", "would_send")
         if keep is None or len(self.actions) < keep:
             self.actions.append(action)
 
     @property
     def summary(self) -> dict[str, int]:
         return {
-            "sent": self.count("sent"),
+            "queued": self.count("queued"),
             "would_send": self.count("would_send"),
             "now_cold": self.now_cold,
-            "failed": self.count("failed"),
-            "unreachable": self.count("unreachable"),
-            "skipped": self.count("claimed_elsewhere") + self.count("deferred"),
+            "skipped": self.count("claimed_elsewhere"),
         }
 
 
@@ -124,6 +122,7 @@ _DUE_WHERE = f"""
   AND NOT EXISTS (SELECT 1 FROM meeting AS m WHERE m.lead_id = l.id AND m.status = 'booked' AND m.starts_at >= ?)
   AND (SELECT role FROM message AS x WHERE x.lead_id = l.id ORDER BY x.id DESC LIMIT 1) = 'bot'
   AND NOT EXISTS (SELECT 1 FROM message AS u WHERE u.lead_id = l.id AND u.unanswered = 1)
+  AND coalesce((SELECT o.state FROM outbox AS o WHERE o.lead_id = l.id ORDER BY o.id DESC LIMIT 1), 'sent') = 'sent'
 """
 _DUE_SQL = f"""
 SELECT l.id, l.telegram_id, l.access_hash, l.first_name, l.follow_up_count, l.last_message_at,
@@ -162,19 +161,17 @@ def due_leads(now: datetime, policy: Policy, limit: int | None = None) -> Iterat
         after = rows[-1][0]
 
 
-async def sweep(
+def sweep(
     now: datetime,
     policy: Policy,
-    transport: Transport | None,
     *,
     dry_run: bool = False,
     limit: int | None = None,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     progress: Callable[[int], None] | None = None,
     on_action: Callable[[Action], None] | None = None,
     keep: int | None = None,
 ) -> SweepResult:
-    """One sweep at `now`: remind who is due (or, with dry_run, list them and change nothing).
+    """One sweep at `now`: queue a reminder for each lead who is due (with dry_run, only list them).
 
     Each finished action goes to `on_action`; `keep` bounds how many stay in the result."""
     result = SweepResult(now=now, dry_run=dry_run, in_window=policy.in_window(now))
@@ -184,59 +181,25 @@ async def sweep(
         if dry_run:  # tell the operator what the window is holding back
             result.due_later = count_due(now, policy)
         return result
-    if not dry_run and transport is None:
-        raise SalesbotError("a real sweep needs a transport")
-    sent_any = False
     for due in due_leads(now, policy, limit):
         action = Action(due.lead_id, due.step, due.becomes_cold, due.telegram_id, due.first_name, "would_send")
-        stop = False
         if not dry_run:
-            text = texts.follow_up(due.step, due.first_name)
-            message_id = leads.claim_follow_up(due.lead_id, due.step, due.last_message_at, now, text)
-            if message_id is None:
-                action.outcome = "claimed_elsewhere"
-            else:
-                if sent_any:
-                    await sleep(SEND_INTERVAL)
-                action.outcome, action.error, stop = await _send(transport, due, text, sleep)
-                if action.outcome == "sent":
-                    sent_any = True
-                else:
-                    leads.release_follow_up(due.lead_id, due.step, due.last_follow_up_at, due.status, message_id, now,
-                                            unreachable=action.error if action.outcome == "unreachable" else None)
+            action.outcome = "queued" if _claim_and_queue(due, now) else "claimed_elsewhere"
         result.record(action, keep)
         if on_action:
             on_action(action)
         if progress:
             progress(1)
-        if stop:
-            result.stopped_early = action.error
-            log.warning("stopping the sweep: %s; the next sweep carries on", action.error)
-            break
     return result
 
 
-async def _send(transport: Transport, due: Due, text: str,
-                sleep: Callable[[float], Awaitable[None]]) -> tuple[str, str | None, bool]:
-    """(outcome, error, stop the sweep). A short FloodWait is waited out once."""
-    peer = Peer(user_id=due.telegram_id, access_hash=due.access_hash, lead_id=due.lead_id)
-    for attempt in range(2):
-        try:
-            await transport.send_text(peer, text)
-            return "sent", None, False
-        except SendError as exc:
-            if exc.permanent:
-                log.info("lead %s is unreachable: %s", due.lead_id, exc.reason)
-                return "unreachable", exc.reason, False
-            if exc.retry_after is not None:
-                if exc.retry_after <= SHORT_FLOOD_WAIT and attempt == 0:
-                    log.info("flood wait %.0f s before lead %s", exc.retry_after, due.lead_id)
-                    await sleep(exc.retry_after)
-                    continue
-                return "deferred", exc.reason, True
-            log.warning("could not remind lead %s: %s", due.lead_id, exc.reason)
-            return "failed", exc.reason, False
-    return "deferred", "flood wait again", True
+def _claim_and_queue(due: Due, now: datetime) -> bool:
+    """Claim the lead and queue its reminder in one transaction (delivery.py sends it)."""
+    with store.transaction():
+        if not leads.claim_follow_up(due.lead_id, due.step, due.last_message_at, now):
+            return False
+        delivery.queue_to_lead(due.lead_id, texts.follow_up(due.step, due.first_name), now, kind="reminder")
+    return True
 
 
 @contextlib.contextmanager

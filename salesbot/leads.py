@@ -178,12 +178,19 @@ def set_state(lead_id: int, state: str | None, *, pending_time: datetime | None 
 # --- messages --------------------------------------------------------------------------------------
 
 
-def record_lead_message(lead_id: int, text: str, at: datetime, unanswered: bool) -> int:
-    """Store what the lead wrote and what writing means: reminders start over, a cold lead is warm."""
+def record_lead_message(lead_id: int, text: str, at: datetime, unanswered: bool,
+                        telegram_message_id: int | None = None) -> int | None:
+    """Store what the lead wrote and what writing means: reminders start over, a cold lead is warm.
+    None when Telegram's id of the message was stored before (an update delivered twice)."""
     with db.atomic():
-        cursor = db.execute_sql(
-            "INSERT INTO message (lead_id, role, text, created_at, unanswered) VALUES (?, 'lead', ?, ?, ?)",
-            (lead_id, text, _stamp(at), int(unanswered)))
+        try:
+            with db.atomic():
+                cursor = db.execute_sql(
+                    "INSERT INTO message (lead_id, role, text, created_at, unanswered, telegram_message_id)"
+                    " VALUES (?, 'lead', ?, ?, ?, ?)",
+                    (lead_id, text, _stamp(at), int(unanswered), telegram_message_id))
+        except IntegrityError:
+            return None
         db.execute_sql(
             "UPDATE lead SET last_message_at = ?, follow_up_count = 0,"
             " cold_reason = CASE WHEN status = 'cold' THEN NULL ELSE cold_reason END,"
@@ -198,6 +205,20 @@ def record_bot_message(lead_id: int, text: str, at: datetime) -> int:
             "INSERT INTO message (lead_id, role, text, created_at, unanswered) VALUES (?, 'bot', ?, ?, 0)",
             (lead_id, text, _stamp(at)))
     return cursor.lastrowid
+
+
+def last_unanswered(lead_id: int) -> tuple[int, str] | None:
+    """(id, text) of the lead's newest message still waiting for an answer."""
+    return db.execute_sql("SELECT id, text FROM message WHERE lead_id = ? AND role = 'lead' AND unanswered = 1"
+                          " ORDER BY id DESC LIMIT 1", (lead_id,)).fetchone()
+
+
+def leads_with_unanswered() -> list[int]:
+    """Telegram leads with a message still waiting for an answer, oldest first."""
+    rows = db.execute_sql("SELECT m.lead_id FROM message AS m JOIN lead AS l ON l.id = m.lead_id"
+                          " WHERE m.unanswered = 1 AND l.telegram_id IS NOT NULL GROUP BY m.lead_id"
+                          " ORDER BY min(m.id)").fetchall()
+    return [lead_id for (lead_id,) in rows]
 
 
 def mark_answered(lead_id: int, upto: int, status: str | None = None) -> None:
@@ -247,10 +268,10 @@ REMINDABLE = ("l.status IN ('new', 'warm') AND l.opted_out = 0 AND l.telegram_id
               " AND l.access_hash IS NOT NULL AND l.follow_up_count < 2")
 
 
-def claim_follow_up(lead_id: int, step: int, stored_last_message_at: str, now: datetime, text: str) -> int | None:
-    """Compare-and-set: take the lead for reminder `step` and store the reminder, or None if someone
-    else did (another sweep, or the lead wrote meanwhile: `stored_last_message_at` is compared as
-    stored). Step 2 makes the lead cold in the same update. Returns the stored message's id."""
+def claim_follow_up(lead_id: int, step: int, stored_last_message_at: str, now: datetime) -> bool:
+    """Compare-and-set: take the lead for reminder `step`, or False if someone else did (another
+    sweep, or the lead wrote meanwhile: `stored_last_message_at` is compared as stored). Step 2 makes
+    the lead cold in the same update. The caller queues the reminder in the same transaction."""
     with db.atomic():
         cursor = db.execute_sql(
             "UPDATE lead SET follow_up_count = ?, last_follow_up_at = ?,"
@@ -259,20 +280,20 @@ def claim_follow_up(lead_id: int, step: int, stored_last_message_at: str, now: d
             " WHERE id = ? AND follow_up_count = ? AND last_message_at = ? AND opted_out = 0"
             " AND status IN ('new', 'warm')",
             (step, _stamp(now), step, step, lead_id, step - 1, stored_last_message_at))
-        if cursor.rowcount != 1:
-            return None
-        return record_bot_message(lead_id, text, now)
+        return cursor.rowcount == 1
 
 
-def release_follow_up(lead_id: int, step: int, previous_follow_up_at: str | None, previous_status: str,
-                      message_id: int, now: datetime, unreachable: str | None = None) -> None:
-    """Undo a claim whose reminder was not sent; `unreachable` also opts the lead out for good."""
+def follow_up_sent(lead_id: int, at: datetime) -> None:
+    """A reminder went out: the next step counts from when it was really sent, not from when it
+    was queued (a long flood wait, or `serve` down for a while, can lie between the two)."""
     with db.atomic():
-        db.execute_sql(
-            "UPDATE lead SET follow_up_count = ?, last_follow_up_at = ?, status = ?,"
-            " cold_reason = CASE WHEN ? = 2 THEN NULL ELSE cold_reason END WHERE id = ? AND follow_up_count = ?"
-            " AND last_follow_up_at = ?",
-            (step - 1, previous_follow_up_at, previous_status, step, lead_id, step, _stamp(now)))
-        db.execute_sql("DELETE FROM message WHERE id = ?", (message_id,))
-        if unreachable:
-            opt_out(lead_id, unreachable)
+        db.execute_sql("UPDATE lead SET last_follow_up_at = ? WHERE id = ? AND follow_up_count > 0",
+                       (_stamp(at), lead_id))
+
+
+def still_quiet(lead_id: int, queued_at: str) -> bool:
+    """Whether a reminder queued at `queued_at` (as stored) may still go: the lead has not written
+    since and has not opted out."""
+    row = db.execute_sql("SELECT 1 FROM lead WHERE id = ? AND opted_out = 0 AND follow_up_count > 0"
+                         " AND (last_message_at IS NULL OR last_message_at <= ?)", (lead_id, queued_at)).fetchone()
+    return row is not None

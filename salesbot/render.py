@@ -181,8 +181,7 @@ def sweep(result, policy) -> None:
             table.add_column(column)
         for action in result.actions:
             table.add_row(str(action.lead_id), escape(action.first_name or "—"), str(action.step),
-                          "yes" if action.becomes_cold else "",
-                          action.outcome + (f" ({action.error})" if action.error else ""))
+                          "yes" if action.becomes_cold else "", action.outcome)
         out.print(table)
         total = sum(result.outcomes.values())
         if total > len(result.actions):
@@ -192,11 +191,8 @@ def sweep(result, policy) -> None:
         out.print(f"[bold]{summary['would_send']}[/bold] would be reminded now, "
                   f"{summary['now_cold']} of them for the last time (they become cold).")
     else:
-        out.print(f"sent [green]{summary['sent']}[/green], skipped {summary['skipped']}, "
-                  f"failed [red]{summary['failed']}[/red], unreachable {summary['unreachable']}, "
-                  f"now cold {summary['now_cold']}.")
-    if result.stopped_early:
-        out.print(f"[yellow]Stopped early: {escape(result.stopped_early)}; the next sweep carries on.[/yellow]")
+        out.print(f"queued [green]{summary['queued']}[/green] for serve to send, skipped {summary['skipped']} "
+                  f"(claimed by another sweep, or the lead wrote), now cold {summary['now_cold']}.")
 
 
 class SweepBar:

@@ -9,13 +9,18 @@ telethon and anthropic are imported inside the jobs that need them, so fast comm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Iterable
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from salesbot.config import CLAUDE_KEYS, TELEGRAM_KEYS, Settings, ensure_home, load_prompt
+from salesbot.errors import SalesbotError
 from salesbot.slots import Calendar
 
 if TYPE_CHECKING:
@@ -30,13 +35,13 @@ log = logging.getLogger(__name__)
 # --- what the settings build ------------------------------------------------------------------------
 
 
-def open_store(settings: Settings):
+def open_store(settings: Settings, busy_timeout_ms: int | None = None):
     """The migrated database, the models bound to it (the data folder is created when it holds it)."""
     from salesbot.store import open_database
 
     if settings.db_path.parent == settings.home:
         ensure_home(settings)
-    return open_database(settings.db_path)
+    return open_database(settings.db_path, busy_timeout_ms=busy_timeout_ms)
 
 
 def calendar(settings: Settings) -> Calendar:
@@ -94,19 +99,76 @@ def check_serve(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> None:
-    """`salesbot serve`: the Telegram bot until SIGINT/SIGTERM."""
-    from salesbot import telegram
+    """`salesbot serve`: the Telegram bot until SIGINT/SIGTERM; one per SALESBOT_HOME."""
+    from salesbot import leads, telegram
+    from salesbot.delivery import Outbox
 
     prompt = load_prompt(settings)  # read once, before Telegram is reached
+    ensure_home(settings)
+    with serve_lock(settings.home):
+        open_store(settings, busy_timeout_ms=SERVE_BUSY_TIMEOUT_MS)
 
-    async def main() -> None:
-        claude = claude_client(settings)
+        async def main() -> None:
+            claude = claude_client(settings)
+
+            def build(transport):
+                outbox = Outbox(transport, managers=settings.manager_ids)
+                from salesbot.conversation import ClaudeDialogue, Dialogue
+
+                return Dialogue(ClaudeDialogue(claude, prompt), transport, dialogue_config(settings),
+                                outbox=outbox), outbox
+
+            try:
+                await telegram.serve(settings, build, leads.leads_with_unanswered,
+                                     heartbeat=lambda: beat(settings.home))
+            finally:
+                await claude.close()
+
+        asyncio.run(main())
+
+
+# --- is serve running? ------------------------------------------------------------------------------
+# `serve` holds an flock on serve.lock while it runs, and its delivery loop touches serve.heartbeat
+# every few seconds; the sweep (which only queues) refuses to run when no serve will deliver.
+
+SERVE_BUSY_TIMEOUT_MS = 500  # serve's event loop never blocks on a lock for seconds; writes retry instead
+HEARTBEAT = "serve.heartbeat"
+ALIVE_SECONDS = 180
+
+
+@contextlib.contextmanager
+def serve_lock(home: Path) -> Iterator[None]:
+    import fcntl
+
+    handle = open(home / "serve.lock", "a+")  # noqa: SIM115 - held while serve runs
+    try:
         try:
-            await telegram.serve(settings, lambda transport: dialogue(settings, transport, claude, prompt))
-        finally:
-            await claude.close()
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid = handle.read().strip() or "?"
+            raise SalesbotError(f"another salesbot serve is running for {home} (pid {pid}); "
+                                "one bot per SALESBOT_HOME") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
-    asyncio.run(main())
+
+def beat(home: Path) -> None:
+    (home / HEARTBEAT).touch()
+
+
+def serve_alive(home: Path, now: float | None = None) -> float | None:
+    """Seconds since serve's last heartbeat, or None when it has none (never ran here)."""
+    try:
+        age = (now if now is not None else time.time()) - (home / HEARTBEAT).stat().st_mtime
+    except FileNotFoundError:
+        return None
+    return max(0.0, age)
 
 
 @dataclass
@@ -173,33 +235,25 @@ class Progress:
 
 def sweep(settings: Settings, *, dry_run: bool, limit: int | None, on_action: Callable | None, keep: int,
           progress: Progress | None = None) -> SweepResult | None:
-    """`salesbot follow-ups run`: one sweep, or None when another sweep holds the lock."""
+    """`salesbot follow-ups run`: one sweep, or None when another sweep holds the lock. A real sweep
+    queues the reminders for `serve` to deliver, so it refuses to run while no serve is alive."""
     from salesbot import followups
 
     rules = policy(settings)
-    if not dry_run:
-        settings.require(*TELEGRAM_KEYS)  # before anyone is claimed
     ensure_home(settings)
+    if not dry_run:
+        age = serve_alive(settings.home)
+        if age is None or age > ALIVE_SECONDS:
+            since = "has never run here" if age is None else f"last seen {int(age // 60)} min ago"
+            raise SalesbotError(f"salesbot serve is not running ({since}): it delivers the reminders, so none "
+                                "were queued; start it (systemctl start salesbot) and the next sweep catches up")
     open_store(settings)
     with followups.sweep_lock(settings.home) as mine:
         if not mine:
             return None
-        return asyncio.run(_sweep(settings, rules, dry_run, limit, on_action, keep, progress))
-
-
-async def _sweep(settings: Settings, rules: Policy, dry_run: bool, limit: int | None, on_action, keep: int,
-                 progress: Progress | None) -> SweepResult:
-    from salesbot import followups
-
-    now = followups.utc_now()
-    if progress is not None:  # a count only for a bar someone watches: cron's log gets the summary only
-        total = followups.count_due(now, rules) if rules.in_window(now) else None
-        progress.start(min(total, limit) if total is not None and limit else total)
-    common = {"limit": limit, "progress": progress.advance if progress else None, "on_action": on_action,
-              "keep": keep}
-    if dry_run or not rules.in_window(now):  # nothing to send: do not even log in
-        return await followups.sweep(now, rules, None, dry_run=dry_run, **common)
-    from salesbot.telegram import sweep_transport
-
-    async with sweep_transport(settings) as transport:
-        return await followups.sweep(now, rules, transport, **common)
+        now = followups.utc_now()
+        if progress is not None:  # a count only for a bar someone watches: cron's log gets the summary only
+            total = followups.count_due(now, rules) if rules.in_window(now) else None
+            progress.start(min(total, limit) if total is not None and limit else total)
+        return followups.sweep(now, rules, dry_run=dry_run, limit=limit, on_action=on_action, keep=keep,
+                               progress=progress.advance if progress else None)

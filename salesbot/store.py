@@ -39,6 +39,11 @@ BUSY_TIMEOUT_MS = 10_000
 db = DatabaseProxy()
 
 
+def transaction():
+    """One write transaction (BEGIN IMMEDIATE; a savepoint when already inside one)."""
+    return db.atomic()
+
+
 def utcnow() -> datetime:
     """Now as naive UTC, the storage convention (freezegun-friendly)."""
     return datetime.now(UTC).replace(tzinfo=None)
@@ -135,6 +140,7 @@ class Message(BaseModel):
     text = TextField()
     created_at = DateTimeField(default=utcnow)
     unanswered = BooleanField(default=False)  # a lead message Claude has not answered (yet)
+    telegram_message_id = BigIntegerField(null=True)  # a lead message: Telegram's id of it
 
     class Meta:
         table_name = "message"
@@ -149,6 +155,29 @@ class Meeting(BaseModel):
 
     class Meta:
         table_name = "meeting"
+
+
+class Outbox(BaseModel):
+    """A message on its way to a lead or a manager (delivery.py owns these rows)."""
+
+    lead = ForeignKeyField(Lead, column_name="lead_id", null=True, backref="outbox", on_delete="CASCADE")
+    chat_id = BigIntegerField(null=True)  # a manager's Telegram id, for a notice
+    message = ForeignKeyField(Message, column_name="message_id", null=True, on_delete="CASCADE")
+    kind = TextField()  # reply | notice | reminder
+    text = TextField()
+    buttons = TextField(null=True)
+    random_id = BigIntegerField()
+    state = TextField(default="queued")  # queued | sent | failed
+    telegram_message_id = BigIntegerField(null=True)
+    attempts = IntegerField(default=0)
+    error = TextField(null=True)
+    pressed = TextField(null=True)
+    not_before = DateTimeField()
+    created_at = DateTimeField(default=utcnow)
+    sent_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "outbox"
 
 
 class LlmCall(BaseModel):
@@ -258,12 +287,45 @@ M005_PENDING_DAY = [
     " WHERE state = 'MEETING_CUSTOM_TIME' AND pending_time IS NOT NULL",
 ]
 
+# Delivery (the outbox, delivery.py): every message to a lead or a manager is a row with a state,
+# `sent` only once Telegram accepted it. A lead's message keeps Telegram's id, unique per lead, so an
+# update replayed after a restart is not stored (or answered) twice.
+M007_DELIVERY = [
+    """CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        lead_id INTEGER REFERENCES lead (id) ON DELETE CASCADE,
+        chat_id INTEGER,
+        message_id INTEGER REFERENCES message (id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('reply', 'notice', 'reminder')),
+        text TEXT NOT NULL,
+        buttons TEXT,
+        random_id INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sent', 'failed')),
+        telegram_message_id INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        pressed TEXT,
+        not_before DATETIME NOT NULL,
+        created_at DATETIME NOT NULL,
+        sent_at DATETIME,
+        CHECK ((lead_id IS NULL) != (chat_id IS NULL))
+    )""",
+    "CREATE INDEX outbox_queued ON outbox (not_before) WHERE state = 'queued'",
+    "CREATE INDEX outbox_lead ON outbox (lead_id, id)",
+    "CREATE INDEX outbox_chat ON outbox (chat_id, id) WHERE chat_id IS NOT NULL",
+    "CREATE INDEX outbox_message ON outbox (message_id)",
+    "ALTER TABLE message ADD COLUMN telegram_message_id INTEGER",
+    "CREATE UNIQUE INDEX message_telegram_id ON message (lead_id, telegram_message_id)"
+    " WHERE role = 'lead' AND telegram_message_id IS NOT NULL",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("001_initial", M001_INITIAL),
     ("002_indexes", M002_INDEXES),
     ("003_dialogue", M003_DIALOGUE),
     ("004_follow_ups", M004_FOLLOW_UPS),
     ("005_pending_day", M005_PENDING_DAY),
+    ("007_delivery", M007_DELIVERY),
 ]
 
 
@@ -299,8 +361,10 @@ def migrate(database: SqliteDatabase) -> list[str]:
     return done
 
 
-def open_database(path: Path) -> SqliteDatabase:
-    """Open (creating if needed) and migrate the database, and bind the models to it."""
+def open_database(path: Path, busy_timeout_ms: int | None = None) -> SqliteDatabase:
+    """Open (creating if needed) and migrate the database, and bind the models to it. `busy_timeout_ms`
+    bounds how long one statement waits for another process's write (default BUSY_TIMEOUT_MS)."""
+    busy = busy_timeout_ms or BUSY_TIMEOUT_MS
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -311,11 +375,11 @@ def open_database(path: Path) -> SqliteDatabase:
         str(path),
         pragmas={
             "journal_mode": "wal",
-            "busy_timeout": BUSY_TIMEOUT_MS,
+            "busy_timeout": busy,
             "foreign_keys": 1,
             "synchronous": "normal",
         },
-        timeout=BUSY_TIMEOUT_MS / 1000,
+        timeout=busy / 1000,
         lock_type="IMMEDIATE",
     )
     try:

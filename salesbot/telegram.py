@@ -1,8 +1,9 @@
-"""The Telethon adapter: the only module that imports telethon.
+"""The Telethon adapter: the only module that imports telethon, and the one session that talks to Telegram.
 
-Thin on purpose: handlers turn Telethon events into the engine's `Incoming` and the engine's
-messages into Telegram requests. `serve` and the reminder sweep each use their own session file in
-SALESBOT_HOME (two processes on one session file lock each other out).
+Thin on purpose: handlers turn Telethon events into the engine's `Incoming`; `TelethonTransport`
+turns the outbox's rows into requests and Telegram's answers into what delivery.py needs to know.
+`serve` runs the bot: one process per SALESBOT_HOME, updates missed while it was down fetched on
+start (`catch_up`), a clean stop on SIGTERM, and a non-zero exit when Telegram is gone for good.
 """
 
 from __future__ import annotations
@@ -11,31 +12,39 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from telethon import TelegramClient, errors, events
-from telethon.helpers import generate_random_long
 from telethon.tl import functions, types
 from telethon.tl.custom import Button as TgButton
 
+from salesbot import texts
 from salesbot.conversation import Dialogue, Incoming, Sender
-from salesbot.errors import SalesbotError
-from salesbot.transport import Keyboard, Peer, SendError
+from salesbot.delivery import Outbox
+from salesbot.errors import BotUnauthorizedError, SalesbotError
+from salesbot.transport import BotUnauthorized, Keyboard, Peer, SendError
 
 log = logging.getLogger(__name__)
 
 SERVE_SESSION = "serve"
-SWEEP_SESSION = "follow-ups"
+DRAIN_SECONDS = 20.0  # SIGTERM: running handlers may finish this long (the unit's TimeoutStopSec is 45)
+LOGIN_FLOOD_WAIT_MAX = 300  # a login FloodWait up to this is waited out; a longer one is reported
 
-# The peer can never be reached again: the lead blocked the bot or is gone.
-PERMANENT = (errors.UserIsBlockedError, errors.InputUserDeactivatedError, errors.UserDeactivatedError,
-             errors.PeerIdInvalidError, errors.UserIdInvalidError, errors.UserBlockedError,
-             errors.ChatWriteForbiddenError)
+# The peer will never read us: the lead blocked the bot or deleted the account.
+UNREACHABLE = (errors.UserIsBlockedError, errors.InputUserDeactivatedError, errors.ChatWriteForbiddenError)
+# Telegram refuses this message (or this address) itself; another attempt cannot help. PEER_ID_INVALID
+# is here, not above: it says the address is wrong, not that the lead is gone, so nobody is opted out.
+REJECTED = (errors.MessageTooLongError, errors.MessageEmptyError, errors.ButtonDataInvalidError,
+            errors.ReplyMarkupInvalidError, errors.PeerIdInvalidError, errors.UserIdInvalidError,
+            errors.EntitiesTooLongError)
+# 401s: the bot itself is not accepted (core.telegram.org/api/errors#401-unauthorized).
+UNAUTHORIZED = (errors.AuthKeyUnregisteredError, errors.AuthKeyInvalidError, errors.SessionRevokedError,
+                errors.SessionExpiredError, errors.UserDeactivatedError, errors.UserDeactivatedBanError,
+                errors.UnauthorizedError)
 
 
 def input_peer(peer: Peer) -> types.InputPeerUser:
-    # Bots may address a user they have seen with access_hash 0; the sweep's own session has seen
-    # nobody, so leads carry the access hash from the database.
     return types.InputPeerUser(user_id=peer.user_id, access_hash=peer.access_hash or 0)
 
 
@@ -45,36 +54,59 @@ def inline_markup(buttons: Keyboard) -> types.TypeReplyMarkup:
                                               for row in buttons])
 
 
+def sent_message_id(result: Any, random_id: int) -> int | None:
+    """Telegram's id of the message a sendMessage created: UpdateShortSentMessage carries it, Updates
+    map our random_id to it (core.telegram.org/method/messages.sendMessage, updateMessageID)."""
+    if isinstance(result, types.UpdateShortSentMessage):
+        return result.id
+    for update in getattr(result, "updates", []):
+        if isinstance(update, types.UpdateMessageID) and update.random_id == random_id:
+            return update.id
+    for update in getattr(result, "updates", []):
+        if isinstance(update, types.UpdateNewMessage):
+            return update.message.id
+    return None
+
+
 class TelethonTransport:
-    """Transport over a Telethon client: one SendMessageRequest per message, errors as SendError."""
+    """delivery.Transport over a Telethon client: one SendMessageRequest per row, errors as SendError."""
 
     def __init__(self, client: TelegramClient) -> None:
         self.client = client
 
-    async def send_text(self, peer: Peer, text: str) -> None:
-        await self._send(peer, text, None)
-
-    async def send_buttons(self, peer: Peer, text: str, buttons: Keyboard) -> None:
-        await self._send(peer, text, buttons)
-
-    async def _send(self, peer: Peer, text: str, buttons: Keyboard | None) -> None:
+    async def send(self, peer: Peer, text: str, buttons: Keyboard | None, random_id: int) -> int | None:
         if peer.user_id is None:
-            raise SendError("not a Telegram lead", permanent=True)
+            raise SendError("not a Telegram lead", rejected=True)
         request = functions.messages.SendMessageRequest(
-            peer=await self._input_peer(peer),
-            message=text,
-            random_id=generate_random_long(),
-            no_webpage=True,
-            reply_markup=inline_markup(buttons) if buttons else None,
-        )
+            peer=await self._input_peer(peer), message=text, random_id=random_id, no_webpage=True,
+            reply_markup=inline_markup(buttons) if buttons else None)
         try:
-            await self.client(request)
+            # flood_sleep_threshold=0: every FloodWait comes back here, to be waited out by this chat alone
+            result = await self.client(request, flood_sleep_threshold=0)
         except errors.FloodWaitError as exc:
+            # Telethon remembers a flood wait per request *type* and would refuse every other chat's
+            # sendMessage until it ends (telethon/client/users.py, `_flood_waited_requests`); the wait
+            # belongs to this chat, so forget it there and let the outbox hold this chat back.
+            self.client._flood_waited_requests.pop(request.CONSTRUCTOR_ID, None)
             raise SendError(f"flood wait {exc.seconds} s", retry_after=float(exc.seconds)) from None
-        except PERMANENT as exc:
-            raise SendError(type(exc).__name__, permanent=True) from None
-        except (TimeoutError, errors.RPCError, ConnectionError, OSError) as exc:
+        except errors.RandomIdDuplicateError:
+            return None  # an earlier attempt of this very message got through (same random_id)
+        except UNAUTHORIZED as exc:
+            raise BotUnauthorized(type(exc).__name__) from None
+        except UNREACHABLE as exc:
+            raise SendError(type(exc).__name__, unreachable=True) from None
+        except REJECTED as exc:
+            raise SendError(type(exc).__name__, rejected=True) from None
+        except (TimeoutError, errors.RPCError, ConnectionError, OSError, ValueError) as exc:
+            # ValueError: Telethon's "Request was unsuccessful N time(s)" after server errors
             raise SendError(f"{type(exc).__name__}: {exc}") from None
+        return sent_message_id(result, random_id)
+
+    async def remove_buttons(self, peer: Peer, message_id: int) -> None:
+        # messages.editMessage without reply_markup takes the inline keyboard off the message
+        with contextlib.suppress(errors.RPCError, ConnectionError, OSError, ValueError):
+            await self.client(functions.messages.EditMessageRequest(peer=await self._input_peer(peer), id=message_id),
+                              flood_sleep_threshold=0)
 
     async def _input_peer(self, peer: Peer) -> types.TypeInputPeer:
         if peer.access_hash is None:  # a manager: whoever has written to the bot is in the session cache
@@ -83,11 +115,13 @@ class TelethonTransport:
                 return await self.client.get_input_entity(types.PeerUser(peer.user_id))
         return input_peer(peer)
 
-    async def answer_callback(self, query_id: int) -> None:
+    async def answer_callback(self, query_id: int, toast: str | None = None) -> None:
         try:
-            await self.client(functions.messages.SetBotCallbackAnswerRequest(query_id=query_id, cache_time=0))
-        except (errors.RPCError, ConnectionError, OSError) as exc:
-            log.debug("could not answer callback query: %s", exc)
+            await self.client(functions.messages.SetBotCallbackAnswerRequest(query_id=query_id, cache_time=0,
+                                                                           message=toast),
+                              flood_sleep_threshold=0)
+        except (errors.RPCError, ConnectionError, OSError, ValueError) as exc:
+            log.info("could not answer a button press: %s", exc)
 
 
 def media_kind(message: Any) -> str | None:
@@ -113,51 +147,94 @@ def sender_of(event: Any) -> Sender:
 
 
 class BotHandlers:
-    """Telethon event handlers: convert, delegate to the engine, nothing else."""
+    """Telethon event handlers: convert, delegate to the engine, nothing else. Each handler's task is
+    tracked so that a SIGTERM can let it finish."""
 
     def __init__(self, engine: Dialogue, transport: TelethonTransport) -> None:
         self.engine = engine
         self.transport = transport
+        self.running: set[asyncio.Task] = set()
+
+    def _track(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
 
     async def on_message(self, event: Any) -> None:
         if getattr(event.sender, "bot", False):
             return
+        self._track()
         message = event.message
         await self.engine.handle(Incoming(
             sender=sender_of(event),
             text=message.message or "",
             media=media_kind(message),
             private=event.is_private,
+            telegram_message_id=message.id,
         ))
 
     async def on_callback(self, event: Any) -> None:
+        """Answered at once (Telegram waits ~15 s, then QUERY_ID_INVALID and a spinning button); then
+        the keyboard comes off the message and the engine acts, however long Claude takes."""
+        self._track()
+        incoming = Incoming(sender=sender_of(event), button=event.data.decode("utf-8", errors="replace"),
+                            private=event.is_private, button_message_id=event.message_id)
         try:
-            await self.engine.handle(Incoming(
-                sender=sender_of(event),
-                button=event.data.decode("utf-8", errors="replace"),
-                private=event.is_private,
-            ))
-        finally:
-            await self.transport.answer_callback(event.query.query_id)
+            verdict = self.engine.press(incoming) if incoming.private else "stale"
+        except SalesbotError as exc:  # the database: act on the press, the engine has its own safety net
+            log.warning("could not check a button press: %s", exc)
+            verdict = "new"
+        await self.transport.answer_callback(event.query.query_id, texts.STALE_TOAST if verdict == "stale" else None)
+        if verdict != "new":
+            return
+        await self.transport.remove_buttons(Peer(user_id=event.sender_id,
+                                                 access_hash=incoming.sender.access_hash), event.message_id)
+        await self.engine.handle(incoming)
 
 
-def make_client(settings, session: str, *, receive_updates: bool, flood_sleep_threshold: int = 60) -> TelegramClient:
-    """A bot client on its own session file. Flood waits up to `flood_sleep_threshold` seconds are
-    slept inside Telethon; longer ones come back as SendError(retry_after=…)."""
-    return TelegramClient(
-        str(settings.home / session),
-        settings.telegram_api_id,
-        settings.telegram_api_hash,
-        receive_updates=receive_updates,
-        flood_sleep_threshold=flood_sleep_threshold,
-    )
+def make_client(settings, session: str) -> TelegramClient:
+    """The bot's client on its session file in SALESBOT_HOME. `catch_up`: updates that arrived while
+    serve was down are fetched on start (getDifference) instead of being dropped (Telethon issue
+    #4535); `raise_last_call_error`: after Telegram's own server errors, the typed error rather than
+    a bare ValueError."""
+    return TelegramClient(str(settings.home / SERVE_SESSION), settings.telegram_api_id, settings.telegram_api_hash,
+                          catch_up=True, raise_last_call_error=True)
 
 
-async def serve(settings, engine_factory) -> None:
-    """Run the bot until SIGINT/SIGTERM. `engine_factory(transport)` builds the engine."""
-    client = make_client(settings, SERVE_SESSION, receive_updates=True)
+async def login(client: TelegramClient, token: str, sleep: Callable = asyncio.sleep) -> None:
+    """Log the bot in; what can go wrong becomes one clear error (the token never in it)."""
+    for attempt in range(2):
+        try:
+            await client.start(bot_token=token)
+            return
+        except errors.FloodWaitError as exc:
+            if exc.seconds > LOGIN_FLOOD_WAIT_MAX or attempt:
+                raise SalesbotError(f"Telegram asks the bot to wait {exc.seconds} s before logging in again") from None
+            log.warning("Telegram asks the bot to wait %d s before logging in; waiting", exc.seconds)
+            await sleep(exc.seconds)
+        except (errors.AccessTokenInvalidError, errors.AccessTokenExpiredError, *UNAUTHORIZED) as exc:
+            raise BotUnauthorizedError(f"Telegram refused to log the bot in: {type(exc).__name__} "
+                                       "(check TELEGRAM_BOT_TOKEN, or delete serve.session to log in anew)") from None
+        except errors.RPCError as exc:
+            raise SalesbotError(f"Telegram refused to log the bot in: {type(exc).__name__}") from None
+        except (ConnectionError, OSError, asyncio.IncompleteReadError, EOFError) as exc:
+            raise SalesbotError(f"cannot reach Telegram: {exc or type(exc).__name__} "
+                                "(a proxy or firewall in the way?)") from None
+
+
+async def serve(settings, build: Callable[[TelethonTransport], tuple[Dialogue, Outbox]],
+                pending: Callable[[], list[int]], heartbeat: Callable[[], None] | None = None) -> None:
+    """Run the bot until SIGINT/SIGTERM. `build(transport)` makes the engine and its outbox; `pending()`
+    lists the leads whose messages were never answered (answered once, after login).
+
+    Returns after a clean stop; raises SalesbotError when Telegram is gone for good (systemd restarts
+    the unit) and BotUnauthorizedError when Telegram no longer accepts the bot (it does not)."""
+    client = make_client(settings, SERVE_SESSION)
     transport = TelethonTransport(client)
-    engine = engine_factory(transport)
+    engine, outbox = build(transport)
+    unauthorized = asyncio.Event()
+    outbox.on_unauthorized = lambda exc: unauthorized.set()
     handlers = BotHandlers(engine, transport)
     client.add_event_handler(handlers.on_message, events.NewMessage(incoming=True))
     client.add_event_handler(handlers.on_callback, events.CallbackQuery())
@@ -165,35 +242,56 @@ async def serve(settings, engine_factory) -> None:
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    poller: asyncio.Task | None = None
+    resumes: list[asyncio.Task] = []
     try:
-        await client.start(bot_token=settings.bot_token)
-    except errors.RPCError as exc:
-        raise SalesbotError(f"Telegram refused to log the bot in: {type(exc).__name__}") from None
-    except (ConnectionError, OSError) as exc:
-        raise SalesbotError(f"cannot reach Telegram: {exc}") from None
-    me = await client.get_me()
-    log.info("serving as @%s; Ctrl-C or SIGTERM to stop", getattr(me, "username", "?"))
-    stopper = asyncio.create_task(stopping.wait())
-    running = asyncio.ensure_future(client.run_until_disconnected())
-    await asyncio.wait({stopper, running}, return_when=asyncio.FIRST_COMPLETED)
-    log.info("shutting down")
-    stopper.cancel()
-    await client.disconnect()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(sig)
-
-
-@contextlib.asynccontextmanager
-async def sweep_transport(settings):
-    """A transport for the reminder sweep: its own session file, no updates received, and every
-    FloodWait handed back to the sweep (which waits out short ones and stops on long ones)."""
-    client = make_client(settings, SWEEP_SESSION, receive_updates=False, flood_sleep_threshold=0)
-    try:
-        await client.start(bot_token=settings.bot_token)
-    except (errors.RPCError, ConnectionError, OSError) as exc:
-        await client.disconnect()
-        raise SalesbotError(f"cannot log the bot in to Telegram: {type(exc).__name__}") from None
-    try:
-        yield TelethonTransport(client)
+        try:
+            await login(client, settings.bot_token)
+        except BaseException:
+            await client.disconnect()
+            raise
+        me = await client.get_me()
+        log.info("serving as @%s; Ctrl-C or SIGTERM to stop", getattr(me, "username", "?"))
+        poller = loop.create_task(outbox.run(heartbeat))
+        for lead_id in pending():  # messages stored but never answered (a restart in the middle)
+            resumes.append(loop.create_task(engine.resume(lead_id)))
+        connection = loop.create_task(client.run_until_disconnected())
+        stop, refused = loop.create_task(stopping.wait()), loop.create_task(unauthorized.wait())
+        await asyncio.wait({connection, stop, refused}, return_when=asyncio.FIRST_COMPLETED)
+        lost = connection.done() and not stop.done()
+        failure = connection.exception() if connection.done() and not connection.cancelled() else None
+        for task in (stop, refused):
+            task.cancel()
+        await _stop(engine, handlers, outbox, poller, resumes, client)
+        connection.cancel()
+        await asyncio.gather(connection, return_exceptions=True)
+        if (refused.done() and not refused.cancelled()) or isinstance(failure, UNAUTHORIZED):
+            raise BotUnauthorizedError(f"Telegram no longer accepts the bot ({outbox.stopped or failure}); "
+                                       "check TELEGRAM_BOT_TOKEN or delete serve.session to log in anew")
+        if lost:
+            raise SalesbotError(f"lost the connection to Telegram for good ({failure or 'disconnected'}); "
+                                "stored messages are answered after the restart")
     finally:
-        await client.disconnect()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _stop(engine: Dialogue, handlers: BotHandlers, outbox: Outbox, poller: asyncio.Task,
+                resumes: list[asyncio.Task], client: TelegramClient) -> None:
+    """Stop taking messages (new ones are stored and answered after the restart), let the running
+    handlers finish for up to DRAIN_SECONDS, then disconnect."""
+    log.info("shutting down")
+    engine.accepting = False
+    poller.cancel()
+    running = [task for task in handlers.running | set(resumes) if not task.done()]
+    if running:
+        _, late = await asyncio.wait(running, timeout=DRAIN_SECONDS)
+        for task in late:
+            task.cancel()
+        if late:
+            log.warning("%d conversation(s) cut short by the shutdown; they are answered after the restart",
+                        len(late))
+            await asyncio.gather(*late, return_exceptions=True)
+    await asyncio.gather(poller, return_exceptions=True)
+    await outbox.close()
+    await client.disconnect()

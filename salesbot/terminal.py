@@ -25,21 +25,20 @@ class TerminalTransport:
         self.interactive = interactive
         self.choices: list[Button] = []
 
-    async def send_text(self, peer: Peer, text: str) -> None:
+    async def send(self, peer: Peer, text: str, buttons: Keyboard | None, random_id: int) -> None:
         if peer.lead_id is None:  # a manager: in the terminal there is nobody to tell
             self.notes.print(f"[dim](to manager {peer.user_id})\n{escape(text)}[/dim]")
             return
         self._print(text)
-        self.choices = []
-
-    async def send_buttons(self, peer: Peer, text: str, buttons: Keyboard) -> None:
-        self._print(text)
-        self.choices = [button for row in buttons for button in row]
+        self.choices = [button for row in buttons or [] for button in row]
         for number, button in enumerate(self.choices, start=1):
             if self.interactive:
                 self.out.print(f"  [cyan]{number})[/cyan] {escape(button.label)}")
             else:
                 self.out.print(f"  {number}) {button.label}", markup=False, highlight=False, soft_wrap=True)
+
+    async def remove_buttons(self, peer: Peer, message_id: int) -> None:
+        pass  # the numbered choices are printed once; only the last ones can be typed
 
     def _print(self, text: str) -> None:
         if self.interactive:
@@ -71,6 +70,8 @@ async def run_chat(engine: Dialogue, transport: TerminalTransport, lead: LeadSta
         button = transport.press(line)
         incoming = Incoming(Sender(lead_id=lead.id), button=button.data) if button else \
             Incoming(Sender(lead_id=lead.id), text=line)
+        if button is not None and engine.press(incoming) != "new":
+            continue  # the same choice again: already acted on
         await engine.handle(incoming)
         handled += 1
     return handled

@@ -39,6 +39,7 @@ TOO_SOON = "Так скоро не успеем подготовиться."
 OUTSIDE_HOURS = "В это время мы не работаем: встречи возможны {days}, с {start} до {end}."
 TAKEN = "Это время уже занято."
 STALE_BUTTON = "Это предложение уже неактуально."
+STALE_TOAST = "Эти кнопки уже неактуальны — выберите в последнем сообщении."  # a press on an old keyboard
 NEAREST_SLOTS = "Вот ближайшее свободное время:"
 
 # How a lead's non-text message is stored in the conversation (and shown to Claude and staff)
@@ -100,6 +101,13 @@ def unknown_button(data: str) -> str:
     return f"[кнопка {data}]"
 
 
+QUOTE_CHARS = 300  # a lead's message quoted to managers is cut here (a notice must stay under 4096)
+
+
+def quote(text: str, limit: int = QUOTE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _lead_for_managers(first_name: str | None, lead_id: int, username: str | None) -> str:
     return (first_name or f"лид {lead_id}") + (f" (@{username})" if username else "")
 
@@ -111,13 +119,18 @@ def manager_booking(first_name: str | None, lead_id: int, username: str | None, 
     lines = [f"📅 Новая встреча: {who}", f"Когда: {when} ({how})"]
     if last_messages:
         lines.append("Последние сообщения клиента:")
-        lines += [f"— {text}" for text in last_messages]
+        lines += [f"— {quote(text)}" for text in last_messages]
     return "\n".join(lines)
 
 
 def manager_unanswered(first_name: str | None, lead_id: int, username: str | None, text: str) -> str:
     who = _lead_for_managers(first_name, lead_id, username)
-    return f"⚠️ Claude недоступен, клиент {who} ждёт ответа:\n— {text}"
+    return f"⚠️ Claude недоступен, клиент {who} ждёт ответа:\n— {quote(text)}"
+
+
+def manager_undelivered(first_name: str | None, lead_id: int, username: str | None, reason: str) -> str:
+    who = _lead_for_managers(first_name, lead_id, username)
+    return (f"⚠️ Сообщение клиенту {who} не доставлено ({reason}). Посмотрите: salesbot leads show {lead_id}")
 
 
 # Reminders (the follow-up sweep)

@@ -33,16 +33,38 @@ Keyboard = list[list[Button]]
 
 
 class Transport(Protocol):
-    async def send_text(self, peer: Peer, text: str) -> None: ...
+    """Sends one message and says what Telegram (or the terminal) made of it."""
 
-    async def send_buttons(self, peer: Peer, text: str, buttons: Keyboard) -> None: ...
+    async def send(self, peer: Peer, text: str, buttons: Keyboard | None, random_id: int) -> int | None:
+        """Send; return the message's id on the other side (None where there is none, as in a terminal).
+        `random_id` is the same on every attempt of one message, so a resend is not a duplicate."""
+        ...
+
+    async def remove_buttons(self, peer: Peer, message_id: int) -> None:
+        """Take the keyboard off a message that has served its purpose (best effort)."""
+        ...
 
 
 class SendError(Exception):
-    """Sending failed. `permanent` means the peer can never be reached (blocked the bot, deleted)."""
+    """Sending failed, and how:
+    - `unreachable`: the peer can never be reached (blocked the bot, deleted the account);
+    - `rejected`: Telegram refuses this message itself (retrying it cannot help);
+    - `retry_after`: a flood wait, in seconds: this chat waits that long;
+    - otherwise transient (connection, server trouble): retried with backoff."""
 
-    def __init__(self, reason: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, *, unreachable: bool = False, rejected: bool = False,
+                 retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.permanent = permanent
-        self.retry_after = retry_after  # a flood wait: how long Telegram asks us to pause
+        self.unreachable = unreachable
+        self.rejected = rejected
+        self.retry_after = retry_after
+
+    @property
+    def permanent(self) -> bool:
+        return self.unreachable or self.rejected
+
+
+class BotUnauthorized(Exception):
+    """Telegram no longer accepts the bot itself (token revoked, session ended, bot deleted): nothing
+    can be sent until an operator acts, and no lead is to blame."""

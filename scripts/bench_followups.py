@@ -2,8 +2,8 @@
 """Benchmark: the reminder sweep over many leads.
 
 Fills a database with 100,000 Telegram leads, most of them due for a reminder (the rest: hot, opted
-out, spoke last, booked, too recent), then times a dry run and a real run with a no-op transport
-(pacing off, so the figure is the sweep's own cost). Memory is measured with tracemalloc for the
+out, spoke last, booked, too recent), then times a dry run and a real run (the sweep claims and
+queues; delivery is serve's, measured by bench_delivery.py). Memory is measured with tracemalloc for the
 full set and for a tenth of it: the rows are streamed, so the peak must not grow with the leads.
 Targets: a dry run over 100k leads under 3 s; memory flat.
 
@@ -13,7 +13,6 @@ Targets: a dry run over 100k leads under 3 s; memory flat.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import sqlite3
 import sys
@@ -30,20 +29,6 @@ from salesbot import followups
 from salesbot.store import db, open_database
 
 NOW = datetime(2025, 12, 24, 9, 0, tzinfo=UTC)  # Wednesday 12:00 in Moscow: inside the send window
-
-
-class NoOpTransport:
-    sent = 0
-
-    async def send_text(self, peer, text) -> None:
-        self.sent += 1
-
-    async def send_buttons(self, peer, text, buttons) -> None:
-        self.sent += 1
-
-
-async def no_wait(seconds: float) -> None:
-    return None
 
 
 def fill(path: Path, leads: int) -> int:
@@ -93,18 +78,17 @@ def measure(leads: int) -> dict[str, float]:
 
         tracemalloc.start()
         began = time.perf_counter()
-        dry = asyncio.run(followups.sweep(NOW, policy, None, dry_run=True, keep=0))
+        dry = followups.sweep(NOW, policy, dry_run=True, keep=0)
         dry_seconds = time.perf_counter() - began
         dry_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert dry.count("would_send") == expected == followups.count_due(NOW, policy)
 
-        transport = NoOpTransport()
         began = time.perf_counter()
-        real = asyncio.run(followups.sweep(NOW, policy, transport, sleep=no_wait, keep=0))
+        real = followups.sweep(NOW, policy, keep=0)
         real_seconds = time.perf_counter() - began
-        assert transport.sent == expected == real.count("sent")
-        again = asyncio.run(followups.sweep(NOW, policy, transport, sleep=no_wait))
+        assert expected == real.count("queued")
+        again = followups.sweep(NOW, policy)
         assert sum(again.outcomes.values()) == 0  # never twice
         db.close()
     return {"due": expected, "dry": dry_seconds, "real": real_seconds, "dry_peak_mb": dry_peak / 2**20,
@@ -119,7 +103,7 @@ def main() -> None:
     full = measure(opts.leads)
     print(f"{opts.leads:,} leads, {full['due']:,} due (query uses the lead_follow_up index: {full['uses_index']})")
     print(f"dry run: {full['dry']:.2f} s (target < 3 s)")
-    print(f"real run, no-op transport, pacing off: {full['real']:.2f} s for {full['due']:,} reminders "
+    print(f"real run (claim and queue; serve delivers): {full['real']:.2f} s for {full['due']:,} reminders "
           f"({full['real'] / full['due'] * 1000:.3f} ms each)")
     print(f"dry-run memory peak (tracemalloc): {small['dry_peak_mb']:.1f} MB at {opts.leads // 10:,} leads, "
           f"{full['dry_peak_mb']:.1f} MB at {opts.leads:,} leads")

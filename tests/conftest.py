@@ -121,6 +121,15 @@ class Loop:
 def aio():
     loop = Loop()
     yield loop
+    pending = asyncio.all_tasks(loop.loop)  # retries the outbox scheduled, and the like
+    if pending:
+        for task in pending:
+            task.cancel()
+
+        async def settle():
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        loop.loop.run_until_complete(settle())
     loop.loop.run_until_complete(loop.loop.shutdown_asyncgens())
     loop.loop.close()
 

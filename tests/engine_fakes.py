@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 from salesbot import timeparse
 from salesbot.conversation import Answer, Dialogue, DialogueConfig, Incoming, Sender
+from salesbot.delivery import Outbox
 from salesbot.slots import Calendar
-from salesbot.transport import Keyboard, Peer, SendError
+from salesbot.transport import Keyboard, Peer
 
 MSK = ZoneInfo("Europe/Moscow")
 CALENDAR = Calendar(tz=MSK, work_days=frozenset(range(5)), opens=time(10), closes=time(19),
@@ -33,20 +34,22 @@ class Sent:
 
 
 class RecordingTransport:
+    """delivery.Transport that records; `fail` makes the next sends raise (one error each)."""
+
     def __init__(self) -> None:
         self.sent: list[Sent] = []
-        self.fail: SendError | None = None
+        self.fail: list[BaseException] = []
+        self.removed: list[tuple[Peer, int]] = []
+        self.ids = iter(range(500, 10**9))
 
-    async def send_text(self, peer: Peer, text: str) -> None:
-        await self._send(peer, text, None)
-
-    async def send_buttons(self, peer: Peer, text: str, buttons: Keyboard) -> None:
-        await self._send(peer, text, buttons)
-
-    async def _send(self, peer, text, buttons) -> None:
-        if self.fail is not None:
-            raise self.fail
+    async def send(self, peer: Peer, text: str, buttons: Keyboard | None, random_id: int) -> int:
+        if self.fail:
+            raise self.fail.pop(0)
         self.sent.append(Sent(peer, text, buttons))
+        return next(self.ids)
+
+    async def remove_buttons(self, peer: Peer, message_id: int) -> None:
+        self.removed.append((peer, message_id))
 
     def to(self, user_id: int) -> list[Sent]:
         return [s for s in self.sent if s.peer.user_id == user_id]
@@ -82,11 +85,26 @@ class FakeLLM:
         return (timeparse.parse_rules(text, now, calendar.tz))[0]
 
 
+class ManualSleep:
+    """The outbox's waits (retries, pacing): recorded, and never really slept."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await asyncio.sleep(0)
+
+
+def make_outbox(transport, managers=(777,), rate=1000.0, sleep=None) -> Outbox:
+    return Outbox(transport, managers=tuple(managers), rate=rate, sleep=sleep or ManualSleep())
+
+
 def make_engine(llm=None, transport=None, managers=(777,), max_chars=2000):
     llm = llm or FakeLLM()
     transport = transport or RecordingTransport()
     config = DialogueConfig(calendar=CALENDAR, manager_ids=tuple(managers), max_chars=max_chars)
-    return Dialogue(llm, transport, config), llm, transport
+    return Dialogue(llm, transport, config, outbox=make_outbox(transport, managers)), llm, transport
 
 
 def tg(user_id=101, text="", *, button=None, media=None, private=True, first_name="Анна", username="anna",

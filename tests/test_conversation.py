@@ -9,6 +9,7 @@ from salesbot import texts
 from salesbot.conversation import STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer, Dialogue, Incoming, Sender
 from salesbot.errors import LLMUnavailable
 from salesbot.store import Lead, Meeting, Message
+from salesbot.store import Outbox as OutboxRow
 from salesbot.transport import SendError
 from tests.engine_fakes import CALENDAR, FakeLLM, make_engine, tg
 
@@ -355,11 +356,15 @@ def test_messages_of_one_lead_are_handled_in_order_and_leads_concurrently(engine
     assert lead_of(101).state == STATE_CONFIRM_TIME
 
 
-def test_send_failures_do_not_lose_the_conversation(engine):
+def test_a_reply_telegram_did_not_take_stays_queued_not_sent(engine):
     dialogue, llm, transport = engine
-    transport.fail = SendError("network is down")
+    transport.fail = [SendError("ConnectionError: reset")]
     dialogue.run(tg(text="Здравствуйте"))
     assert [role for role, _ in messages()] == ["lead", "bot"]
+    row = OutboxRow.get()
+    assert (row.state, row.attempts, row.error, row.telegram_message_id) == ("queued", 1, "ConnectionError: reset",
+                                                                           None)
+    assert transport.sent == []
 
 
 def test_terminal_leads_work_without_telegram(frozen, aio):

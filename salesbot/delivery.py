@@ -1,0 +1,408 @@
+"""The outbox: a message to a lead or a manager is a row first, and `sent` only once Telegram accepted it.
+
+A transactional outbox (../shared/STYLE.md): the engine writes the message and its outbox row in
+the same transaction as its decision; `Outbox.deliver` then sends the chat's queued rows oldest
+first and records what came back:
+
+    queued ──► sent     Telegram's message id stored
+       │
+       ├─────► failed   Telegram refused for good (blocked, deleted, too long), or a transient
+       │                failure outlived MAX_ATTEMPTS; the error is stored, managers are told
+       └─────► (gone)   a reminder whose lead wrote after it was queued is dropped with its message
+
+Delivery is per chat and in order: a row waits for the rows before it. A flood wait or a dropped
+connection delays only that chat (a retry is scheduled for it alone); other chats go on. One pacer
+keeps the whole bot under Telegram's ~30 messages a second, live replies first, reminders in what
+is left (core.telegram.org/bots/faq: "avoid sending more than 30 messages per second").
+
+This module owns the `outbox` table; the `message` rows it delivers are written by leads.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from salesbot import leads, texts
+from salesbot.store import db, to_utc_naive
+from salesbot.transport import BotUnauthorized, Button, Keyboard, Peer, SendError, Transport
+
+log = logging.getLogger(__name__)
+
+# core.telegram.org/method/messages.sendMessage: MESSAGE_TOO_LONG / MESSAGE_EMPTY; the length is
+# counted in UTF-16 code units, as message entities are (core.telegram.org/api/entities).
+MAX_UTF16 = 4096
+MAX_ATTEMPTS = 5  # transient failures (connection, server) of one message before it is `failed`
+BACKOFF = (2.0, 10.0, 30.0, 60.0)  # seconds before attempts 2, 3, 4, 5
+POLL_SECONDS = 5.0  # how often a running `serve` looks for rows queued by another process (the sweep)
+RATE = 25.0  # messages a second for the whole bot, under Telegram's ~30
+PRIORITY = {"reply": 0, "notice": 0, "reminder": 1}
+
+Key = tuple[str, int]  # ("lead", lead id) or ("chat", Telegram user id of a manager)
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int = MAX_UTF16) -> list[str]:
+    """`text` in pieces Telegram accepts: at most `limit` UTF-16 units each, cut at a paragraph, a
+    line, a sentence or a space where possible; blank pieces are dropped (MESSAGE_EMPTY)."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while rest:
+        if utf16_len(rest) <= limit:
+            pieces.append(rest)
+            break
+        head = rest
+        while utf16_len(head) > limit:  # the longest prefix within the limit (surrogates counted twice)
+            head = head[: len(head) - max(1, (utf16_len(head) - limit) // 2)]
+        cut = max((head.rfind(sep) for sep in ("\n\n", "\n", ". ", "! ", "? ", " ")), default=-1)
+        if cut > len(head) // 2:
+            head = head[: cut + 1]
+        pieces.append(head.strip())
+        rest = rest[len(head):].strip()
+    return [piece for piece in pieces if piece]
+
+
+# --- the outbox table ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    lead_id: int | None
+    chat_id: int | None
+    kind: str
+    text: str
+    buttons: Keyboard | None
+    random_id: int
+    attempts: int
+    created_at: str
+
+    @property
+    def key(self) -> Key:
+        return ("lead", self.lead_id) if self.lead_id is not None else ("chat", self.chat_id)
+
+
+def _stamp(moment: datetime) -> str:
+    return str(to_utc_naive(moment))
+
+
+def _keyboard_json(buttons: Keyboard | None) -> str | None:
+    return json.dumps([[[b.label, b.data] for b in row] for row in buttons], ensure_ascii=False) if buttons else None
+
+
+def _keyboard(value: str | None) -> Keyboard | None:
+    return [[Button(label, data) for label, data in row] for row in json.loads(value)] if value else None
+
+
+def _random_id() -> int:
+    """messages.sendMessage's random_id: a signed 64-bit number, the same on every attempt."""
+    return random.getrandbits(64) - 2**63
+
+
+def queue_to_lead(lead_id: int, text: str, now: datetime, buttons: Keyboard | None = None,
+                  kind: str = "reply") -> list[int]:
+    """Store what we say to a lead and queue it: one message and outbox row per piece of a long
+    text (the buttons go with the last piece). Returns the outbox row ids; nothing for a blank text."""
+    pieces = split_text(text)
+    ids = []
+    with db.atomic():
+        for number, piece in enumerate(pieces, start=1):
+            message_id = leads.record_bot_message(lead_id, piece, now)
+            ids.append(_insert(lead_id, None, message_id, kind, piece,
+                               buttons if number == len(pieces) else None, now))
+    return ids
+
+
+def queue_to_chat(chat_id: int, text: str, now: datetime) -> list[int]:
+    """Queue a notice to a manager (no conversation of ours to store it in)."""
+    with db.atomic():
+        return [_insert(None, chat_id, None, "notice", piece, None, now) for piece in split_text(text)]
+
+
+def _insert(lead_id, chat_id, message_id, kind, text, buttons, now) -> int:
+    cursor = db.execute_sql(
+        "INSERT INTO outbox (lead_id, chat_id, message_id, kind, text, buttons, random_id, state, attempts,"
+        " not_before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
+        (lead_id, chat_id, message_id, kind, text, _keyboard_json(buttons), _random_id(), _stamp(now), _stamp(now)))
+    return cursor.lastrowid
+
+
+_ROW_COLUMNS = "id, lead_id, chat_id, kind, text, buttons, random_id, attempts, created_at, not_before"
+
+
+def _next_queued(key: Key) -> tuple[Row, str] | None:
+    column = "lead_id" if key[0] == "lead" else "chat_id"
+    row = db.execute_sql(f"SELECT {_ROW_COLUMNS} FROM outbox WHERE {column} = ? AND state = 'queued'"
+                         " ORDER BY id LIMIT 1", (key[1],)).fetchone()
+    if row is None:
+        return None
+    return Row(row[0], row[1], row[2], row[3], row[4], _keyboard(row[5]), row[6], row[7], row[8]), row[9]
+
+
+def due_keys(now: datetime) -> list[Key]:
+    rows = db.execute_sql("SELECT DISTINCT lead_id, chat_id FROM outbox WHERE state = 'queued' AND not_before <= ?",
+                          (_stamp(now),)).fetchall()
+    return [("lead", lead_id) if lead_id is not None else ("chat", chat_id) for lead_id, chat_id in rows]
+
+
+def _sent(row: Row, telegram_id: int | None, now: datetime) -> None:
+    with db.atomic():
+        db.execute_sql("UPDATE outbox SET state = 'sent', telegram_message_id = ?, attempts = attempts + 1,"
+                       " sent_at = ?, error = NULL WHERE id = ?", (telegram_id, _stamp(now), row.id))
+        if row.kind == "reminder":
+            leads.follow_up_sent(row.lead_id, now)
+
+
+def _later(row: Row, error: str, at: datetime, count_attempt: bool) -> None:
+    with db.atomic():
+        db.execute_sql("UPDATE outbox SET attempts = attempts + ?, not_before = ?, error = ? WHERE id = ?",
+                       (int(count_attempt), _stamp(at), error, row.id))
+
+
+def _failed(row: Row, error: str) -> None:
+    with db.atomic():
+        db.execute_sql("UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = ? WHERE id = ?",
+                       (error, row.id))
+
+
+def _drop(row: Row) -> None:
+    """A reminder that is no longer due: the row and the message it would have said go."""
+    with db.atomic():
+        db.execute_sql("DELETE FROM message WHERE id = (SELECT message_id FROM outbox WHERE id = ?)", (row.id,))
+        db.execute_sql("DELETE FROM outbox WHERE id = ?", (row.id,))
+
+
+def live_keyboard(lead_id: int) -> tuple[int, int | None, str | None] | None:
+    """(outbox id, Telegram message id, what was pressed) of the last keyboard sent to the lead."""
+    return db.execute_sql("SELECT id, telegram_message_id, pressed FROM outbox WHERE lead_id = ? AND state = 'sent'"
+                          " AND buttons IS NOT NULL ORDER BY id DESC LIMIT 1", (lead_id,)).fetchone()
+
+
+def press(lead_id: int, telegram_message_id: int | None, data: str) -> str:
+    """A button pressed on one of our messages: `new` (act on it), `again` (the same choice pressed
+    twice: do nothing) or `stale` (not the lead's current keyboard, or another choice on it)."""
+    live = live_keyboard(lead_id)
+    if live is None or (telegram_message_id is not None and live[1] != telegram_message_id):
+        return "stale"
+    with db.atomic():
+        cursor = db.execute_sql("UPDATE outbox SET pressed = ? WHERE id = ? AND pressed IS NULL", (data, live[0]))
+    if cursor.rowcount == 1:
+        return "new"
+    pressed = db.execute_sql("SELECT pressed FROM outbox WHERE id = ?", (live[0],)).fetchone()[0]
+    return "again" if pressed == data else "stale"
+
+
+# --- pacing ------------------------------------------------------------------------------------------
+
+
+class Pacer:
+    """At most `rate` sends a second for the whole bot; when sends wait, lower priority numbers go first."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.interval = 1.0 / rate
+        # the event loop's clock by default: it runs on under freezegun's real_asyncio, time.monotonic does not
+        self.clock = clock or (lambda: asyncio.get_running_loop().time())
+        self.sleep = sleep
+        self.next_at = 0.0
+        self.waiting: list[tuple[int, int, asyncio.Future]] = []
+        self.order = itertools.count()
+        self.runner: asyncio.Task | None = None
+
+    async def turn(self, priority: int) -> None:
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self.waiting, (priority, next(self.order), future))
+        if self.runner is None or self.runner.done():
+            self.runner = asyncio.get_running_loop().create_task(self._run())
+        await future
+
+    async def _run(self) -> None:
+        while self.waiting:
+            delay = self.next_at - self.clock()
+            if delay > 0:
+                await self.sleep(delay)
+            _, _, future = heapq.heappop(self.waiting)
+            if not future.done():
+                future.set_result(None)
+                self.next_at = max(self.clock(), self.next_at) + self.interval
+
+
+# --- the deliverer -----------------------------------------------------------------------------------
+
+
+class Outbox:
+    """Queues and delivers. `deliver(key)` sends a chat's due rows now (the engine calls it right after
+    queueing, so a reply goes out at once); `run()` is the background loop of `serve` that picks up
+    what was queued elsewhere (the reminder sweep), or earlier (before a restart), and retries."""
+
+    def __init__(self, transport: Transport, *, managers: tuple[int, ...] = (),
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, rate: float = RATE,
+                 on_unauthorized: Callable[[BotUnauthorized], None] | None = None) -> None:
+        self.transport = transport
+        self.managers = managers
+        self.now = now
+        self.sleep = sleep
+        self.pacer = Pacer(rate, sleep=sleep)
+        self.on_unauthorized = on_unauthorized
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._tasks: dict[Key, asyncio.Task] = {}  # retries and background deliveries, one per chat
+        self.stopped: BotUnauthorized | None = None
+
+    # -- queueing --
+
+    def to_lead(self, lead_id: int, text: str, buttons: Keyboard | None = None, kind: str = "reply") -> list[int]:
+        return queue_to_lead(lead_id, text, self.now(), buttons, kind)
+
+    def to_managers(self, text: str) -> None:
+        for manager in self.managers:
+            queue_to_chat(manager, text, self.now())
+
+    # -- sending --
+
+    async def deliver(self, key: Key, due_by: datetime | None = None) -> None:
+        """Send the chat's queued rows, oldest first, while they are due; schedule a retry for the first
+        that must wait (a later row never overtakes it)."""
+        if self.stopped is not None:
+            return
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            while True:
+                found = _next_queued(key)
+                if found is None:
+                    return
+                row, not_before = found
+                limit = max(due_by or self.now(), self.now())
+                if not_before > _stamp(limit):
+                    self._retry(key, datetime.fromisoformat(not_before).replace(tzinfo=UTC))
+                    return
+                due_by = None
+                if not await self._send_one(row):
+                    return
+
+    async def _send_one(self, row: Row) -> bool:
+        """One attempt at one row; True when the chat may go on to its next row."""
+        peer = self._peer(row)
+        if peer is None:
+            _failed(row, "the lead is gone")
+            return True
+        if row.kind == "reminder" and not leads.still_quiet(row.lead_id, row.created_at):
+            log.info("lead %s wrote before reminder %s went out: dropped", row.lead_id, row.id)
+            _drop(row)
+            return True
+        await self.pacer.turn(PRIORITY[row.kind])
+        try:
+            telegram_id = await self.transport.send(peer, row.text, row.buttons, row.random_id)
+        except BotUnauthorized as exc:
+            self.stopped = exc
+            log.error("Telegram no longer accepts the bot (%s): delivery stops", exc)
+            if self.on_unauthorized is not None:
+                self.on_unauthorized(exc)
+            return False
+        except SendError as exc:
+            return self._on_error(row, exc)
+        _sent(row, telegram_id, self.now())
+        return True
+
+    def _on_error(self, row: Row, exc: SendError) -> bool:
+        now = self.now()
+        if exc.retry_after is not None:  # Telegram's own instruction: not a failed attempt
+            log.info("flood wait %.0f s for %s", exc.retry_after, _who(row))
+            at = now + timedelta(seconds=exc.retry_after)
+            _later(row, exc.reason, at, count_attempt=False)
+            self._retry(row.key, at)
+            return False
+        if exc.permanent or row.attempts + 1 >= MAX_ATTEMPTS:
+            self._give_up(row, exc)
+            return True
+        at = now + timedelta(seconds=BACKOFF[min(row.attempts, len(BACKOFF) - 1)])
+        log.warning("could not send to %s (%s); retrying at %s", _who(row), exc.reason, at.strftime("%H:%M:%S"))
+        _later(row, exc.reason, at, count_attempt=True)
+        self._retry(row.key, at)
+        return False
+
+    def _give_up(self, row: Row, exc: SendError) -> None:
+        log.warning("message %s to %s not delivered: %s", row.id, _who(row), exc.reason)
+        _failed(row, exc.reason)
+        if row.lead_id is None:
+            return  # a notice to a manager: the log is all that is left
+        if exc.unreachable:
+            leads.opt_out(row.lead_id, exc.reason)
+        lead = leads.by_id(row.lead_id)
+        if lead is not None and lead.telegram_id is not None:
+            self.to_managers(texts.manager_undelivered(lead.first_name, lead.id, lead.username, exc.reason))
+            self.kick()
+
+    async def send_unrecorded(self, sender, text: str) -> None:
+        """Last resort when the database is down: say `text` straight away, recording nothing."""
+        if sender.telegram_id is None:
+            return
+        peer = Peer(user_id=sender.telegram_id, access_hash=sender.access_hash)
+        try:
+            await self.pacer.turn(PRIORITY["reply"])
+            await self.transport.send(peer, text, None, _random_id())
+        except (SendError, BotUnauthorized) as exc:
+            log.error("could not even send the fallback to Telegram user %s: %s", sender.telegram_id, exc)
+
+    def _peer(self, row: Row) -> Peer | None:
+        if row.lead_id is None:
+            return Peer(user_id=row.chat_id)
+        lead = leads.by_id(row.lead_id)
+        if lead is None:
+            return None
+        return Peer(user_id=lead.telegram_id, access_hash=lead.access_hash, lead_id=lead.id)
+
+    def _retry(self, key: Key, at: datetime) -> None:
+        task = self._tasks.get(key)
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            return
+
+        async def later() -> None:
+            await self.sleep(max(0.0, (at - self.now()).total_seconds()))
+            self._tasks.pop(key, None)
+            await self.deliver(key, due_by=at)
+
+        self._tasks[key] = asyncio.get_running_loop().create_task(later())
+
+    def kick(self) -> None:
+        """Deliver whatever is due, in the background (a chat already being delivered is left to it)."""
+        for key in due_keys(self.now()):
+            if key in self._tasks and not self._tasks[key].done():
+                continue
+            if self._locks.get(key) is not None and self._locks[key].locked():
+                continue
+            self._tasks[key] = asyncio.get_running_loop().create_task(self.deliver(key))
+
+    async def drain(self) -> None:
+        """Deliver everything due now, chat after chat, and return (the terminal chat; tests)."""
+        for key in due_keys(self.now()):
+            await self.deliver(key)
+
+    async def run(self, heartbeat: Callable[[], None] | None = None, poll: float = POLL_SECONDS) -> None:
+        """The background loop of `serve`: every `poll` seconds, deliver what is due."""
+        while self.stopped is None:
+            self.kick()
+            if heartbeat is not None:
+                heartbeat()
+            await self.sleep(poll)
+
+    async def close(self) -> None:
+        tasks = [task for task in self._tasks.values() if not task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
+def _who(row: Row) -> str:
+    return f"lead {row.lead_id}" if row.lead_id is not None else f"manager {row.chat_id}"
