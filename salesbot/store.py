@@ -120,6 +120,11 @@ class LlmCall(BaseModel):
     duration_ms = IntegerField(default=0)
     error = TextField(null=True)
     created_at = DateTimeField(default=utcnow)
+    request_id = TextField(null=True)  # the API's request-id, to quote to Anthropic support
+    stop_reason = TextField(null=True)
+    thinking_tokens = IntegerField(default=0)  # part of output_tokens
+    cache_creation_5m_input_tokens = IntegerField(default=0)  # the two add up to cache_creation_input_tokens
+    cache_creation_1h_input_tokens = IntegerField(default=0)
 
     class Meta:
         table_name = "llm_call"
@@ -208,11 +213,23 @@ M004_FOLLOW_UPS = [
     " AND telegram_id IS NOT NULL AND access_hash IS NOT NULL AND follow_up_count < 2",
 ]
 
+# What a call to Claude needs for support and for true prices: the request id, why the answer
+# stopped, the thinking share of the output, and cache writes split by TTL (5m and 1h are priced
+# 1.25x and 2x the input price); the old total stays filled for queries that read it.
+M006_LLM_CALLS = [
+    "ALTER TABLE llm_call ADD COLUMN request_id TEXT",
+    "ALTER TABLE llm_call ADD COLUMN stop_reason TEXT",
+    "ALTER TABLE llm_call ADD COLUMN thinking_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE llm_call ADD COLUMN cache_creation_5m_input_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE llm_call ADD COLUMN cache_creation_1h_input_tokens INTEGER NOT NULL DEFAULT 0",
+]
+
 MIGRATIONS: list[tuple[str, list[str] | Callable[[SqliteDatabase], None]]] = [
     ("001_initial", M001_INITIAL),
     ("002_indexes", M002_INDEXES),
     ("003_dialogue", M003_DIALOGUE),
     ("004_follow_ups", M004_FOLLOW_UPS),
+    ("006_llm_calls", M006_LLM_CALLS),
 ]
 
 

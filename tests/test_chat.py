@@ -34,9 +34,10 @@ def test_chat_end_to_end_books_a_slot(run, api_env, db):
     lead = Lead.get(Lead.first_name == "Анна")
     assert lead.telegram_id is None and lead.status == "hot"
     assert Meeting.get().lead_id == lead.id
-    assert len(api_env.requests) == 2  # one Claude call per message line; the choice needed none
+    assert len(api_env.bodies) == 2  # one Claude call per message line; the choice needed none
     system = api_env.bodies[0]["system"]
-    assert system[0]["cache_control"] == {"type": "ephemeral"} and "Пиксель" in system[0]["text"]
+    assert system[-1]["cache_control"] == {"type": "ephemeral", "ttl": "1h"} and "Пиксель" in system[0]["text"]
+    assert len([seen for seen in api_env.requests if seen.path.endswith("count_tokens")]) == 1  # at the start
 
 
 def test_choices_by_text_and_the_own_time_path(run, api_env, db):
@@ -56,7 +57,7 @@ def test_lead_option_continues_the_conversation(run, api_env, db):
     leads = list(Lead.select().where(Lead.first_name == "Пётр"))
     assert len(leads) == 1 and leads[0].messages.count() == 4
     user_turns = [b for b in api_env.bodies[1]["messages"] if b["role"] == "user"]
-    assert user_turns[0]["content"][0]["text"] == "Привет"
+    assert user_turns[0]["content"][0]["text"] == "<client_message>Привет</client_message>"
 
 
 def test_without_lead_each_session_is_a_new_guest(run, api_env, db):
