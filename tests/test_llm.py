@@ -372,3 +372,14 @@ def test_a_key_with_a_trailing_newline_works_and_is_never_printed(fake_api, cloc
     for form in (TEST_KEY + "\\n", repr(TEST_KEY + "\n"), repr((TEST_KEY + "\n").encode())):
         assert TEST_KEY not in logs.redact(f"Illegal header value {form}")
     aio.run(client.close())
+
+
+def test_each_attempt_has_its_own_bound_inside_a_longer_deadline(fake_api, clock, db, aio):
+    client = make_claude(fake_api, clock, timeout=0.5, deadline=60, sleep=_no_wait)
+    client.run = aio.run
+    fake_api.enqueue(Trickle(0.05), Reply("ok"))
+    began = time.monotonic()
+    assert ask(client).text == "ok"
+    assert time.monotonic() - began < 1.5 and len(fake_api.bodies) == 2
+    assert only_row().attempts == 2
+    aio.run(client.close())
