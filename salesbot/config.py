@@ -86,6 +86,16 @@ def _number(name: str, value: str, lo: float, hi: float, kind: type = int) -> An
     return number
 
 
+_EFFORTS = ("low", "medium", "high", "xhigh", "max")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    choice = value.strip().lower()
+    if choice not in allowed:
+        raise ConfigError(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+    return choice
+
+
 def _int(name: str, value: str, lo: int, hi: int) -> int:
     return _number(name, value, lo, hi, int)
 
@@ -177,8 +187,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("SALESBOT_FAST_MODEL", DEFAULT_FAST_MODEL, "Cheap model for the parse-time fallback."),
     Option("SALESBOT_PROMPT_FILE", None, "The business's system prompt (UTF-8 text). Default: the packaged example."),
     Option("SALESBOT_MANAGER_IDS", "", "Telegram user ids told about booked meetings, comma-separated.", _ids),
-    Option("SALESBOT_LLM_TIMEOUT", "60", "Seconds one Claude request may take before it is retried.",
+    Option("SALESBOT_LLM_TIMEOUT", "30", "Seconds (wall clock) one Claude request may take before it is retried; "
+           "a whole call, retries included, gets twice this, so a lead hears back within 2x this.",
            lambda n, v: _float(n, v, 1, 600)),
+    Option("SALESBOT_EFFORT", "low", "Claude effort for the dialogue and parse-time: low, medium, high, xhigh or "
+           "max (a model without that level gets the nearest it takes).", lambda n, v: _choice(n, v, _EFFORTS)),
     Option("SALESBOT_WORK_DAYS", "mon-fri", "Days meetings can be booked: `mon-fri`, `mon,wed,fri` or `1-5`.",
            _days),
     Option("SALESBOT_WORK_HOURS", "10:00-19:00", "Hours meetings can be booked; a meeting ends by the close.",
@@ -287,6 +300,10 @@ class Settings:
     @cached_property
     def llm_timeout(self) -> float:
         return self.typed("SALESBOT_LLM_TIMEOUT")
+
+    @cached_property
+    def effort(self) -> str:
+        return self.typed("SALESBOT_EFFORT")
 
     @cached_property
     def work_days(self) -> frozenset[int]:

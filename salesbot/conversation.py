@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from salesbot import delivery, leads, store, texts, timeparse
+from salesbot import delivery, leads, prompts, store, texts, timeparse
 from salesbot.delivery import Outbox
 from salesbot.errors import LLMUnavailable, StoreError
 from salesbot.leads import STATE_CONFIRM_TIME, STATE_OWN_TIME, LeadState
@@ -32,18 +32,6 @@ __all__ = ["STATE_CONFIRM_TIME", "STATE_OWN_TIME", "Answer", "Dialogue", "Dialog
 
 RECENT_FOR_MANAGERS = 5
 STORE_ATTEMPTS = 5  # storing an incoming message: 5 tries over about 1.5 s
-
-DIALOGUE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "reply": {"type": "string", "description": "the message to the lead, in Russian"},
-        "status": {"type": "string", "enum": ["new", "warm", "hot"]},
-        "offer_meeting": {"type": "boolean"},
-    },
-    "required": ["reply", "status", "offer_meeting"],
-    "additionalProperties": False,
-}
-
 
 @dataclass
 class Answer:
@@ -62,24 +50,37 @@ class DialogueLLM(Protocol):
 
 
 class ClaudeDialogue:
-    """The real DialogueLLM: the cached playbook, the conversation, one structured call."""
+    """The real DialogueLLM: the cached playbook, the conversation, one structured call.
+
+    It remembers when each prefix was last sent (prompts.CachePlanner) so every breakpoint gets the
+    TTL the bot's and the lead's pace calls for.
+    """
 
     def __init__(self, client: Any, prompt: str) -> None:
         self.client = client
         self.prompt = prompt
+        self.planner = prompts.CachePlanner()
 
     async def answer(self, history: list[tuple[str, str]], context: str, lead_id: int) -> Answer:
-        from salesbot.llm import conversation_messages
-
+        model = self.client.model
+        now = self.client.clock()
+        system_key, lead_key = prompts.prompt_key(model, self.prompt), ("lead", lead_id)
+        system_ttl, history_ttl = prompts.ordered(self.planner.plan(system_key, now, unknown="1h"),
+                                                  self.planner.plan(lead_key, now, unknown="5m"))
+        messages = prompts.conversation_messages(history, context, history_ttl)
         result = await self.client.structured(
             purpose="dialogue",
-            system=self.client.cached_system(self.prompt, self.client.model),
-            messages=conversation_messages(history, context),
-            schema=DIALOGUE_SCHEMA,
-            max_tokens=800,
+            system=prompts.system_blocks(self.prompt, system_ttl),
+            messages=messages,
+            schema=prompts.DIALOGUE_SCHEMA,
+            check=prompts.reply_problem,
+            answer_tokens=prompts.DIALOGUE_ANSWER_TOKENS,
             lead_id=lead_id,
         )
-        return Answer(**result.data)
+        self.planner.used(system_key, now, system_ttl)
+        self.planner.used(lead_key, now, history_ttl if prompts.has_history_breakpoint(messages) else None)
+        return Answer(reply=result.data["reply"], status=result.data["status"],
+                      offer_meeting=result.data["offer_meeting"])
 
     async def parse_time(self, text: str, now: datetime, calendar: Calendar, lead_id: int) -> timeparse.ParseResult:
         return await timeparse.parse(text, now, calendar.tz, self.client, lead_id)
@@ -124,20 +125,6 @@ class _LeadSlot:
 
 
 COMMANDS = ("/start", "/stop", "/cancel")
-
-
-def window_start(total: int, cap: int) -> int:
-    """Where a history of `total` messages starts being sent to Claude, keeping at most `cap`.
-
-    A window sliding by one message each turn would change the prompt's prefix every turn, and
-    nothing after the system prompt would ever be read from cache. The start moves instead in
-    steps of half the cap, counted from the conversation's first message, so the history prefix
-    stays byte-identical for that many messages.
-    """
-    if total <= cap:
-        return 0
-    step = max(1, cap // 2)
-    return -(-(total - cap) // step) * step  # ceil to a multiple of step
 
 
 def command_of(text: str) -> str | None:
@@ -381,7 +368,7 @@ class Dialogue:
         """The conversation up to message `upto`, as much of it as the window sends (positions
         counted from the lead's first message, so the start stays put and the prefix stays cached)."""
         total = leads.count_messages(lead_id, upto)
-        keep = total - window_start(total, self.config.history_turns)
+        keep = total - prompts.window_start(total, self.config.history_turns)
         history = []
         for role, text in leads.recent_messages(lead_id, upto, keep):
             if (role == "lead" and command_of(text)) or (role == "bot" and text == texts.ONE_MOMENT):
@@ -393,12 +380,8 @@ class Dialogue:
 
     def _context(self, lead: LeadState, meeting: datetime | None) -> str:
         now = self.now().astimezone(self.calendar.tz)
-        if meeting:
-            booked = f"У клиента уже назначена встреча: {timeparse.describe(to_local(meeting, now.tzinfo))}."
-        else:
-            booked = "Встреча ещё не назначена."
-        return (f"Служебно (это не слова клиента): сейчас {timeparse.describe(now)}. "
-                f"Имя клиента: {lead.first_name or 'неизвестно'}. Текущий статус: {lead.status}. {booked}")
+        booked = timeparse.describe(to_local(meeting, now.tzinfo)) if meeting else None
+        return prompts.context_block(timeparse.describe(now), lead.first_name, lead.status, booked)
 
     async def _converse(self, lead: LeadState, message: _Stored, slot: _LeadSlot) -> None:
         if message.id <= slot.answered_upto:

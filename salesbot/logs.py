@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
@@ -10,7 +11,7 @@ QUIET_LIBRARIES = ("telethon", "httpx", "httpx2", "anthropic", "peewee")
 
 
 def redact(text: str) -> str:
-    for secret in _secrets:
+    for secret in sorted(_secrets, key=len, reverse=True):  # longest first: a form that contains another
         text = text.replace(secret, "***")
     return text
 
@@ -22,9 +23,22 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+def _forms(value: str) -> set[str]:
+    """The value as it may appear in a log: as is, stripped (what is actually sent), and escaped the
+    way reprs, bytes reprs and JSON print a trailing newline or other control characters."""
+    forms = {value, value.strip()}
+    for v in (value, value.strip()):
+        forms.add(v.encode("unicode_escape").decode("ascii", "replace"))
+        forms.add(json.dumps(v)[1:-1])
+        forms.add(repr(v)[1:-1])
+        forms.add(repr(v.encode())[2:-1])
+    return forms
+
+
 def add_secrets(values: list[str]) -> None:
     # Very short values would mask ordinary words; real keys and tokens are long.
-    _secrets.update(v for v in values if len(v) >= 8)
+    for value in values:
+        _secrets.update(form for form in _forms(value) if len(form) >= 8)
 
 
 class StderrHandler(logging.StreamHandler):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from peewee import SQL, fn
+from peewee import SQL, Case, fn
 
 from salesbot import leads, pricing
 from salesbot.errors import NotFoundError, SalesbotError
@@ -187,12 +187,15 @@ class UsageRow:
     failures: int
     input_tokens: int
     output_tokens: int
-    cache_creation_input_tokens: int
+    cache_creation_input_tokens: int  # all cache writes; the 5m and 1h split follows
     cache_read_input_tokens: int
     cache_hit_ratio: float | None  # share of input tokens read from cache
     cost_usd: float | None
     uncached_cost_usd: float | None
     saved_usd: float | None
+    cache_creation_5m_input_tokens: int = 0
+    cache_creation_1h_input_tokens: int = 0
+    thinking_tokens: int = 0  # part of output_tokens
 
 
 @dataclass
@@ -202,38 +205,63 @@ class UsageReport:
     total: UsageRow
 
 
-def _usage_row(purpose: str, model: str, calls: int, failures: int, inp: int, out: int, writes: int,
-               reads: int) -> UsageRow:
-    all_input = inp + writes + reads
-    cost = pricing.cost_usd(model, inp, out, writes, reads)
-    uncached = pricing.cost_usd(model, all_input, out, 0, 0)
+_SUMS = ("calls", "failures", "input_tokens", "output_tokens", "cache_creation_input_tokens",
+         "cache_read_input_tokens", "cache_creation_5m_input_tokens", "cache_creation_1h_input_tokens",
+         "thinking_tokens")
+
+
+def _tokens(sums: dict[str, int]) -> pricing.Tokens:
+    """Ledger sums as priced tokens. Writes not split by TTL (rows from before migration 006, or an
+    answer without `usage.cache_creation`) are 5-minute writes, the API's default TTL."""
+    five, hour = sums["cache_creation_5m_input_tokens"], sums["cache_creation_1h_input_tokens"]
+    unsplit = max(0, sums["cache_creation_input_tokens"] - five - hour)
+    return pricing.Tokens(input=sums["input_tokens"], output=sums["output_tokens"], writes_5m=five + unsplit,
+                          writes_1h=hour, reads=sums["cache_read_input_tokens"])
+
+
+def _usage_row(purpose: str, model: str, bands: dict[int, dict[str, int]]) -> UsageRow:
+    """One purpose and model; `bands` holds its sums per prompt-size band (0, or the long-prompt
+    threshold the calls were above), so a model priced by prompt length is priced per band."""
+    sums = {k: sum(b[k] for b in bands.values()) for k in _SUMS}
+    price = pricing.price_of(model)
+    cost = uncached = None
+    if price is not None:
+        cost = uncached = 0.0
+        for band, band_sums in bands.items():
+            long_prompt = price.long_above is not None and band >= price.long_above
+            tokens = _tokens(band_sums)
+            cost += pricing.cost_usd(model, tokens, long_prompt)
+            uncached += pricing.uncached_cost_usd(model, tokens, long_prompt)
+    all_input = sums["input_tokens"] + sums["cache_creation_input_tokens"] + sums["cache_read_input_tokens"]
     return UsageRow(
-        purpose=purpose, model=model, calls=calls, failures=failures, input_tokens=inp, output_tokens=out,
-        cache_creation_input_tokens=writes, cache_read_input_tokens=reads,
-        cache_hit_ratio=(reads / all_input) if all_input else None,
+        purpose=purpose, model=model, **sums,
+        cache_hit_ratio=(sums["cache_read_input_tokens"] / all_input) if all_input else None,
         cost_usd=cost, uncached_cost_usd=uncached,
         saved_usd=(uncached - cost) if cost is not None and uncached is not None else None,
     )
 
 
 def usage_report(since: datetime | None = None) -> UsageReport:
-    """Claude usage per purpose and model from the ledger, with estimated cost and caching savings."""
+    """Claude usage per purpose and model from the ledger, with its cost at list prices and what
+    caching saved. Grouped by prompt-size band too, for models priced by prompt length."""
+    prompt = (LlmCall.input_tokens + LlmCall.cache_creation_input_tokens + LlmCall.cache_read_input_tokens)
+    low, high = pricing.LONG_PROMPT_BANDS
+    band = Case(None, ((prompt > high, high), (prompt > low, low)), 0)
     query = LlmCall.select(
         LlmCall.purpose,
         LlmCall.model,
+        band,
         fn.COUNT(LlmCall.id),
         fn.SUM(LlmCall.error.is_null(False).cast("integer")),
-        fn.SUM(LlmCall.input_tokens),
-        fn.SUM(LlmCall.output_tokens),
-        fn.SUM(LlmCall.cache_creation_input_tokens),
-        fn.SUM(LlmCall.cache_read_input_tokens),
-    ).group_by(LlmCall.purpose, LlmCall.model).order_by(LlmCall.purpose, LlmCall.model)
+        *(fn.SUM(getattr(LlmCall, k)) for k in _SUMS[2:]),
+    ).group_by(LlmCall.purpose, LlmCall.model, band).order_by(LlmCall.purpose, LlmCall.model)
     if since is not None:
         query = query.where(LlmCall.created_at >= to_utc_naive(since))
-    rows = [_usage_row(p, m, c, f or 0, i or 0, o or 0, w or 0, r or 0) for p, m, c, f, i, o, w, r in query.tuples()]
-    total = _usage_row("all", "all", *(sum(getattr(r, k) for r in rows) for k in (
-        "calls", "failures", "input_tokens", "output_tokens", "cache_creation_input_tokens",
-        "cache_read_input_tokens")))
+    grouped: dict[tuple[str, str], dict[int, dict[str, int]]] = {}
+    for purpose, model, band_value, *sums in query.tuples():
+        grouped.setdefault((purpose, model), {})[band_value] = {k: v or 0 for k, v in zip(_SUMS, sums, strict=True)}
+    rows = [_usage_row(purpose, model, bands) for (purpose, model), bands in grouped.items()]
+    total = _usage_row("all", "all", {0: {k: sum(getattr(r, k) for r in rows) for k in _SUMS}})
     costs = [r for r in rows if r.cost_usd is not None]
     total.cost_usd = sum(r.cost_usd for r in costs) if costs else None
     total.uncached_cost_usd = sum(r.uncached_cost_usd for r in costs) if costs else None

@@ -233,8 +233,10 @@ class SweepBar:
 def _usage_cells(row, total: bool = False) -> list[str]:
     return [
         "total" if total else row.purpose, "" if total else row.model, f"{row.calls:,}", f"{row.failures:,}",
-        f"{row.input_tokens:,}", f"{row.output_tokens:,}", f"{row.cache_creation_input_tokens:,}",
-        f"{row.cache_read_input_tokens:,}", "—" if row.cache_hit_ratio is None else f"{row.cache_hit_ratio:.0%}",
+        f"{row.input_tokens:,}", f"{row.output_tokens:,}", f"{row.thinking_tokens:,}",
+        f"{row.cache_creation_input_tokens - row.cache_creation_1h_input_tokens:,}",  # unsplit writes are 5m
+        f"{row.cache_creation_1h_input_tokens:,}", f"{row.cache_read_input_tokens:,}",
+        "—" if row.cache_hit_ratio is None else f"{row.cache_hit_ratio:.0%}",
         "?" if row.cost_usd is None else f"{row.cost_usd:.4f}",
         "?" if row.saved_usd is None else f"{row.saved_usd:.4f}",
     ]
@@ -246,9 +248,9 @@ def usage(report, start: datetime | None) -> None:
         return
     title = "Claude usage" + (f" since {fmt_time(start)}" if start else "")
     cells = [_usage_cells(row) for row in report.rows] + [_usage_cells(report.total, total=True)]
-    headers = ("purpose", "model", "calls", "failed", "input", "output", "cache write", "cache read", "hit",
-               "cost $", "saved $")
-    if out.width >= 110:
+    headers = ("purpose", "model", "calls", "failed", "input", "output", "thinking", "write 5m", "write 1h",
+               "cache read", "hit", "cost $", "saved $")
+    if out.width >= 140:
         table = Table(title=title, box=box.SIMPLE_HEAD)
         for header in headers:
             table.add_column(header, justify="left" if header in ("purpose", "model") else "right",
@@ -262,4 +264,5 @@ def usage(report, start: datetime | None) -> None:
             out.print(f"\n[bold]{row[0]}[/bold] {row[1]}")
             for header, value in zip(headers[2:], row[2:], strict=True):
                 out.print(f"  {header:<12} {value:>12}")
-    out.print("[dim]Cost is an estimate from list prices (see README); '?' marks a model without a known price.[/dim]")
+    out.print("[dim]Cost at Anthropic's list prices (salesbot/pricing.py, see README); thinking is part of output; "
+              "'?' marks a model without a known price.[/dim]")

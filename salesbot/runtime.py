@@ -69,7 +69,8 @@ def claude_client(settings: Settings) -> ClaudeClient:
     from salesbot.llm import ClaudeClient
 
     return ClaudeClient(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
-                        model=settings.model, fast_model=settings.fast_model, timeout=settings.llm_timeout)
+                        model=settings.model, fast_model=settings.fast_model, timeout=settings.llm_timeout,
+                        effort=settings.effort)
 
 
 def fallback_client(settings: Settings) -> ClaudeClient | None:
@@ -119,6 +120,7 @@ def serve(settings: Settings) -> None:
                                 outbox=outbox), outbox
 
             try:
+                await claude.check_prompt(prompt)  # the prompt's tokens, and whether it can be cached
                 await telegram.serve(settings, build, leads.leads_with_unanswered,
                                      heartbeat=lambda: beat(settings.home))
             finally:
@@ -197,6 +199,7 @@ def chat(settings: Settings, transport: Any, lead_name: str | None, lines: Itera
 
         claude = claude_client(settings)
         try:
+            await claude.check_prompt(prompt)  # the prompt's tokens, and whether it can be cached
             engine = Dialogue(ClaudeDialogue(claude, prompt), transport, config)
             await run_chat(engine, transport, talker, lines)
         finally:

@@ -192,6 +192,11 @@ class LlmCall(BaseModel):
     duration_ms = IntegerField(default=0)
     error = TextField(null=True)
     created_at = DateTimeField(default=utcnow)
+    request_id = TextField(null=True)  # the API's request-id, to quote to Anthropic support
+    stop_reason = TextField(null=True)
+    thinking_tokens = IntegerField(default=0)  # part of output_tokens
+    cache_creation_5m_input_tokens = IntegerField(default=0)  # the two add up to cache_creation_input_tokens
+    cache_creation_1h_input_tokens = IntegerField(default=0)
 
     class Meta:
         table_name = "llm_call"
@@ -287,6 +292,17 @@ M005_PENDING_DAY = [
     " WHERE state = 'MEETING_CUSTOM_TIME' AND pending_time IS NOT NULL",
 ]
 
+# What a call to Claude needs for support and for true prices: the request id, why the answer
+# stopped, the thinking share of the output, and cache writes split by TTL (5m and 1h are priced
+# 1.25x and 2x the input price); the old total stays filled for queries that read it.
+M006_LLM_CALLS = [
+    "ALTER TABLE llm_call ADD COLUMN request_id TEXT",
+    "ALTER TABLE llm_call ADD COLUMN stop_reason TEXT",
+    "ALTER TABLE llm_call ADD COLUMN thinking_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE llm_call ADD COLUMN cache_creation_5m_input_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE llm_call ADD COLUMN cache_creation_1h_input_tokens INTEGER NOT NULL DEFAULT 0",
+]
+
 # Delivery (the outbox, delivery.py): every message to a lead or a manager is a row with a state,
 # `sent` only once Telegram accepted it. A lead's message keeps Telegram's id, unique per lead, so an
 # update replayed after a restart is not stored (or answered) twice.
@@ -325,6 +341,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("003_dialogue", M003_DIALOGUE),
     ("004_follow_ups", M004_FOLLOW_UPS),
     ("005_pending_day", M005_PENDING_DAY),
+    ("006_llm_calls", M006_LLM_CALLS),
     ("007_delivery", M007_DELIVERY),
 ]
 

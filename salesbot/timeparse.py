@@ -501,47 +501,20 @@ def parse_rules(text: str, now: datetime, tz: ZoneInfo | None = None) -> tuple[P
     return result("ok", moment)
 
 
-# --- the Claude fallback -------------------------------------------------------------------------
-
-FALLBACK_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "kind": {"type": "string", "enum": ["datetime", "date_only", "none"]},
-        # plain strings ("" when absent): the most portable form for structured outputs
-        "date": {"type": "string", "description": "YYYY-MM-DD, or empty"},
-        "time": {"type": "string", "description": "HH:MM (24-hour), or empty"},
-    },
-    "required": ["kind", "date", "time"],
-    "additionalProperties": False,
-}
-
-
-def fallback_prompt(text: str, local_now: datetime) -> str:
-    calendar = "\n".join(
-        f"- {d:%Y-%m-%d}: {WEEKDAYS_RU[d.weekday()]}"
-        for d in (local_now.date() + timedelta(days=i) for i in range(15))
-    )
-    return (
-        "Ты переводишь фразу клиента о времени встречи в дату и время.\n"
-        f"Сейчас: {WEEKDAYS_RU[local_now.weekday()]}, {describe(local_now)}.\n"
-        f"Календарь на две недели вперёд (день недели бери отсюда, не считай сам):\n{calendar}\n\n"
-        f"Фраза клиента: «{text}»\n\n"
-        "Ответь JSON: kind = \"datetime\", если понятны и дата, и время (date = YYYY-MM-DD, time = HH:MM); "
-        "\"date_only\", если понятна только дата (time — пустая строка); \"none\", если фраза не про время "
-        "встречи или её нельзя понять однозначно (date и time — пустые строки). Не угадывай: при сомнении "
-        "отвечай \"none\"."
-    )
+# --- the Claude fallback (its prompt and schema live in prompts.py) -------------------------------
 
 
 async def parse_with_claude(text: str, now: datetime, tz: ZoneInfo, claude: ClaudeClient,
                             lead_id: int | None = None) -> ParseResult:
+    from salesbot import prompts
     from salesbot.errors import LLMUnavailable
 
     local_now = now.astimezone(tz)
     try:
         answer = await claude.structured(
-            purpose="parse_time", model=claude.fast_model, max_tokens=200, schema=FALLBACK_SCHEMA, lead_id=lead_id,
-            messages=[{"role": "user", "content": fallback_prompt(text, local_now)}],
+            purpose="parse_time", model=claude.fast_model, answer_tokens=prompts.FALLBACK_ANSWER_TOKENS,
+            schema=prompts.FALLBACK_SCHEMA, lead_id=lead_id,
+            messages=[{"role": "user", "content": prompts.fallback_prompt(text, local_now)}],
         )
     except LLMUnavailable as exc:
         log.warning("parse-time fallback unavailable: %s", exc)

@@ -76,8 +76,9 @@ def _pydantic_models_built_before_any_freeze():
 
 
 class FakeClock:
-    """Stands in for the wait between attempts: records each wait and moves a clock the stand-in
-    API stamps requests with, so 'requests a second apart' is measurable without sleeping."""
+    """Stands in for time: the wait between attempts (recorded, not slept), the client's deadline
+    clock, and the clock the stand-in API stamps requests with and ages its cache on, so 'requests
+    a second apart' and 'the cache expired after 5 minutes' are measurable without sleeping."""
 
     def __init__(self) -> None:
         self.now = 0.0
@@ -85,6 +86,9 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
     async def sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
@@ -138,7 +142,7 @@ def make_claude(api, clock, **overrides):
     from salesbot.llm import ClaudeClient
 
     params = {"api_key": TEST_KEY, "base_url": api.url, "model": "claude-sonnet-5-5",
-              "fast_model": "claude-haiku-5-5", "timeout": 5, "sleep": clock.sleep, **overrides}
+              "fast_model": "claude-haiku-5-5", "timeout": 5, "sleep": clock.sleep, "clock": clock, **overrides}
     return ClaudeClient(**params)
 
 

@@ -34,9 +34,10 @@ def test_chat_end_to_end_books_a_slot(run, api_env, db):
     lead = Lead.get(Lead.first_name == "Анна")
     assert lead.telegram_id is None and lead.status == "hot"
     assert Meeting.get().lead_id == lead.id
-    assert len(api_env.requests) == 2  # one Claude call per message line; the choice needed none
+    assert len(api_env.bodies) == 2  # one Claude call per message line; the choice needed none
     system = api_env.bodies[0]["system"]
-    assert system[0]["cache_control"] == {"type": "ephemeral"} and "Пиксель" in system[0]["text"]
+    assert system[-1]["cache_control"] == {"type": "ephemeral", "ttl": "1h"} and "Пиксель" in system[0]["text"]
+    assert len([seen for seen in api_env.requests if seen.path.endswith("count_tokens")]) == 1  # at the start
 
 
 def test_choices_by_text_and_the_own_time_path(run, api_env, db):
@@ -56,7 +57,7 @@ def test_lead_option_continues_the_conversation(run, api_env, db):
     leads = list(Lead.select().where(Lead.first_name == "Пётр"))
     assert len(leads) == 1 and leads[0].messages.count() == 4
     user_turns = [b for b in api_env.bodies[1]["messages"] if b["role"] == "user"]
-    assert user_turns[0]["content"][0]["text"] == "Привет"
+    assert user_turns[0]["content"][0]["text"] == "<client_message>Привет</client_message>"
 
 
 def test_without_lead_each_session_is_a_new_guest(run, api_env, db):
@@ -78,3 +79,42 @@ def test_chat_when_claude_is_down_answers_politely(run, api_env, db):
     assert texts.FALLBACK in result.stdout
     assert Message.get(Message.role == "lead").unanswered is True
     assert "sk-ant-chat-test-000111222" not in result.stdout + result.stderr
+
+
+# --- "Done when" of issue 11, end to end through `salesbot chat` against the thinking stand-in -----
+
+
+def test_a_four_turn_chat_with_default_settings_is_answered_by_claude_every_turn(run, api_env, db):
+    lines = ["Здравствуйте, нужен сайт", "Для кофейни", "А сколько стоит?", "А сроки?"]
+    api_env.enqueue(*[reply(f"Ответ {i}: расскажите подробнее, пожалуйста.") for i in range(len(lines))])
+    out = chat(run, lines).stdout
+    assert all(f"Ответ {i}" in out for i in range(len(lines))) and texts.FALLBACK not in out
+    bodies = api_env.bodies
+    assert len(bodies) / len(lines) <= 1.25
+    assert all(b["output_config"]["effort"] == "low" and "thinking" not in b for b in bodies)
+    from salesbot.store import LlmCall
+
+    assert all(row.thinking_tokens > 0 and row.stop_reason == "end_turn" for row in LlmCall.select())
+
+
+def test_a_trickling_server_gets_the_lead_the_fallback_within_the_stated_bound(run, api_env, db, monkeypatch):
+    import time
+
+    from scripts.fake_claude import Trickle
+
+    monkeypatch.setenv("SALESBOT_LLM_TIMEOUT", "1")  # the README's bound: 2 x this
+    api_env.enqueue(*[Trickle(0.05)] * 3)
+    began = time.monotonic()
+    out = chat(run, ["Здравствуйте"]).stdout
+    assert texts.FALLBACK in out
+    assert time.monotonic() - began < 2 + 1.5  # the bound, plus starting the CLI and counting tokens
+
+
+def test_a_blank_reply_is_never_stored_as_the_bots_message(run, api_env, db):
+    api_env.enqueue(reply("   \n "), reply(""), reply("Теперь по делу: чем помочь?"))
+    out = chat(run, ["Привет", "Алло?"]).stdout
+    bot_texts = [m.text for m in Message.select().where(Message.role == "bot")]
+    assert all(t.strip() for t in bot_texts)
+    assert bot_texts[0] == texts.FALLBACK and "Теперь по делу" in out
+    # the blank answers were retried once, then the lead got the fallback; the next turn is fine
+    assert len(api_env.bodies) == 3

@@ -394,8 +394,8 @@ def test_status_from_claude_is_held_to_the_schema(claude, fake_api, frozen, aio)
     claude.run(dialogue.handle(tg(text="Хочу встречу")))
     assert lead_of().status == "hot" and transport.to(101)[-1].labels[-1] == texts.BUTTON_OWN_TIME
     body = fake_api.bodies[-1]
-    assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
-    assert body["messages"][-1]["content"][-1]["text"].startswith("Служебно")
+    assert body["system"][-1]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert body["messages"][-1]["content"][-1]["text"].startswith("<service_context>")
 
 
 def test_an_unexpected_error_still_gets_the_lead_a_polite_answer(engine, caplog):

@@ -1,12 +1,13 @@
 import json
 import logging
+import time
 
 import pytest
 
 from salesbot import llm
 from salesbot.errors import LLMUnavailable
 from salesbot.store import LlmCall
-from scripts.fake_claude import Drop, Error, Hang, Reply
+from scripts.fake_claude import Drop, Error, Hang, Raw, Reply, Trickle
 from tests.conftest import TEST_KEY, make_claude
 
 HELLO = [{"role": "user", "content": "Здравствуйте"}]
@@ -89,7 +90,7 @@ def test_a_dropped_connection_is_retried(claude, fake_api):
 
 
 def test_a_hanging_server_times_out_and_is_retried(fake_api, clock, db, aio):
-    client = make_claude(fake_api, clock, timeout=0.3)
+    client = make_claude(fake_api, clock, timeout=0.3, deadline=60)
     client.run = aio.run
     fake_api.enqueue(Hang(5), Reply("ok"))
     assert ask(client).text == "ok"
@@ -99,8 +100,7 @@ def test_a_hanging_server_times_out_and_is_retried(fake_api, clock, db, aio):
         ask(client)
 
 
-@pytest.mark.parametrize("code", ["enforced_spend_limit_reached", "contract_spend_limit_reached",
-                                  "linked_organization_spend_limit_reached"])
+@pytest.mark.parametrize("code", ["enforced_spend_limit_reached", "contract_spend_limit_reached"])
 def test_spend_limit_429_is_not_retried(claude, fake_api, code):
     fake_api.enqueue(Error(429, "rate_limit_error", error_code=code), Reply("never"))
     with pytest.raises(LLMUnavailable, match=code):
@@ -158,7 +158,7 @@ def test_structured_answer_is_validated_and_returned(claude, fake_api):
     result = claude.run(claude.structured(purpose="t", messages=HELLO, schema=SCHEMA))
     assert result.data == {"reply": "Да", "status": "warm"}
     sent = fake_api.bodies[0]["output_config"]
-    assert sent == {"format": {"type": "json_schema", "schema": SCHEMA}}
+    assert sent == {"effort": "low", "format": {"type": "json_schema", "schema": SCHEMA}}
 
 
 @pytest.mark.parametrize("text, says", [
@@ -168,19 +168,46 @@ def test_structured_answer_is_validated_and_returned(claude, fake_api):
     (json.dumps({"reply": 5, "status": "new"}), "expected string"),
     (json.dumps({"reply": "x", "status": "new", "extra": 1}), "unexpected 'extra'"),
 ])
-def test_an_answer_off_the_schema_is_a_failed_call(claude, fake_api, text, says):
-    fake_api.enqueue(Reply(text))
+def test_an_answer_off_the_schema_is_retried_once_then_a_failed_call(claude, fake_api, text, says):
+    fake_api.enqueue(Reply(text), Reply(text), Reply(json.dumps({"reply": "never", "status": "new"})))
     with pytest.raises(llm.InvalidAnswer, match=says):
         claude.run(claude.structured(purpose="t", messages=HELLO, schema=SCHEMA))
+    assert len(fake_api.bodies) == 2
     row = only_row()
     assert row.error.startswith("invalid answer") and says.split("'")[0] in row.error
-    assert row.output_tokens > 0  # what it cost is still counted
+    assert row.attempts == 2 and row.output_tokens > 0  # what both cost is still counted
+
+
+def test_one_invalid_answer_then_a_good_one_is_an_answer(claude, fake_api):
+    fake_api.enqueue(Reply("<html>502 Bad Gateway</html>"), Reply(json.dumps({"reply": "Да", "status": "new"})))
+    result = claude.run(claude.structured(purpose="t", messages=HELLO, schema=SCHEMA))
+    assert result.data["reply"] == "Да"
+    row = only_row()
+    assert (row.attempts, row.error) == (2, None)
+
+
+@pytest.mark.parametrize("raw", [
+    Raw("<html><body>502 Bad Gateway</body></html>", content_type="text/html"),
+    Raw('{"id": "msg_1", "type": "message", "content": [{"type": "text", "text": "hi"'),
+    Raw('{"unexpected": "shape"}'),
+    Raw('[1, 2, 3]'),
+])
+def test_a_malformed_200_is_a_typed_invalid_answer_retried_once(claude, fake_api, raw):
+    fake_api.enqueue(raw, raw, Reply("never"))
+    with pytest.raises(llm.InvalidAnswer):
+        claude.run(claude.structured(purpose="t", messages=HELLO, schema=SCHEMA))
+    assert len(fake_api.bodies) == 2
+    row = only_row()
+    assert row.error.startswith("invalid answer") and row.attempts == 2
 
 
 def test_a_truncated_structured_answer_is_a_failed_call(claude, fake_api):
-    fake_api.enqueue(Reply('{"reply": "Добрый', stop_reason="max_tokens"))
+    cut = Reply('{"reply": "Добрый', stop_reason="max_tokens")
+    fake_api.enqueue(cut, cut, cut, Reply("never"))
     with pytest.raises(llm.InvalidAnswer, match="max_tokens"):
         claude.run(claude.structured(purpose="t", messages=HELLO, schema=SCHEMA))
+    assert len(fake_api.bodies) == 3  # once with twice the cap, once more as an invalid answer
+    assert only_row().stop_reason == "max_tokens"
 
 
 def test_ledger_records_usage_with_cache_fields(claude, fake_api):
@@ -214,3 +241,145 @@ def test_default_models_are_current_in_the_installed_sdk():
     for model in (DEFAULT_MODEL, DEFAULT_FAST_MODEL):
         assert model in known and model not in DEPRECATED_MODELS
     assert "sonnet" in DEFAULT_MODEL and "haiku" in DEFAULT_FAST_MODEL
+
+
+# --- retries as the SDK means them ----------------------------------------------------------------
+
+
+def test_retry_after_zero_backs_off_instead_of_hammering(claude, fake_api, clock):
+    fake_api.enqueue(Error(429, "rate_limit_error", headers={"retry-after": "0"}), Reply("ok"))
+    assert ask(claude).text == "ok"
+    assert len(clock.waits) == 1 and 2 <= clock.waits[0] <= 30
+
+
+def test_x_should_retry_true_is_honoured_even_on_a_status_we_would_not_retry(claude, fake_api):
+    fake_api.enqueue(Error(400, "invalid_request_error", headers={"x-should-retry": "true"}), Reply("ok"))
+    assert ask(claude).text == "ok"
+    assert len(fake_api.bodies) == 2
+
+
+@pytest.mark.parametrize("status, code", [(429, "enforced_spend_limit_reached"), (402, None),
+                                          (402, "linked_organization_spend_limit_reached")])
+def test_typed_spend_limits_are_never_retried_even_when_the_header_says_so(claude, fake_api, status, code):
+    fake_api.enqueue(Error(status, "billing_error" if status == 402 else "rate_limit_error", error_code=code,
+                           headers={"x-should-retry": "true"}), Reply("never"))
+    with pytest.raises(LLMUnavailable, match=str(status)):
+        ask(claude)
+    assert len(fake_api.bodies) == 1
+
+
+def test_the_request_id_is_logged_with_every_failure_and_stored(claude, fake_api, caplog):
+    fake_api.enqueue(Error(500), Error(529, "overloaded_error"), Error(529, "overloaded_error"))
+    with caplog.at_level(logging.WARNING, logger="salesbot.llm"), pytest.raises(LLMUnavailable):
+        ask(claude)
+    ids = [f"req_fake_{n:04d}" for n in (1, 2, 3)]
+    assert all(rid in caplog.text for rid in ids)
+    assert only_row().request_id == ids[-1]
+
+
+def test_an_answer_stores_its_request_id_stop_reason_and_thinking(claude, fake_api):
+    fake_api.enqueue(Reply("Добрый день!"))
+    result = ask(claude)
+    row = only_row()
+    assert (row.request_id, row.stop_reason) == (result.request_id, "end_turn")
+    assert row.request_id.startswith("req_fake_")
+    assert 0 < row.thinking_tokens < row.output_tokens  # claude-sonnet-5-5 thinks, even at low effort
+
+
+# --- deadlines in wall time -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [False, True], ids=["trickled body", "trickled headers"])
+def test_a_trickling_server_cannot_stretch_a_call_past_its_deadline(fake_api, clock, db, aio, headers):
+    client = make_claude(fake_api, clock, timeout=0.5, sleep=_no_wait)  # the whole call: 1.0 s
+    client.run = aio.run
+    fake_api.enqueue(*[Trickle(0.05, headers=headers)] * 3)
+    began = time.monotonic()
+    with pytest.raises(LLMUnavailable, match=r"timeout|deadline"):
+        ask(client)
+    assert time.monotonic() - began < 1.6  # the SDK's per-read timeout alone would wait ~30 s
+    aio.run(client.close())
+
+
+async def _no_wait(seconds):
+    return None
+
+
+# --- thinking and effort --------------------------------------------------------------------------
+
+
+def test_default_settings_leave_room_for_thinking_and_send_an_effort_the_model_takes(claude, fake_api):
+    fake_api.enqueue(Reply(json.dumps({"reply": "Да", "status": "warm"})))
+    claude.run(claude.structured(purpose="t", messages=HELLO, schema=SCHEMA, answer_tokens=800))
+    body = fake_api.bodies[0]
+    assert body["output_config"]["effort"] == "low" and "thinking" not in body  # disabled is a 400 on Sonnet 5.5
+    assert body["max_tokens"] >= 800 + 3000
+
+
+def test_a_max_tokens_stop_is_retried_once_with_a_larger_cap(claude, fake_api):
+    fake_api.enqueue(Reply(json.dumps({"reply": "Да", "status": "warm"}), thinking=100_000),
+                     Reply(json.dumps({"reply": "Да", "status": "warm"})))
+    result = claude.run(claude.structured(purpose="t", messages=HELLO, schema=SCHEMA))
+    first, second = fake_api.bodies
+    assert second["max_tokens"] == 2 * first["max_tokens"]
+    assert result.data["reply"] == "Да"
+    row = only_row()
+    assert row.attempts == 2 and row.thinking_tokens >= first["max_tokens"]  # the cut request is billed too
+
+
+def test_a_model_without_effort_is_not_sent_one(fake_api, clock, db, aio):
+    client = make_claude(fake_api, clock, model="claude-haiku-4-5", effort="max")
+    client.run = aio.run
+    assert ask(client).text
+    assert "output_config" not in fake_api.bodies[0]
+    aio.run(client.close())
+
+
+def test_the_stand_in_refuses_what_the_api_refuses(claude, fake_api):
+    from salesbot.prompts import cache_control
+
+    def refused(**params):
+        with pytest.raises(LLMUnavailable, match="400 invalid_request_error"):
+            claude.run(claude.complete(purpose="t", **params))
+
+    blank = [{"role": "user", "content": "Привет"}, {"role": "assistant", "content": [
+        {"type": "text", "text": "  ", "cache_control": cache_control("5m")}]}, {"role": "user", "content": "Ну?"}]
+    refused(messages=blank)
+    many = [{"role": "user", "content": [{"type": "text", "text": f"часть {i}", "cache_control": cache_control("5m")}
+                                         for i in range(5)]}]
+    refused(messages=many)
+    assert len(fake_api.bodies) == 2 and only_row_count() == 2
+
+
+def only_row_count():
+    return LlmCall.select().count()
+
+
+# --- key hygiene ----------------------------------------------------------------------------------
+
+
+def test_a_key_with_a_trailing_newline_works_and_is_never_printed(fake_api, clock, db, aio, caplog):
+    from salesbot import logs
+
+    client = make_claude(fake_api, clock, api_key=TEST_KEY + "\n")
+    client.run = aio.run
+    logs.add_secrets([TEST_KEY + "\n"])
+    with caplog.at_level(logging.DEBUG):
+        assert ask(client).text
+    sent = fake_api.requests[0].headers
+    assert any(value.endswith(TEST_KEY) for value in sent.values())  # sent, stripped (the SDK picks the header)
+    assert TEST_KEY not in caplog.text
+    for form in (TEST_KEY + "\\n", repr(TEST_KEY + "\n"), repr((TEST_KEY + "\n").encode())):
+        assert TEST_KEY not in logs.redact(f"Illegal header value {form}")
+    aio.run(client.close())
+
+
+def test_each_attempt_has_its_own_bound_inside_a_longer_deadline(fake_api, clock, db, aio):
+    client = make_claude(fake_api, clock, timeout=0.5, deadline=60, sleep=_no_wait)
+    client.run = aio.run
+    fake_api.enqueue(Trickle(0.05), Reply("ok"))
+    began = time.monotonic()
+    assert ask(client).text == "ok"
+    assert time.monotonic() - began < 1.5 and len(fake_api.bodies) == 2
+    assert only_row().attempts == 2
+    aio.run(client.close())

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from freezegun import freeze_time
 
-from salesbot import timeparse, timewords
+from salesbot import prompts, timewords
 from salesbot.timeparse import describe, normalise, parse, parse_rules
 from scripts.fake_claude import Error, Reply
 from tests.timeparse_corpus import HELD_OUT, MEANT, NOW, PERIOD, REFUSED, TZ
@@ -198,7 +198,7 @@ def test_fallback_only_when_rules_find_nothing(claude, fake_api):
     assert (result.kind, result.source, result.when) == ("ok", "claude", at("2026-01-05 11:00"))
     body = fake_api.bodies[0]
     assert body["model"] == "claude-haiku-5-5"
-    assert body["output_config"]["format"]["schema"] == timeparse.FALLBACK_SCHEMA
+    assert body["output_config"]["format"]["schema"] == prompts.FALLBACK_SCHEMA
     prompt = body["messages"][0]["content"][0]["text"] if isinstance(body["messages"][0]["content"], list) \
         else body["messages"][0]["content"]
     # the calendar names weekdays correctly: 23 December 2025 was a Tuesday, the 24th a Wednesday
