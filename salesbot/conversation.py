@@ -68,7 +68,7 @@ class ClaudeDialogue:
         system_ttl, history_ttl = prompts.ordered(self.planner.plan(system_key, now, unknown="1h"),
                                                   self.planner.plan(lead_key, now, unknown="5m"))
         messages = prompts.conversation_messages(history, context, history_ttl)
-        result = await self.client.structured(
+        result = await self.client.complete(
             purpose="dialogue",
             system=prompts.system_blocks(self.prompt, system_ttl),
             messages=messages,

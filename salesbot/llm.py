@@ -163,7 +163,6 @@ class Usage:
 class Completion:
     text: str
     usage: Usage
-    attempts: int
     model: str
     stop_reason: str | None = None
     request_id: str | None = None
@@ -447,7 +446,7 @@ class ClaudeClient:
             raise InvalidAnswer(f"malformed message ({type(exc).__name__})") from None
         state.usage.add(usage)
         state.row["stop_reason"] = stop
-        return Completion(text=text, usage=usage, attempts=state.attempts, model=model or state.row["model"],
+        return Completion(text=text, usage=usage, model=model or state.row["model"],
                           stop_reason=stop, request_id=rid)
 
     @staticmethod
@@ -471,10 +470,6 @@ class ClaudeClient:
             self.ledger(row)
         except Exception:  # the ledger must never cost a lead its answer
             log.exception("could not record the Claude call in the ledger")
-
-    async def structured(self, *, schema: dict[str, Any], **kwargs: Any) -> Completion:
-        """A call that must return JSON matching `schema` (and passing `check`); else a failed call."""
-        return await self.complete(schema=schema, **kwargs)
 
 
 @dataclass

@@ -511,7 +511,7 @@ async def parse_with_claude(text: str, now: datetime, tz: ZoneInfo, claude: Clau
 
     local_now = now.astimezone(tz)
     try:
-        answer = await claude.structured(
+        answer = await claude.complete(
             purpose="parse_time", model=claude.fast_model, answer_tokens=prompts.FALLBACK_ANSWER_TOKENS,
             schema=prompts.FALLBACK_SCHEMA, lead_id=lead_id,
             messages=[{"role": "user", "content": prompts.fallback_prompt(text, local_now)}],

@@ -155,7 +155,7 @@ SCHEMA = {
 
 def test_structured_answer_is_validated_and_returned(claude, fake_api):
     fake_api.enqueue(Reply(json.dumps({"reply": "Да", "status": "warm"})))
-    result = claude.run(claude.structured(purpose="t", messages=HELLO, schema=SCHEMA))
+    result = claude.run(claude.complete(purpose="t", messages=HELLO, schema=SCHEMA))
     assert result.data == {"reply": "Да", "status": "warm"}
     sent = fake_api.bodies[0]["output_config"]
     assert sent == {"effort": "low", "format": {"type": "json_schema", "schema": SCHEMA}}
@@ -171,7 +171,7 @@ def test_structured_answer_is_validated_and_returned(claude, fake_api):
 def test_an_answer_off_the_schema_is_retried_once_then_a_failed_call(claude, fake_api, text, says):
     fake_api.enqueue(Reply(text), Reply(text), Reply(json.dumps({"reply": "never", "status": "new"})))
     with pytest.raises(llm.InvalidAnswer, match=says):
-        claude.run(claude.structured(purpose="t", messages=HELLO, schema=SCHEMA))
+        claude.run(claude.complete(purpose="t", messages=HELLO, schema=SCHEMA))
     assert len(fake_api.bodies) == 2
     row = only_row()
     assert row.error.startswith("invalid answer") and says.split("'")[0] in row.error
@@ -180,7 +180,7 @@ def test_an_answer_off_the_schema_is_retried_once_then_a_failed_call(claude, fak
 
 def test_one_invalid_answer_then_a_good_one_is_an_answer(claude, fake_api):
     fake_api.enqueue(Reply("<html>502 Bad Gateway</html>"), Reply(json.dumps({"reply": "Да", "status": "new"})))
-    result = claude.run(claude.structured(purpose="t", messages=HELLO, schema=SCHEMA))
+    result = claude.run(claude.complete(purpose="t", messages=HELLO, schema=SCHEMA))
     assert result.data["reply"] == "Да"
     row = only_row()
     assert (row.attempts, row.error) == (2, None)
@@ -195,7 +195,7 @@ def test_one_invalid_answer_then_a_good_one_is_an_answer(claude, fake_api):
 def test_a_malformed_200_is_a_typed_invalid_answer_retried_once(claude, fake_api, raw):
     fake_api.enqueue(raw, raw, Reply("never"))
     with pytest.raises(llm.InvalidAnswer):
-        claude.run(claude.structured(purpose="t", messages=HELLO, schema=SCHEMA))
+        claude.run(claude.complete(purpose="t", messages=HELLO, schema=SCHEMA))
     assert len(fake_api.bodies) == 2
     row = only_row()
     assert row.error.startswith("invalid answer") and row.attempts == 2
@@ -205,7 +205,7 @@ def test_a_truncated_structured_answer_is_a_failed_call(claude, fake_api):
     cut = Reply('{"reply": "Добрый', stop_reason="max_tokens")
     fake_api.enqueue(cut, cut, cut, Reply("never"))
     with pytest.raises(llm.InvalidAnswer, match="max_tokens"):
-        claude.run(claude.structured(purpose="t", messages=HELLO, schema=SCHEMA))
+        claude.run(claude.complete(purpose="t", messages=HELLO, schema=SCHEMA))
     assert len(fake_api.bodies) == 3  # once with twice the cap, once more as an invalid answer
     assert only_row().stop_reason == "max_tokens"
 
@@ -310,7 +310,7 @@ async def _no_wait(seconds):
 
 def test_default_settings_leave_room_for_thinking_and_send_an_effort_the_model_takes(claude, fake_api):
     fake_api.enqueue(Reply(json.dumps({"reply": "Да", "status": "warm"})))
-    claude.run(claude.structured(purpose="t", messages=HELLO, schema=SCHEMA, answer_tokens=800))
+    claude.run(claude.complete(purpose="t", messages=HELLO, schema=SCHEMA, answer_tokens=800))
     body = fake_api.bodies[0]
     assert body["output_config"]["effort"] == "low" and "thinking" not in body  # disabled is a 400 on Sonnet 5.5
     assert body["max_tokens"] >= 800 + 3000
@@ -319,7 +319,7 @@ def test_default_settings_leave_room_for_thinking_and_send_an_effort_the_model_t
 def test_a_max_tokens_stop_is_retried_once_with_a_larger_cap(claude, fake_api):
     fake_api.enqueue(Reply(json.dumps({"reply": "Да", "status": "warm"}), thinking=100_000),
                      Reply(json.dumps({"reply": "Да", "status": "warm"})))
-    result = claude.run(claude.structured(purpose="t", messages=HELLO, schema=SCHEMA))
+    result = claude.run(claude.complete(purpose="t", messages=HELLO, schema=SCHEMA))
     first, second = fake_api.bodies
     assert second["max_tokens"] == 2 * first["max_tokens"]
     assert result.data["reply"] == "Да"
