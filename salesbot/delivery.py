@@ -64,9 +64,11 @@ def split_text(text: str, limit: int = MAX_UTF16) -> list[str]:
         head = rest
         while utf16_len(head) > limit:  # the longest prefix within the limit (surrogates counted twice)
             head = head[: len(head) - max(1, (utf16_len(head) - limit) // 2)]
-        cut = max((head.rfind(sep) for sep in ("\n\n", "\n", ". ", "! ", "? ", " ")), default=-1)
-        if cut > len(head) // 2:
-            head = head[: cut + 1]
+        for separators in (("\n\n",), ("\n",), (". ", "! ", "? "), (" ",)):  # the most natural cut first
+            cut = max(head.rfind(sep) for sep in separators)
+            if cut > len(head) // 2:
+                head = head[: cut + 1]
+                break
         pieces.append(head.strip())
         rest = rest[len(head):].strip()
     return [piece for piece in pieces if piece]

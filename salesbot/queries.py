@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from peewee import SQL, Case, fn
+from peewee import JOIN, SQL, Case, fn
 
 from salesbot import leads, pricing
 from salesbot.errors import NotFoundError, SalesbotError
@@ -20,6 +20,7 @@ from salesbot.store import (
     LlmCall,
     Meeting,
     Message,
+    Outbox,
     display_name,
     to_local,
     to_utc_naive,
@@ -60,13 +61,15 @@ class LeadSummary:
     next_meeting: datetime | None
     opted_out_reason: str | None = None
     unanswered: int = 0  # lead messages Claude could not answer: someone should reply by hand
+    undelivered: int = 0  # our messages Telegram did not take (outbox rows `failed`)
 
     @property
     def name(self) -> str:
         return display_name(self.first_name, self.username)
 
 
-def _summary(lead: Lead, next_meeting: datetime | None, tz: ZoneInfo, unanswered: int = 0) -> LeadSummary:
+def _summary(lead: Lead, next_meeting: datetime | None, tz: ZoneInfo, unanswered: int = 0,
+             undelivered: int = 0) -> LeadSummary:
     return LeadSummary(
         id=lead.id,
         first_name=lead.first_name,
@@ -83,6 +86,7 @@ def _summary(lead: Lead, next_meeting: datetime | None, tz: ZoneInfo, unanswered
         next_meeting=_local(next_meeting, tz),
         opted_out_reason=lead.opted_out_reason,
         unanswered=unanswered or 0,
+        undelivered=undelivered or 0,
     )
 
 
@@ -97,13 +101,15 @@ def list_leads(tz: ZoneInfo, status: str | None = None, limit: int | None = 50) 
     """Leads, newest activity first (their last message, or when they were created)."""
     now = utcnow()
     unanswered = Message.select(fn.COUNT(Message.id)).where((Message.lead == Lead.id) & Message.unanswered)
-    query = Lead.select(Lead, _next_meeting_subquery(now).alias("next_meeting"), unanswered.alias("unanswered"))
+    undelivered = Outbox.select(fn.COUNT(Outbox.id)).where((Outbox.lead == Lead.id) & (Outbox.state == "failed"))
+    query = Lead.select(Lead, _next_meeting_subquery(now).alias("next_meeting"), unanswered.alias("unanswered"),
+                        undelivered.alias("undelivered"))
     if status:
         query = query.where(Lead.status == status)
     query = query.order_by(ACTIVITY.desc(), Lead.id.desc())
     if limit:
         query = query.limit(limit)
-    return [_summary(lead, _parse_dt(lead.next_meeting), tz, lead.unanswered) for lead in query]
+    return [_summary(lead, _parse_dt(lead.next_meeting), tz, lead.unanswered, lead.undelivered) for lead in query]
 
 
 def _parse_dt(value) -> datetime | None:
@@ -119,6 +125,8 @@ class ConversationLine:
     text: str
     created_at: datetime
     unanswered: bool = False  # a lead message Claude could not answer
+    delivery: str | None = None  # our message: queued | sent | failed (None: from before the outbox)
+    delivery_error: str | None = None  # why Telegram did not take it
 
 
 @dataclass
@@ -155,12 +163,16 @@ def lead_detail(lead_id: int, tz: ZoneInfo) -> LeadDetail:
     lead = Lead.get_or_none(Lead.id == lead_id)
     if lead is None:
         raise NotFoundError(f"no lead with id {lead_id} (see `salesbot leads list`)")
-    rows = (Message.select(Message.role, Message.text, Message.created_at, Message.unanswered)
+    rows = (Message.select(Message.role, Message.text, Message.created_at, Message.unanswered, Outbox.state,
+                           Outbox.error)
+            .join(Outbox, JOIN.LEFT_OUTER, on=(Outbox.message == Message.id))
             .where(Message.lead == lead).order_by(Message.id).tuples())
-    messages = [ConversationLine(role=role, text=text, created_at=to_local(created_at, tz), unanswered=bool(flag))
-                for role, text, created_at, flag in rows]
+    messages = [ConversationLine(role=role, text=text, created_at=to_local(created_at, tz), unanswered=bool(flag),
+                                 delivery=state, delivery_error=error if state == "failed" else None)
+                for role, text, created_at, flag, state, error in rows]
     next_meeting = leads.next_meeting_start(lead.id, utcnow())
-    summary = _summary(lead, next_meeting, tz, sum(line.unanswered for line in messages))
+    summary = _summary(lead, next_meeting, tz, sum(line.unanswered for line in messages),
+                       sum(line.delivery == "failed" for line in messages))
     meetings = [_meeting_info(meeting, lead, tz)
                 for meeting in Meeting.select().where(Meeting.lead == lead).order_by(Meeting.starts_at)]
     return LeadDetail(lead=summary, messages=messages, meetings=meetings)

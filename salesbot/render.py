@@ -115,6 +115,8 @@ def leads_table(rows, wanted: str | None, tz, now: datetime) -> None:
             status_text += " [dim](stopped)[/]"
         if row.unanswered:
             status_text += f" [bold red]({row.unanswered} unanswered)[/]"
+        if row.undelivered:
+            status_text += f" [bold red]({row.undelivered} undelivered)[/]"
         table.add_row(str(row.id), escape(row.name), status_text, relative(row.last_message_at, now),
                       str(row.follow_up_count), fmt_time(row.next_meeting))
     out.print(table)
@@ -144,6 +146,10 @@ def lead_detail(detail) -> None:
         is_lead = line.role == "lead"
         conversation.append("lead " if is_lead else "bot  ", style="green" if is_lead else "magenta")
         conversation.append(line.text)
+        if line.delivery == "failed":
+            conversation.append(f"  (undelivered: {line.delivery_error})", style="bold red")
+        elif line.delivery == "queued":
+            conversation.append("  (not sent yet)", style="yellow")
         conversation.append("  (unanswered)\n" if line.unanswered else "\n", style="bold red")
     out.print(conversation, end="", soft_wrap=True)
     if detail.meetings:
