@@ -37,6 +37,9 @@ class _Boundary(TyperGroup):
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:  # a file the operator named: unreadable, a folder, no space
             render.error_line(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        except EOFError as exc:  # asyncio.IncompleteReadError too: a connection cut mid-read
+            render.error_line(f"the connection was closed unexpectedly ({type(exc).__name__}): Telegram or "
+                              "Claude unreachable? (a proxy or firewall in the way?)")
         except KeyboardInterrupt:
             err.print("[yellow]Interrupted.[/yellow]")
             raise typer.Exit(130) from None

@@ -40,3 +40,19 @@ def test_an_error_is_one_line_however_long(run, monkeypatch):
     monkeypatch.setenv("SALESBOT_HOME", "/tmp/" + "a-very-long-folder-name-" * 6)
     lines = run("serve", code=1).stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: missing settings")
+
+
+def test_a_connection_cut_behind_a_proxy_is_one_red_line_naming_telegram(run, monkeypatch):
+    import asyncio
+
+    for key, value in TELEGRAM.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-serve-test-123456")
+
+    def cut(settings):
+        raise asyncio.IncompleteReadError(b"", 8)
+
+    monkeypatch.setattr(runtime, "serve", cut)
+    result = run("serve", code=1)
+    assert result.stderr.startswith("Error: the connection was closed unexpectedly") and "Telegram" in result.stderr
+    assert "Aborted" not in result.stderr and "Traceback" not in result.stderr

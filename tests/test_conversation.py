@@ -514,3 +514,69 @@ def test_a_second_flood_gets_its_note_again(engine, aio):
 
     aio.run(two_floods())
     assert [s.text for s in transport.sent].count(texts.ONE_MOMENT) == 2
+
+
+def test_a_handler_cut_short_mid_claude_call_is_answered_once_by_the_next_start(engine, aio):
+    """SIGTERM cancels what outlives the drain: the message stays unanswered, and the next serve's
+    resume answers it (once: a second resume finds nothing to answer)."""
+    dialogue, llm, transport = engine
+    llm.gate = asyncio.Event()
+
+    async def cut_short():
+        task = asyncio.create_task(dialogue.handle(tg(text="Сколько стоит сайт?")))
+        await asyncio.sleep(0.01)  # waiting on Claude
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    aio.run(cut_short())
+    assert transport.sent == [] and Message.get(Message.role == "lead").unanswered
+
+    restarted, llm2, transport2 = make_engine()
+    llm2.enqueue(Answer("От 120 000 ₽. Для какого бизнеса?", "warm", False))
+    lead_id = lead_of().id
+    aio.run(restarted.resume(lead_id))
+    aio.run(restarted.resume(lead_id))
+    assert [s.text for s in transport2.sent] == ["От 120 000 ₽. Для какого бизнеса?"]
+    assert len(llm2.calls) == 1 and not Message.get(Message.role == "lead").unanswered
+
+
+def test_while_shutting_down_messages_are_stored_and_left_for_the_next_start(engine):
+    dialogue, llm, transport = engine
+    dialogue.accepting = False
+    dialogue.run(tg(text="Ещё вопрос"))
+    assert llm.calls == [] and transport.sent == []
+    assert Message.get(Message.role == "lead").unanswered
+
+
+def test_a_busy_database_is_retried_while_storing_a_message(engine, monkeypatch):
+    from salesbot import leads
+    from salesbot.errors import StoreError
+
+    dialogue, llm, transport = engine
+    real = leads.record_lead_message
+    failures = [StoreError("the database failed: database is locked")] * 2
+
+    def flaky(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(leads, "record_lead_message", flaky)
+    dialogue.run(tg(text="Здравствуйте"))
+    assert [role for role, _ in messages()] == ["lead", "bot"] and len(llm.calls) == 1
+    assert dialogue.outbox.sleep.waits[:2] == [0.1, 0.2]  # waited without blocking the loop
+
+
+def test_a_database_that_stays_broken_still_gets_the_lead_the_fallback(engine, monkeypatch, caplog):
+    from salesbot import leads
+    from salesbot.errors import StoreError
+
+    dialogue, llm, transport = engine
+
+    def broken(*args, **kwargs):
+        raise StoreError("the database failed: disk I/O error")
+
+    monkeypatch.setattr(leads, "record_lead_message", broken)
+    dialogue.run(tg(text="Здравствуйте"))
+    assert [s.text for s in transport.sent] == [texts.FALLBACK] and llm.calls == []
+    assert "A MESSAGE WAS NOT STORED" in caplog.text
