@@ -119,11 +119,13 @@ class TelegramClock:
     async def run_until(self, condition, *, limit: float = 3600.0) -> None:
         """Settle and jump to the next sleeper's deadline until `condition()` holds (or `limit`
         virtual seconds pass): for reconnect loops whose many short sleeps a test does not count."""
-        start = self.now()
+        start, real_deadline = self.now(), asyncio.get_running_loop().time() + 10
         while True:
             await settle()
             if condition():
                 return
+            if asyncio.get_running_loop().time() > real_deadline:
+                raise TimeoutError("condition not reached in 10 s of real time")
             pending = [d for d, _, f in self._sleepers if not f.done()]
             if not pending or self.now() - start > limit:
                 await asyncio.sleep(0.01)  # a real timer (e.g. MessageBox's 0.5 s gap timeout) may be due
