@@ -153,3 +153,28 @@ def claude(fake_api, clock, db, aio):
     client.run = aio.run  # tests drive coroutines on the test's loop: claude.run(claude.complete(...))
     yield client
     aio.run(client.close())
+
+
+@pytest.fixture
+def telegram_server(monkeypatch):
+    """The in-process Telegram (tests/fake_telegram.py), wired in: salesbot's and any test's
+    TelegramClient talk to it; Telethon's sleeps run on `telegram_server.clock`."""
+    from tests.fake_telegram import FakeTelegram
+
+    server = FakeTelegram()
+    server.install(monkeypatch)
+    yield server
+    assert server.unmodelled == [], f"requests the fake Telegram does not model: {server.unmodelled}"
+
+
+@pytest.fixture
+def bot_settings(salesbot_home, monkeypatch, db):
+    """Real settings for `serve` against the fake Telegram (its api id, hash and bot token)."""
+    from salesbot.config import load_settings
+    from tests.fake_telegram import API_HASH, API_ID, BOT_TOKEN
+
+    monkeypatch.setenv("TELEGRAM_API_ID", str(API_ID))
+    monkeypatch.setenv("TELEGRAM_API_HASH", API_HASH)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_KEY)
+    return load_settings()
