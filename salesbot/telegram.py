@@ -81,8 +81,7 @@ class TelethonTransport:
             peer=await self._input_peer(peer), message=text, random_id=random_id, no_webpage=True,
             reply_markup=inline_markup(buttons) if buttons else None)
         try:
-            # flood_sleep_threshold=0: every FloodWait comes back here, to be waited out by this chat alone
-            result = await self.client(request, flood_sleep_threshold=0)
+            result = await self.client(request)
         except errors.FloodWaitError as exc:
             # Telethon remembers a flood wait per request *type* and would refuse every other chat's
             # sendMessage until it ends (telethon/client/users.py, `_flood_waited_requests`); the wait
@@ -197,9 +196,12 @@ def make_client(settings, session: str) -> TelegramClient:
     """The bot's client on its session file in SALESBOT_HOME. `catch_up`: updates that arrived while
     serve was down are fetched on start (getDifference) instead of being dropped (Telethon issue
     #4535); `raise_last_call_error`: after Telegram's own server errors, the typed error rather than
-    a bare ValueError."""
+    a bare ValueError; `flood_sleep_threshold=0`: Telethon sleeps out a FloodWait inside the call
+    when it is under the client's threshold (client/users.py, `_call`), which would hold a lead's
+    handler and, through its per-request-type bookkeeping, every other chat: each one comes back to
+    us instead (the outbox holds back that chat alone; the update loop takes it as "try later")."""
     return TelegramClient(str(settings.home / SERVE_SESSION), settings.telegram_api_id, settings.telegram_api_hash,
-                          catch_up=True, raise_last_call_error=True)
+                          catch_up=True, raise_last_call_error=True, flood_sleep_threshold=0)
 
 
 async def login(client: TelegramClient, token: str, sleep: Callable = asyncio.sleep) -> None:

@@ -782,11 +782,18 @@ def _vector(items) -> bytes:
 
 @contextlib.asynccontextmanager
 async def serving(server: FakeTelegram, settings, engine_factory):
-    """Today's `salesbot.telegram.serve` running against the fake until the block ends (then SIGTERM,
-    as systemd stops it). Yields the serve task."""
+    """`salesbot.telegram.serve` running against the fake until the block ends (then SIGTERM, as
+    systemd stops it). `engine_factory(transport)` makes the engine; its outbox waits (retries, the
+    delivery loop's poll) run on the fake's clock. Yields the serve task."""
+    from salesbot import leads
     from salesbot import telegram as adapter
 
-    task = asyncio.create_task(adapter.serve(settings, engine_factory))
+    def build(transport):
+        engine = engine_factory(transport)
+        engine.outbox.sleep = server.clock.sleep
+        return engine, engine.outbox
+
+    task = asyncio.create_task(adapter.serve(settings, build, leads.leads_with_unanswered))
     await until(lambda: server.online or task.done())
     await settle()  # login finished (getState taken): what a user writes from now on is news to serve
     if task.done():

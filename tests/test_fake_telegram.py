@@ -453,12 +453,14 @@ def test_serve_delivers_a_button_press_to_the_engine(telegram_server, bot_settin
             telegram_server.write(anna, "Хочу встречу")
             await until(lambda: telegram_server.messages_to(anna))
             offer = telegram_server.messages_to(anna)[0]
+            offered = list(offer.labels)
             telegram_server.press(anna, offer, texts.BUTTON_OWN_TIME)
             await until(lambda: len(telegram_server.messages_to(anna)) == 2 and telegram_server.callback_answers)
-        return offer
+        return offer, offered
 
-    offer = run(main())
-    assert offer.text == "Давайте созвонимся" and texts.BUTTON_OWN_TIME in offer.labels
+    offer, offered = run(main())
+    assert offer.text == "Давайте созвонимся" and texts.BUTTON_OWN_TIME in offered
+    assert offer.labels == []  # after the choice the keyboard came off the message (messages.editMessage)
     assert telegram_server.texts_to(101)[1] == texts.ASK_OWN_TIME
     assert Lead.get(Lead.telegram_id == 101).state == "MEETING_CUSTOM_TIME"
 
