@@ -42,7 +42,7 @@ MAX_UTF16 = 4096
 MAX_ATTEMPTS = 5  # transient failures (connection, server) of one message before it is `failed`
 BACKOFF = (2.0, 10.0, 30.0, 60.0)  # seconds before attempts 2, 3, 4, 5
 POLL_SECONDS = 5.0  # how often a running `serve` looks for rows queued by another process (the sweep)
-RATE = 25.0  # messages a second for the whole bot, under Telegram's ~30
+RATE = 28.0  # messages a second for the whole bot, under Telegram's ~30 (core.telegram.org/bots/faq)
 PRIORITY = {"reply": 0, "notice": 0, "reminder": 1}
 
 Key = tuple[str, int]  # ("lead", lead id) or ("chat", Telegram user id of a manager)
