@@ -186,3 +186,44 @@ def test_the_reminders_setting(run, monkeypatch):
     assert load_settings().meeting_reminders == ()
     monkeypatch.setenv("SALESBOT_MEETING_REMINDERS", "2 hours")
     assert "SALESBOT_MEETING_REMINDERS" in run("meetings", "list", code=1).stderr
+
+
+def test_a_reminder_through_the_telegram_harness_cancel_asks_once_then_frees_the_slot(db, aio):
+    """The sweep's reminder goes out as a real SendMessageRequest with inline buttons; the lead's
+    presses come back as real callback updates (tests/test_telegram.py's harness)."""
+    from telethon.tl import functions
+
+    from salesbot import telegram
+    from tests.telegram_fakes import CapturingClient
+    from tests.test_telegram import callback_event
+
+    client = CapturingClient()
+    with freeze_time(STARTS - timedelta(hours=2), real_asyncio=True):
+        lead, meeting = booked_lead(booked_at=BOOKED_AT, telegram_id=101)
+        transport = telegram.TelethonTransport(client)
+        engine, _, _ = make_engine(transport=transport, managers=())
+        handlers = telegram.BotHandlers(engine, transport)
+        sweep()
+        aio.run(engine.outbox.drain())
+        (reminder,) = client.sent
+        assert reminder.message == texts.meeting_reminder("Анна", WHEN)
+        buttons = [b for row in reminder.reply_markup.rows for b in row.buttons]
+        assert [(b.text, b.type.data) for b in buttons] == [
+            (texts.BUTTON_MEETING_CONFIRM, f"mc:{meeting.id}".encode()),
+            (texts.BUTTON_MEETING_MOVE, f"mm:{meeting.id}".encode()),
+            (texts.BUTTON_MEETING_CANCEL, f"mx:{meeting.id}".encode())]
+        reminder_id = len(client.requests)
+        aio.run(handlers.on_callback(callback_event(client, f"mx:{meeting.id}".encode(), msg_id=reminder_id)))
+        answer, edit, question = client.requests[reminder_id:]
+        assert isinstance(answer, functions.messages.SetBotCallbackAnswerRequest) and answer.message is None
+        assert isinstance(edit, functions.messages.EditMessageRequest) and edit.id == reminder_id
+        assert question.message == texts.ask_cancel(WHEN)
+        assert Meeting.get_by_id(meeting.id).status == "booked"  # asked, not yet cancelled
+        question_id = len(client.requests)
+        aio.run(handlers.on_callback(callback_event(client, f"mxy:{meeting.id}".encode(), msg_id=question_id)))
+        assert client.sent[-1].message == texts.meeting_cancelled(WHEN)
+        assert Meeting.get_by_id(meeting.id).status == "cancelled"
+        before = len(client.requests)  # «Подтверждаю» on the old reminder: a toast, nothing changes
+        aio.run(handlers.on_callback(callback_event(client, f"mc:{meeting.id}".encode(), msg_id=reminder_id)))
+        (toast,) = client.requests[before:]
+        assert toast.message == texts.STALE_TOAST and Meeting.get_by_id(meeting.id).confirmed_at is None
