@@ -177,8 +177,14 @@ def test_the_dry_run_lists_meeting_reminders_beside_the_follow_ups(db, run):
         assert MeetingReminder.select().count() == 0 and Outbox.select().count() == 0  # a dry run changes nothing
 
 
-def test_the_reminders_setting(run, monkeypatch):
+def test_the_meeting_settings(run, monkeypatch):
+    from salesbot import runtime
     from salesbot.config import load_settings
+
+    assert runtime.calendar(load_settings()).horizon == timedelta(days=60)
+    monkeypatch.setenv("SALESBOT_BOOKING_DAYS", "10")
+    assert runtime.calendar(load_settings()).horizon == timedelta(days=10)
+    assert runtime.meeting_plan(load_settings()).lead_times == (timedelta(hours=24), timedelta(hours=2))
 
     monkeypatch.setenv("SALESBOT_MEETING_REMINDERS", "2h, 1d,30m")
     assert load_settings().meeting_reminders == (timedelta(days=1), timedelta(hours=2), timedelta(minutes=30))
