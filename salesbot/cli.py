@@ -54,7 +54,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 leads_app = typer.Typer(help="Look at leads and their conversations.", no_args_is_help=True)
-meetings_app = typer.Typer(help="Look at booked meetings.", no_args_is_help=True)
+meetings_app = typer.Typer(help="Meetings: list them, cancel or move one (the lead is told), record the outcome, "
+                                "export a calendar.", no_args_is_help=True)
 followups_app = typer.Typer(help="Reminders for leads who went quiet (run from cron).", no_args_is_help=True)
 app.add_typer(leads_app, name="leads")
 app.add_typer(meetings_app, name="meetings")
@@ -126,19 +127,116 @@ def leads_show(
 
 @meetings_app.command("list")
 def meetings_list(
+    past: Annotated[bool, typer.Option("--past", help="Meetings that have started, latest first, with their "
+                                                       "outcome.")] = False,
+    status: Annotated[str | None, typer.Option(help="Only meetings with this status: booked, cancelled, done or "
+                                                    "no_show (default: booked; with --past: all).")] = None,
     limit: Annotated[int, typer.Option(min=0, help="At most this many meetings (0: all).")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """Upcoming booked meetings, soonest first, in the business time zone."""
+    """Upcoming booked meetings, soonest first, in the business time zone: the lead (name, @username, a
+    tg:// link), whether the lead confirmed, the outcome."""
     from salesbot import queries
 
+    wanted = queries.check_meeting_status(status)
     loaded = settings()
     runtime.open_store(loaded)
-    rows = queries.upcoming_meetings(loaded.tz, limit=limit or None)
+    rows = queries.list_meetings(loaded.tz, past=past, status=wanted, limit=limit or None)
     if as_json:
         print_json(rows)
     else:
-        render.meetings_table(rows, loaded.tz)
+        render.meetings_table(rows, loaded.tz, past=past, status=wanted)
+
+
+MeetingId = Annotated[int, typer.Argument(metavar="ID", help="The meeting's id (see `meetings list`).")]
+
+
+def _meeting_change(loaded: Settings, change) -> None:
+    """After a change the lead must hear of: say that serve delivers it, and whether it runs."""
+    render.meeting_change(change)
+    if change.lead_told:
+        age = runtime.serve_alive(loaded.home)
+        if age is None or age > runtime.ALIVE_SECONDS:
+            err.print("[yellow]salesbot serve is not running: the message waits in the outbox until it "
+                      "starts.[/yellow]")
+
+
+@meetings_app.command("cancel")
+def meetings_cancel(
+    meeting_id: MeetingId,
+    reason: Annotated[str | None, typer.Option(help="Why, in Russian: the lead reads it.")] = None,
+) -> None:
+    """Cancel a booked meeting; the lead is told through the bot and offered other times."""
+    from salesbot import meeting_changes
+
+    loaded = settings()
+    calendar = runtime.calendar(loaded)
+    runtime.open_store(loaded)
+    change = meeting_changes.cancel(meeting_id, reason, datetime.now(loaded.tz), calendar, loaded.manager_ids)
+    _meeting_change(loaded, change)
+
+
+@meetings_app.command("move")
+def meetings_move(
+    meeting_id: MeetingId,
+    when: Annotated[str, typer.Argument(metavar="WHEN", help="The new time: as parse-time reads it ('завтра в 11') "
+                                                             "or ISO 8601 (2025-12-24T11:00).")],
+) -> None:
+    """Move a booked meeting to another time; the lead is told through the bot. A time taken, past or
+    outside working hours is refused."""
+    from salesbot import meeting_changes
+
+    loaded = settings()
+    calendar = runtime.calendar(loaded)
+    now = datetime.now(loaded.tz)
+    start = option("WHEN", meeting_changes.parse_when, when, now, calendar)
+    runtime.open_store(loaded)
+    _meeting_change(loaded, meeting_changes.move(meeting_id, start, now, calendar, loaded.manager_ids))
+
+
+@meetings_app.command("done")
+def meetings_done(meeting_id: MeetingId) -> None:
+    """Record that the meeting took place."""
+    from salesbot import meeting_changes
+
+    loaded = settings()
+    runtime.open_store(loaded)
+    render.meeting_change(meeting_changes.mark(meeting_id, "done", datetime.now(loaded.tz), runtime.calendar(loaded)))
+
+
+@meetings_app.command("no-show")
+def meetings_no_show(meeting_id: MeetingId) -> None:
+    """Record that the lead did not come; the next follow-up sweep offers the lead new slots, once."""
+    from salesbot import meeting_changes
+
+    loaded = settings()
+    runtime.open_store(loaded)
+    render.meeting_change(meeting_changes.mark(meeting_id, "no_show", datetime.now(loaded.tz),
+                                               runtime.calendar(loaded)))
+
+
+@meetings_app.command("export")
+def meetings_export(
+    ics: Annotated[str, typer.Option("--ics", metavar="FILE", help="Write an iCalendar file here (- for stdout).")],
+) -> None:
+    """Every meeting as an iCalendar (.ics) file: re-importing a newer export updates the events."""
+    from datetime import timedelta
+    from pathlib import Path
+
+    from salesbot import ics as ics_file
+    from salesbot import queries
+
+    loaded = settings()
+    length = timedelta(minutes=loaded.slot_minutes)
+    runtime.open_store(loaded)
+    rows = queries.all_meetings(loaded.tz)
+    data = ics_file.calendar_bytes(rows, length)
+    if ics == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    Path(ics).write_bytes(data)
+    out.print(f"Wrote {len(rows)} meeting(s) to {escape(ics)} (times in {loaded.tz.key}).")
 
 
 # --- the bot --------------------------------------------------------------------------------------
@@ -237,7 +335,7 @@ def followups_run(
         return
     if stream is not None:
         stream.close({"now": result.now, "dry_run": result.dry_run, "in_window": result.in_window,
-                      "due_later": result.due_later, "summary": result.summary})
+                      "due_later": result.due_later, "summary": result.summary, "meetings": result.meetings})
     else:
         render.sweep(result, runtime.policy(loaded))
 

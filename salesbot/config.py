@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import time, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,22 @@ def _ids(name: str, value: str) -> tuple[int, ...]:
     return tuple(ids)
 
 
+def _lead_times(name: str, value: str) -> tuple[timedelta, ...]:
+    """`24h,2h` (also `30m`, `1d`) → how long before a meeting each reminder goes, longest first;
+    `off` for none."""
+    if value.strip().lower() in ("off", "none", "0"):
+        return ()
+    units = {"m": 1, "h": 60, "d": 24 * 60}
+    found = set()
+    for part in value.split(","):
+        m = re.fullmatch(r"(\d{1,4})\s*([mhd])", part.strip().lower())
+        if not m or not 0 < int(m[1]) * units[m[2]] <= 14 * 24 * 60:
+            raise ConfigError(f"{name}: expected times before the meeting like 24h,2h (m, h or d; up to 14d) "
+                              f"or off, got {part.strip()!r}")
+        found.add(timedelta(minutes=int(m[1]) * units[m[2]]))
+    return tuple(sorted(found, reverse=True))
+
+
 @dataclass(frozen=True)
 class Option:
     """One documented setting; the README's configuration table lists exactly these."""
@@ -209,6 +225,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("SALESBOT_FOLLOW_UP_2_HOURS", "24", "Hours after reminder 1 before reminder 2 (the lead then goes cold).",
            lambda n, v: _float(n, v, 0.01, 24 * 30)),
     Option("SALESBOT_SEND_WINDOW", "10:00-20:00", "Local hours in which reminders may be sent.", _hours_range),
+    Option("SALESBOT_BOOKING_DAYS", "60", "How many days ahead a meeting may be booked.",
+           lambda n, v: _int(n, v, 1, 366)),
+    Option("SALESBOT_MEETING_REMINDERS", "24h,2h", "When the lead is reminded before a meeting: `24h,2h` "
+           "(m, h or d), or `off`.", _lead_times),
 )
 _BY_ENV = {o.env: o for o in OPTIONS}
 
@@ -340,6 +360,14 @@ class Settings:
     @cached_property
     def send_window(self) -> tuple[time, time]:
         return self.typed("SALESBOT_SEND_WINDOW")
+
+    @cached_property
+    def booking_days(self) -> int:
+        return self.typed("SALESBOT_BOOKING_DAYS")
+
+    @cached_property
+    def meeting_reminders(self) -> tuple[timedelta, ...]:
+        return self.typed("SALESBOT_MEETING_REMINDERS")
 
 
 TELEGRAM_KEYS = ("TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_BOT_TOKEN")

@@ -1,10 +1,13 @@
 """The dialogue engine, transport-agnostic: a lead's message in, replies and buttons out.
 
 Every message is stored before anything can fail. Text goes to Claude in exactly one call that
-returns the reply, the lead's status and whether to offer a meeting; the meeting is booked from
-buttons or from the lead's own words (timeparse), with the state kept in the database so a restart
-in the middle changes nothing. Messages of one lead are handled one at a time and in order;
-different leads concurrently. Database work is synchronous and never spans an `await`.
+returns the reply, the lead's status, whether to offer a meeting, what the lead wants done with a
+booked one (move, cancel) and the time phrase the lead proposed; only the engine books: from buttons
+or from the lead's own words (timeparse, then a confirm step), with the state kept in the database
+so a restart in the middle changes nothing. A booked meeting carries «Подтверждаю», «Перенести»,
+«Отменить» on its confirmation (and on every reminder, meeting_reminders.py). Messages of one lead
+are handled one at a time and in order; different leads concurrently. Database work is synchronous
+and never spans an `await`.
 """
 
 from __future__ import annotations
@@ -15,22 +18,24 @@ import contextvars
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
-from salesbot import delivery, leads, prompts, store, texts, timeparse
+from salesbot import delivery, keyboards, leads, prompts, store, texts, timeparse
 from salesbot.delivery import Outbox
 from salesbot.errors import LLMUnavailable, StoreError
-from salesbot.leads import STATE_CONFIRM_TIME, STATE_OWN_TIME, LeadState
-from salesbot.slots import Calendar, check, clock_label, free_slots
-from salesbot.store import to_local
-from salesbot.transport import Button, Keyboard, Transport
+from salesbot.keyboards import moment_of, slot_data
+from salesbot.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, LeadState, MeetingState
+from salesbot.slots import Calendar, at_clock, check, clock_label, free_slots, slots_around, slots_in
+from salesbot.transport import Keyboard, Transport
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STATE_CONFIRM_TIME", "STATE_OWN_TIME", "Answer", "Dialogue", "DialogueConfig", "Incoming", "Sender"]
+__all__ = ["STATE_CONFIRM_CANCEL", "STATE_CONFIRM_TIME", "STATE_OWN_TIME", "Answer", "Dialogue", "DialogueConfig",
+           "Incoming", "Sender", "moment_of", "slot_data"]
 
 RECENT_FOR_MANAGERS = 5
+PERIOD_SLOTS = 6  # at most this many slots offered for a part of a day ("в пятницу после обеда")
 STORE_ATTEMPTS = 5  # storing an incoming message: 5 tries over about 1.5 s
 
 @dataclass
@@ -38,6 +43,8 @@ class Answer:
     reply: str
     status: str
     offer_meeting: bool
+    meeting_action: str = "none"  # none | move | cancel: what the lead wants done with the booked meeting
+    proposed_time: str = ""  # the lead's own words for a meeting time ("в пятницу в 11"), when written
 
 
 class DialogueLLM(Protocol):
@@ -79,8 +86,9 @@ class ClaudeDialogue:
         )
         self.planner.used(system_key, now, system_ttl)
         self.planner.used(lead_key, now, history_ttl if prompts.has_history_breakpoint(messages) else None)
-        return Answer(reply=result.data["reply"], status=result.data["status"],
-                      offer_meeting=result.data["offer_meeting"])
+        data = result.data
+        return Answer(reply=data["reply"], status=data["status"], offer_meeting=data["offer_meeting"],
+                      meeting_action=data["meeting_action"], proposed_time=data["proposed_time"])
 
     async def parse_time(self, text: str, now: datetime, calendar: Calendar, lead_id: int) -> timeparse.ParseResult:
         return await timeparse.parse(text, now, calendar.tz, self.client, lead_id)
@@ -142,17 +150,6 @@ class _Stored:
 def _said(text: str, words: set[str]) -> bool:
     """The text is one of `words`, give or take case, ё, spaces and end punctuation."""
     return " ".join(text.lower().replace("ё", "е").strip(" .!?)").split()) in {w.replace("ё", "е") for w in words}
-
-
-def slot_data(prefix: str, moment: datetime) -> str:
-    return f"{prefix}:{int(moment.timestamp()) // 60}"
-
-
-def moment_of(data: str) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(data.split(":", 1)[1]) * 60, UTC)
-    except (IndexError, ValueError, OverflowError):
-        return None
 
 
 # The lead message a handler is answering: the first thing it says marks it (and the messages before
@@ -276,13 +273,22 @@ class Dialogue:
             leads.opt_out(lead.id, "stop")
             log.info("lead %s opted out of reminders", lead.id)
             await self._say(lead, texts.STOPPED)
-        elif command == "/cancel" or (kind == "text" and lead.state and _said(text, texts.CANCEL_WORDS)):
+        elif command == "/cancel" or (kind == "text" and lead.state and lead.state != STATE_CONFIRM_CANCEL
+                                      and _said(text, texts.CANCEL_WORDS)):
             leads.set_state(lead.id, None)
             await self._say(lead, texts.CANCELLED)
         elif kind == "button":
             await self._on_button(lead, incoming.button or "")
+        elif lead.state == STATE_CONFIRM_CANCEL and _said(text, texts.CANCEL_YES_WORDS | texts.CANCEL_NO_WORDS):
+            await self._on_cancel_answer(lead, _said(text, texts.CANCEL_YES_WORDS))
+        elif lead.state == STATE_CONFIRM_CANCEL:
+            leads.set_state(lead.id, None)  # not an answer to the question: back to the conversation
+            await self._converse(lead, message, slot)
         elif lead.state == STATE_CONFIRM_TIME and lead.pending_time and _said(text, texts.CONFIRM_WORDS):
             await self._book(lead, lead.pending_time, "custom")
+        elif lead.state == STATE_CONFIRM_TIME and _said(text, texts.DECLINE_WORDS):
+            leads.set_state(lead.id, STATE_OWN_TIME)
+            await self._offer_slots(lead, texts.ANOTHER_TIME)
         elif lead.state in (STATE_OWN_TIME, STATE_CONFIRM_TIME):
             await self._on_own_time(lead, text)
         else:
@@ -318,6 +324,8 @@ class Dialogue:
         return _Stored(message_id, stored) if message_id is not None else None
 
     def _button_label(self, data: str) -> str:
+        if action := keyboards.meeting_action(data):
+            return keyboards.meeting_label(action[0])
         if data == "own":
             return texts.BUTTON_OWN_TIME
         if data == "re":
@@ -350,17 +358,17 @@ class Dialogue:
         for manager in self.config.manager_ids:
             await self.outbox.deliver(("chat", manager))
 
-    def _slot_keyboard(self, slots: list[datetime]) -> Keyboard:
-        rows = [[Button(texts.slot_label(s.astimezone(self.calendar.tz)), slot_data("s", s))] for s in slots]
-        rows.append([Button(texts.BUTTON_OWN_TIME, "own")])
-        return rows
-
-    async def _offer_slots(self, lead: LeadState, text: str, after: datetime | None = None,
-                           status: str | None = None) -> None:
-        slots = free_slots(self.now(), self.calendar, self._booked_starts(), after=after)
+    async def _offer_slots(self, lead: LeadState, text: str, status: str | None = None,
+                           slots: list[datetime] | None = None) -> None:
+        """`text` with slot buttons: `slots`, or the next free ones spread over the coming working days."""
+        if slots is None:
+            slots = free_slots(self.now(), self.calendar, self._booked_starts())
         if not slots:
             text = f"{text}\n\n{texts.NO_SLOTS}" if text != texts.CHOOSE_SLOT else texts.NO_SLOTS
-        await self._say(lead, text, self._slot_keyboard(slots), status=status)
+        await self._say(lead, text, keyboards.slots(slots, self.calendar.tz), status=status)
+
+    def _when(self, moment: datetime) -> str:
+        return timeparse.describe(moment.astimezone(self.calendar.tz))
 
     # --- the conversation ----------------------------------------------------------------------
 
@@ -378,9 +386,9 @@ class Dialogue:
             history.append(("user" if role == "lead" else "assistant", text))
         return history
 
-    def _context(self, lead: LeadState, meeting: datetime | None) -> str:
+    def _context(self, lead: LeadState, meeting: MeetingState | None) -> str:
         now = self.now().astimezone(self.calendar.tz)
-        booked = timeparse.describe(to_local(meeting, now.tzinfo)) if meeting else None
+        booked = self._when(meeting.starts_at) if meeting else None
         return prompts.context_block(timeparse.describe(now), lead.first_name, lead.status, booked)
 
     async def _converse(self, lead: LeadState, message: _Stored, slot: _LeadSlot) -> None:
@@ -392,7 +400,7 @@ class Dialogue:
         history = self._history(lead.id, upto)
         if not history or history[-1][0] != "user":
             return
-        meeting = leads.next_meeting_start(lead.id, self.now())
+        meeting = leads.booked_meeting(lead.id, self.now())
         try:
             answer = await self.llm.answer(history, self._context(lead, meeting), lead.id)
         except LLMUnavailable as exc:
@@ -405,18 +413,29 @@ class Dialogue:
         has_meeting = meeting is not None  # only this lead's handlers book, and they wait for us
         status = "hot" if has_meeting else answer.status
         _ANSWERING.set(upto)
-        if answer.offer_meeting and not has_meeting:
-            await self._offer_slots(lead, answer.reply, status=status)
+        reply = answer.reply
+        if meeting is not None and answer.meeting_action == "cancel":
+            await self._ask_cancel(lead, meeting, prefix=reply, status=status)
+        elif answer.proposed_time.strip():
+            # A time written in the conversation: the parser reads it and the lead confirms it; Claude's
+            # reply goes first, but never books (the prompt says so; only the engine books).
+            await self._on_own_time(lead, answer.proposed_time, prefix=reply, status=status)
+        elif meeting is not None and answer.meeting_action == "move":
+            await self._offer_slots(lead, f"{reply}\n\n{texts.CHOOSE_NEW_TIME}", status=status)
+        elif answer.offer_meeting and not has_meeting:
+            await self._offer_slots(lead, reply, status=status)
         else:
-            await self._say(lead, answer.reply, status=status)
+            await self._say(lead, reply, status=status)
 
     # --- meetings ------------------------------------------------------------------------------
 
     async def _on_button(self, lead: LeadState, data: str) -> None:
-        if data == "own":
+        if action := keyboards.meeting_action(data):
+            await self._on_meeting_button(lead, *action)
+        elif data == keyboards.OWN:
             leads.set_state(lead.id, STATE_OWN_TIME)
             await self._say(lead, texts.ASK_OWN_TIME)
-        elif data == "re":
+        elif data == keyboards.OTHER:
             leads.set_state(lead.id, None)
             await self._offer_slots(lead, texts.CHOOSE_SLOT)
         elif data.startswith("s:") and (moment := moment_of(data)):
@@ -430,54 +449,162 @@ class Dialogue:
             log.info("unknown button %r from lead %s", data, lead.id)
             await self._offer_slots(lead, f"{texts.STALE_BUTTON} {texts.CHOOSE_SLOT}")
 
-    async def _offer_instead(self, lead: LeadState, problem: str, wanted: datetime) -> None:
-        """Why `wanted` cannot be booked, and the nearest free slots (after it, when it is in the future
-        but taken or outside hours; from now, when it is past or too soon)."""
-        after = wanted if problem in ("taken", "outside_hours") else None
-        await self._offer_slots(lead, f"{self._problem_text(problem)} {texts.NEAREST_SLOTS}", after=after)
+    async def _on_meeting_button(self, lead: LeadState, action: str, meeting_id: int) -> None:
+        """«Подтверждаю», «Перенести», «Отменить» (and the answer to «Отменить встречу?») on a meeting."""
+        meeting = leads.meeting_by_id(meeting_id)
+        if meeting is None or meeting.lead_id != lead.id or meeting.status != "booked" \
+                or meeting.starts_at <= self.now():
+            await self._meeting_gone(lead)
+        elif action == keyboards.CONFIRM:
+            leads.confirm_meeting(meeting.id, self.now())
+            await self._say(lead, texts.meeting_confirmed(self._when(meeting.starts_at)))
+            if meeting.confirmed_at is None:
+                await self._tell_managers(texts.manager_meeting_confirmed(lead.first_name, lead.id, lead.username,
+                                                                          self._when(meeting.starts_at)))
+        elif action == keyboards.MOVE:
+            leads.set_state(lead.id, None)
+            await self._offer_slots(lead, texts.CHOOSE_NEW_TIME)
+        elif action == keyboards.CANCEL:
+            await self._ask_cancel(lead, meeting)
+        elif action == keyboards.CANCEL_YES:
+            await self._cancel(lead, meeting)
+        else:
+            leads.set_state(lead.id, None)
+            await self._say(lead, texts.meeting_kept(self._when(meeting.starts_at)), keyboards.meeting(meeting.id))
+
+    async def _meeting_gone(self, lead: LeadState) -> None:
+        """A button of a meeting that was moved, cancelled or is over: the current one, or slots."""
+        current = leads.booked_meeting(lead.id, self.now())
+        if current is None:
+            await self._offer_slots(lead, f"{texts.MEETING_GONE} {texts.CHOOSE_SLOT}")
+        else:
+            await self._say(lead, f"{texts.MEETING_GONE} {texts.meeting_kept(self._when(current.starts_at))}",
+                            keyboards.meeting(current.id))
+
+    async def _ask_cancel(self, lead: LeadState, meeting: MeetingState, prefix: str | None = None,
+                          status: str | None = None) -> None:
+        """Cancelling asks once: «Отменить встречу — …?» with «Да, отменить» / «Нет, оставить»."""
+        leads.set_state(lead.id, STATE_CONFIRM_CANCEL, pending_time=meeting.starts_at)
+        await self._say(lead, _joined(prefix, texts.ask_cancel(self._when(meeting.starts_at))),
+                        keyboards.cancel_question(meeting.id), status=status)
+
+    async def _on_cancel_answer(self, lead: LeadState, yes: bool) -> None:
+        meeting = leads.booked_meeting(lead.id, self.now())
+        if meeting is None or meeting.starts_at != lead.pending_time:
+            leads.set_state(lead.id, None)
+            await self._meeting_gone(lead)
+        elif yes:
+            await self._cancel(lead, meeting)
+        else:
+            leads.set_state(lead.id, None)
+            await self._say(lead, texts.meeting_kept(self._when(meeting.starts_at)), keyboards.meeting(meeting.id))
+
+    async def _cancel(self, lead: LeadState, meeting: MeetingState) -> None:
+        if not leads.cancel_meeting(meeting.id, "lead", self.now()):
+            await self._meeting_gone(lead)
+            return
+        when = self._when(meeting.starts_at)
+        log.info("lead %s cancelled meeting %s (%s)", lead.id, meeting.id, when)
+        await self._say(lead, texts.meeting_cancelled(when))
+        await self._tell_managers(texts.manager_meeting_cancelled(lead.first_name, lead.id, lead.username, when))
+
+    async def _offer_instead(self, lead: LeadState, problem: str, wanted: datetime, prefix: str | None = None,
+                             status: str | None = None) -> None:
+        """Why `wanted` cannot be booked, and free slots instead: from both sides of it when it is taken
+        or outside hours; the next ones from now when it is past, too soon or too far ahead."""
+        booked = self._booked_starts()
+        if problem in ("taken", "outside_hours", "ends_late"):
+            slots = slots_around(wanted, self.now(), self.calendar, booked)
+        else:
+            slots = free_slots(self.now(), self.calendar, booked)
+        await self._offer_slots(lead, _joined(prefix, f"{self._problem_text(problem)} {texts.NEAREST_SLOTS}"),
+                                status=status, slots=slots)
 
     def _problem_text(self, problem: str) -> str:
         cal = self.calendar
         if problem == "outside_hours":
             return texts.outside_hours(texts.work_days_text(cal.work_days), clock_label(cal.opens),
                                        clock_label(cal.closes))
+        if problem == "ends_late":
+            return texts.ends_late(clock_label(cal.closes))
+        if problem == "too_far":
+            return texts.too_far(cal.horizon.days)
         return {"past": texts.TIME_PASSED, "too_soon": texts.TOO_SOON, "taken": texts.TAKEN}[problem]
 
-    async def _on_own_time(self, lead: LeadState, text: str) -> None:
+    async def _on_own_time(self, lead: LeadState, text: str, prefix: str | None = None,
+                           status: str | None = None) -> None:
+        """The lead's words for a time: in the own-time step, or (with Claude's reply as `prefix`)
+        written anywhere in the conversation. Understood and bookable → «Правильно понял: …?»."""
         result = await self.llm.parse_time(text, self.now(), self.calendar, lead.id)
+        if result.kind == "need_time" and result.period is not None:
+            await self._offer_period(lead, result.day, result.period, prefix, status)
+            return
         if result.kind == "need_time" and result.day is not None:
             # "завтра": remember the day, so a following "в 15" means tomorrow at 15:00
             leads.set_state(lead.id, STATE_OWN_TIME, pending_day=result.day)
-            await self._say(lead, texts.need_time_for(timeparse.describe_day(result.day)))
-            return
-        if result.kind == "need_time":
-            await self._say(lead, texts.NEED_TIME)
+            await self._say(lead, _joined(prefix, texts.need_time_for(timeparse.describe_day(result.day))),
+                            status=status)
             return
         if result.ok and result.time_only and lead.state == STATE_OWN_TIME and lead.pending_day:
             result.when = datetime.combine(lead.pending_day, result.when.time(), tzinfo=self.calendar.tz)
         if result.kind == "past":
-            await self._offer_slots(lead, f"{texts.TIME_PASSED} {texts.NEAREST_SLOTS}")
+            await self._offer_slots(lead, _joined(prefix, f"{texts.TIME_PASSED} {texts.NEAREST_SLOTS}"),
+                                    status=status)
             return
         if not result.ok:
-            await self._say(lead, texts.NOT_UNDERSTOOD)
+            # In the conversation a phrase the parser cannot place is just conversation: Claude's reply
+            # alone. In the own-time step the lead is asked again.
+            await self._say(lead, prefix if prefix is not None else
+                            texts.NOT_UNDERSTOOD if result.kind != "need_time" else texts.NEED_TIME, status=status)
             return
         problem = check(result.when, self.now(), self.calendar, self._booked_starts(exclude_lead=lead.id))
         if problem:
-            await self._offer_instead(lead, problem, result.when)
             leads.set_state(lead.id, STATE_OWN_TIME)
+            await self._offer_instead(lead, problem, result.when, prefix, status)
             return
         leads.set_state(lead.id, STATE_CONFIRM_TIME, pending_time=result.when)
-        confirm = [[Button(texts.BUTTON_CONFIRM, slot_data("ok", result.when))],
-                   [Button(texts.BUTTON_OTHER, "re")]]
-        await self._say(lead, texts.confirm_own_time(timeparse.describe(result.when)), confirm)
+        await self._say(lead, _joined(prefix, texts.confirm_own_time(timeparse.describe(result.when))),
+                        keyboards.confirm_time(result.when), status=status)
+
+    async def _offer_period(self, lead: LeadState, day: date | None, period: tuple[time, time],
+                            prefix: str | None, status: str | None) -> None:
+        """"в пятницу после обеда", "вечером": the free slots in that part of that day (today while it
+        lasts, when no day was named), or, when there are none, the nearest on both sides of it."""
+        cal, now = self.calendar, self.now()
+        if day is None:
+            today = now.astimezone(cal.tz).date()
+            day = today if at_clock(today, period[1], cal.tz) > now else today + timedelta(days=1)
+        start, end = max(period[0], cal.opens), min(period[1], cal.closes)
+        if start >= end:  # the part of the day is outside working hours altogether
+            start, end = period
+        booked = self._booked_starts()
+        slots = slots_in(day, (start, end), now, cal, booked)[:PERIOD_SLOTS]
+        leads.set_state(lead.id, STATE_OWN_TIME, pending_day=day)  # "в 15" next means that day at 15:00
+        labels = (timeparse.describe_day(day), clock_label(start), clock_label(end))
+        if slots:
+            await self._offer_slots(lead, _joined(prefix, texts.period_slots(*labels)), status=status, slots=slots)
+        else:
+            around = slots_around(at_clock(day, start, cal.tz), now, cal, booked)
+            await self._offer_slots(lead, _joined(prefix, texts.period_full(*labels)), status=status, slots=around)
 
     async def _book(self, lead: LeadState, start: datetime, source: str) -> None:
-        problem, rebooked = leads.book(lead.id, start, source, self.now(), self.calendar)
+        problem, previous = leads.book(lead.id, start, source, self.now(), self.calendar)
         if problem:
             await self._offer_instead(lead, problem, start)
             return
-        when = timeparse.describe(start.astimezone(self.calendar.tz))
+        when = self._when(start)
+        meeting = leads.booked_meeting(lead.id, self.now())
+        buttons = keyboards.meeting(meeting.id) if meeting is not None else None
         log.info("lead %s booked a meeting: %s (%s)", lead.id, when, source)
-        await self._say(lead, texts.rebooked(when) if rebooked else texts.booked(when))
+        await self._say(lead, texts.rebooked(when) if previous else texts.booked(when), buttons)
+        if previous:
+            await self._tell_managers(texts.manager_meeting_moved(lead.first_name, lead.id, lead.username,
+                                                                  self._when(previous), when))
+            return
         last = leads.recent_lead_texts(lead.id, RECENT_FOR_MANAGERS)
         await self._tell_managers(texts.manager_booking(lead.first_name, lead.id, lead.username, when, source, last))
+
+
+def _joined(prefix: str | None, text: str) -> str:
+    """Claude's reply, then what the engine says about the meeting, as one message."""
+    return f"{prefix}\n\n{text}" if prefix else text

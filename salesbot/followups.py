@@ -94,6 +94,7 @@ class SweepResult:
     outcomes: Counter = field(default_factory=Counter)
     now_cold: int = 0
     due_later: int | None = None  # dry run outside the window: how many are due once it opens
+    meetings: list = field(default_factory=list)  # meeting reminders and no-show offers (meeting_reminders.py)
 
     def count(self, outcome: str) -> int:
         return self.outcomes[outcome]

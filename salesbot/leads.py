@@ -12,6 +12,12 @@ Status transitions:
 - the second unanswered reminder makes it `cold` (`claim_follow_up`), and `release_follow_up`
   undoes that when the reminder could not be sent;
 - any message from a cold lead makes it `warm` again (`record_lead_message`).
+
+Meeting transitions: `booked` → `cancelled` (the lead or staff cancels: `cancel_meeting`; or it is
+moved: `book` cancels it and points `moved_to` at its replacement) or → `done` / `no_show` (staff,
+once it has started: `set_outcome`, which may also correct one outcome to the other). The lead's
+confirmation is `confirmed_at` (`confirm_meeting`); what was sent about a meeting is logged once
+each in `meeting_reminder` (`claim_meeting_reminder`).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ log = logging.getLogger(__name__)
 
 STATE_OWN_TIME = "MEETING_CUSTOM_TIME"  # waiting for the lead to write a day and time
 STATE_CONFIRM_TIME = "MEETING_CONFIRM_TIME"  # a time understood, waiting for the lead to confirm it
+STATE_CONFIRM_CANCEL = "MEETING_CONFIRM_CANCEL"  # asked «Отменить встречу?»; pending_time is its start
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,38 @@ def next_meeting_start(lead_id: int, now: datetime) -> datetime | None:
     row = db.execute_sql("SELECT starts_at FROM meeting WHERE lead_id = ? AND status = 'booked' AND starts_at >= ?"
                          " ORDER BY starts_at LIMIT 1", (lead_id, _stamp(now))).fetchone()
     return Meeting.starts_at.python_value(row[0]) if row else None
+
+
+@dataclass(frozen=True)
+class MeetingState:
+    id: int
+    lead_id: int
+    starts_at: datetime  # aware UTC
+    status: str
+    source: str
+    confirmed_at: datetime | None  # naive UTC, as stored
+
+
+_MEETING_COLUMNS = "id, lead_id, starts_at, status, source, confirmed_at"
+
+
+def _meeting(row: tuple | None) -> MeetingState | None:
+    if row is None:
+        return None
+    return MeetingState(id=row[0], lead_id=row[1], starts_at=Meeting.starts_at.python_value(row[2]).replace(tzinfo=UTC),
+                        status=row[3], source=row[4], confirmed_at=Meeting.confirmed_at.python_value(row[5]))
+
+
+def meeting_by_id(meeting_id: int) -> MeetingState | None:
+    if not 0 < meeting_id < 2**63:  # SQLite's integers; a larger id names no meeting
+        return None
+    return _meeting(db.execute_sql(f"SELECT {_MEETING_COLUMNS} FROM meeting WHERE id = ?", (meeting_id,)).fetchone())
+
+
+def booked_meeting(lead_id: int, now: datetime) -> MeetingState | None:
+    """The lead's next booked meeting that has not started by `now`."""
+    return _meeting(db.execute_sql(f"SELECT {_MEETING_COLUMNS} FROM meeting WHERE lead_id = ? AND status = 'booked'"
+                                   " AND starts_at > ? ORDER BY starts_at LIMIT 1", (lead_id, _stamp(now))).fetchone())
 
 
 def booked_starts(since: datetime, exclude_lead: int | None = None) -> list[datetime]:
@@ -233,31 +272,84 @@ def mark_answered(lead_id: int, upto: int, status: str | None = None) -> None:
 # --- meetings --------------------------------------------------------------------------------------
 
 
-def book(lead_id: int, start: datetime, source: str, now: datetime, calendar: Calendar) -> tuple[Problem, bool]:
-    """Book atomically (BEGIN IMMEDIATE): returns (problem, rebooked). A lead's other upcoming meeting
-    is moved, not doubled; the unique index on booked start times decides a race between two leads.
-    Booking makes the lead hot and ends the time dialogue."""
+def book(lead_id: int, start: datetime, source: str, now: datetime, calendar: Calendar,
+         by: str = "lead") -> tuple[Problem, datetime | None]:
+    """Book atomically (BEGIN IMMEDIATE): returns (problem, the start of the meeting it replaced). A
+    lead's other upcoming meeting is moved, not doubled: it is cancelled (by `by`) and points at the
+    new one; the unique index on booked start times decides a race between two leads. Booking makes
+    the lead hot and ends the time dialogue."""
     start_utc, now_utc = _stamp(start), _stamp(now)
     with db.atomic():
         own = db.execute_sql("SELECT id, starts_at FROM meeting WHERE lead_id = ? AND status = 'booked'"
                              " AND starts_at >= ?", (lead_id, now_utc)).fetchall()
         if any(starts_at == start_utc for _, starts_at in own):
-            return None, False  # pressed twice: already booked
+            return None, None  # pressed twice: already booked
         problem = check(start, now, calendar, booked_starts(now - calendar.slot, exclude_lead=lead_id))
         if problem:
-            return problem, False
+            return problem, None
         try:
             with db.atomic():  # a savepoint: a lost race undoes only the insert
-                db.execute_sql("INSERT INTO meeting (lead_id, starts_at, status, source, created_at)"
-                               " VALUES (?, ?, 'booked', ?, ?)", (lead_id, start_utc, source, now_utc))
+                cursor = db.execute_sql("INSERT INTO meeting (lead_id, starts_at, status, source, created_at)"
+                                        " VALUES (?, ?, 'booked', ?, ?)", (lead_id, start_utc, source, now_utc))
         except IntegrityError:
-            return "taken", False
+            return "taken", None
         if own:
             ids = [meeting_id for meeting_id, _ in own]
-            db.execute_sql(f"UPDATE meeting SET status = 'cancelled' WHERE id IN ({', '.join('?' * len(ids))})", ids)
+            db.execute_sql("UPDATE meeting SET status = 'cancelled', cancelled_at = ?, cancelled_by = ?, moved_to = ?"
+                           f" WHERE id IN ({', '.join('?' * len(ids))})", (now_utc, by, cursor.lastrowid, *ids))
         db.execute_sql("UPDATE lead SET status = 'hot', state = NULL, pending_time = NULL, pending_day = NULL"
                        " WHERE id = ?", (lead_id,))
-    return None, bool(own)
+    previous = min((starts_at for _, starts_at in own), default=None)
+    return None, Meeting.starts_at.python_value(previous).replace(tzinfo=UTC) if previous else None
+
+
+def confirm_meeting(meeting_id: int, now: datetime) -> bool:
+    """The lead confirmed (the first time counts); False when the meeting is no longer booked."""
+    with db.atomic():
+        cursor = db.execute_sql("UPDATE meeting SET confirmed_at = coalesce(confirmed_at, ?)"
+                                " WHERE id = ? AND status = 'booked'", (_stamp(now), meeting_id))
+        return cursor.rowcount == 1
+
+
+def cancel_meeting(meeting_id: int, by: str, now: datetime, reason: str | None = None) -> bool:
+    """Cancel a booked meeting (its slot is free again) and end a cancel question the lead was asked;
+    False when it was not booked (cancelled meanwhile, or already over)."""
+    with db.atomic():
+        cursor = db.execute_sql("UPDATE meeting SET status = 'cancelled', cancelled_at = ?, cancelled_by = ?,"
+                                " cancel_reason = ? WHERE id = ? AND status = 'booked'",
+                                (_stamp(now), by, reason, meeting_id))
+        if cursor.rowcount != 1:
+            return False
+        db.execute_sql("UPDATE lead SET state = NULL, pending_time = NULL, pending_day = NULL"
+                       " WHERE id = (SELECT lead_id FROM meeting WHERE id = ?) AND state = ?",
+                       (meeting_id, STATE_CONFIRM_CANCEL))
+    return True
+
+
+OUTCOMES = ("done", "no_show")
+
+
+def set_outcome(meeting_id: int, outcome: str, now: datetime) -> bool:
+    """Staff's word on a meeting that has started: `done` or `no_show` (one may correct the other);
+    False when it is cancelled or has not started yet."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}")
+    with db.atomic():
+        cursor = db.execute_sql("UPDATE meeting SET status = ?, outcome_at = ? WHERE id = ?"
+                                " AND status IN ('booked', 'done', 'no_show') AND starts_at <= ?",
+                                (outcome, _stamp(now), meeting_id, _stamp(now)))
+        return cursor.rowcount == 1
+
+
+def claim_meeting_reminder(meeting_id: int, kind: str, status: str, now: datetime) -> bool:
+    """Take what is to be sent about a meeting (`24h`, `2h`, … or `no_show`), once: False when it was
+    sent before or the meeting's status is no longer `status`. The caller queues the message in the
+    same transaction."""
+    with db.atomic():
+        cursor = db.execute_sql("INSERT OR IGNORE INTO meeting_reminder (meeting_id, kind, created_at)"
+                                " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM meeting WHERE id = ? AND status = ?)",
+                                (meeting_id, kind, _stamp(now), meeting_id, status))
+        return cursor.rowcount == 1
 
 
 # --- reminders -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Read-side queries behind `leads list`, `leads show` and `meetings list`.
+"""Read-side queries behind `leads list`, `leads show`, `meetings list` and `meetings export`.
 
 They return plain dataclasses with aware datetimes in the business time zone; the CLI decides how
 to draw them (a rich table, or JSON).
@@ -138,6 +138,14 @@ class MeetingInfo:
     status: str
     source: str
     created_at: datetime
+    username: str | None = None
+    telegram_id: int | None = None
+    telegram_link: str | None = None  # tg://user?id=…: opens the lead's chat in a Telegram app
+    confirmed_at: datetime | None = None  # the lead pressed «Подтверждаю»
+    outcome: str | None = None  # done | no_show, once staff marked it
+    cancelled_by: str | None = None  # lead | staff
+    cancel_reason: str | None = None
+    moved_to: int | None = None  # the meeting that replaced this one
 
 
 @dataclass
@@ -156,6 +164,14 @@ def _meeting_info(meeting: Meeting, lead: Lead, tz: ZoneInfo) -> MeetingInfo:
         status=meeting.status,
         source=meeting.source,
         created_at=to_local(meeting.created_at, tz),
+        username=lead.username,
+        telegram_id=lead.telegram_id,
+        telegram_link=f"tg://user?id={lead.telegram_id}" if lead.telegram_id else None,
+        confirmed_at=_local(meeting.confirmed_at, tz),
+        outcome=meeting.status if meeting.status in ("done", "no_show") else None,
+        cancelled_by=meeting.cancelled_by,
+        cancel_reason=meeting.cancel_reason,
+        moved_to=meeting.moved_to,
     )
 
 
@@ -178,16 +194,43 @@ def lead_detail(lead_id: int, tz: ZoneInfo) -> LeadDetail:
     return LeadDetail(lead=summary, messages=messages, meetings=meetings)
 
 
+MEETING_STATUSES = ("booked", "cancelled", "done", "no_show")
+
+
+def check_meeting_status(value: str | None) -> str | None:
+    if value is None:
+        return None
+    status = value.strip().lower().replace("-", "_")
+    if status not in MEETING_STATUSES:
+        raise SalesbotError(f"unknown meeting status {value!r}; use one of: {', '.join(MEETING_STATUSES)}")
+    return status
+
+
 def upcoming_meetings(tz: ZoneInfo, limit: int | None = None, now: datetime | None = None) -> list[MeetingInfo]:
+    return list_meetings(tz, limit=limit, now=now)
+
+
+def list_meetings(tz: ZoneInfo, *, past: bool = False, status: str | None = None, limit: int | None = None,
+                  now: datetime | None = None) -> list[MeetingInfo]:
+    """Upcoming meetings soonest first (booked ones unless `status` says otherwise), or with `past`
+    those that have started, latest first (any status unless `status` is given)."""
     now = now or utcnow()
-    query = (
-        Meeting.select(Meeting, Lead)
-        .join(Lead)
-        .where((Meeting.status == "booked") & (Meeting.starts_at >= now))
-        .order_by(Meeting.starts_at, Meeting.id)
-    )
+    query = Meeting.select(Meeting, Lead).join(Lead)
+    if past:
+        query = query.where(Meeting.starts_at < now).order_by(Meeting.starts_at.desc(), Meeting.id.desc())
+    else:
+        query = query.where(Meeting.starts_at >= now).order_by(Meeting.starts_at, Meeting.id)
+        status = status or "booked"
+    if status:
+        query = query.where(Meeting.status == status)
     if limit:
         query = query.limit(limit)
+    return [_meeting_info(meeting, meeting.lead, tz) for meeting in query]
+
+
+def all_meetings(tz: ZoneInfo) -> list[MeetingInfo]:
+    """Every meeting, in time order (the iCalendar export)."""
+    query = Meeting.select(Meeting, Lead).join(Lead).order_by(Meeting.starts_at, Meeting.id)
     return [_meeting_info(meeting, meeting.lead, tz) for meeting in query]
 
 

@@ -158,16 +158,44 @@ def lead_detail(detail) -> None:
             out.print(f"  meeting {meeting.id}: {fmt_time(meeting.starts_at)} {meeting.status} ({meeting.source})")
 
 
-def meetings_table(rows, tz) -> None:
+MEETING_STYLE = {"booked": "green", "cancelled": "dim", "done": "bold green", "no_show": "bold red"}
+
+
+def meetings_table(rows, tz, past: bool = False, status: str | None = None) -> None:
+    what = f"{'past' if past else 'upcoming'} meetings" + (f" with status {status}" if status else "")
     if not rows:
-        out.print("No upcoming meetings.")
+        out.print(f"No {what}.")
         return
-    table = Table(title=f"Upcoming meetings ({len(rows)} shown, times in {tz.key})")
-    for column in ("id", "when", "lead", "source"):
+    table = Table(title=f"{what[0].upper()}{what[1:]} ({len(rows)} shown, times in {tz.key})")
+    for column in ("id", "when", "lead", "telegram", "confirmed", "status", "source"):
         table.add_column(column)
     for row in rows:
-        table.add_row(str(row.id), fmt_time(row.starts_at), f"{row.lead_id} {escape(row.lead_name)}", row.source)
+        status_text = f"[{MEETING_STYLE[row.status]}]{row.status.replace('_', '-')}[/]"
+        if row.moved_to:
+            status_text += f" → {row.moved_to}"
+        elif row.cancelled_by:
+            status_text += f" ({row.cancelled_by})"
+        confirmed = row.confirmed_at.strftime("%d.%m %H:%M") if row.confirmed_at else "—"
+        table.add_row(str(row.id), fmt_time(row.starts_at), f"{row.lead_id} {escape(row.lead_name)}",
+                      escape(row.telegram_link or "— (terminal chat)"), confirmed, status_text, row.source)
     out.print(table)
+
+
+def meeting_change(change) -> None:
+    """What `meetings cancel/move/done/no-show` did, in one line."""
+    who = f"lead {change.lead_id} {escape(change.lead_name)}"
+    if change.new_meeting_id is not None:
+        line = (f"Meeting {change.meeting_id} ({who}) moved from {fmt_time(change.starts_at)} to "
+                f"{fmt_time(change.new_starts_at)}: it is now meeting {change.new_meeting_id}.")
+    elif change.status == "cancelled":
+        line = f"Meeting {change.meeting_id} ({who}, {fmt_time(change.starts_at)}) cancelled."
+    else:
+        line = f"Meeting {change.meeting_id} ({who}, {fmt_time(change.starts_at)}) marked {change.status}."
+    if change.lead_told:
+        line += " The lead is told through the bot (queued; serve sends it)."
+    elif change.status == "cancelled":
+        line += " The lead has no Telegram (a terminal chat lead): not told."
+    out.print(line)
 
 
 # --- the sweep ------------------------------------------------------------------------------------
@@ -192,6 +220,8 @@ def sweep(result, policy) -> None:
         total = sum(result.outcomes.values())
         if total > len(result.actions):
             out.print(f"… and {total - len(result.actions)} more (use --json for all).")
+    if result.meetings:
+        meetings_sweep(result.meetings, result.dry_run)
     summary = result.summary
     if result.dry_run:
         out.print(f"[bold]{summary['would_send']}[/bold] would be reminded now, "
@@ -199,6 +229,17 @@ def sweep(result, policy) -> None:
     else:
         out.print(f"queued [green]{summary['queued']}[/green] for serve to send, skipped {summary['skipped']} "
                   f"(claimed by another sweep, or the lead wrote), now cold {summary['now_cold']}.")
+
+
+def meetings_sweep(actions, dry_run: bool) -> None:
+    table = Table(title="Meeting messages that would go now" if dry_run else "Meeting messages")
+    for column in ("meeting", "lead", "name", "what", "meeting time", "outcome"):
+        table.add_column(column)
+    for action in actions:
+        what = "offer new slots (no-show)" if action.kind == "no_show" else f"reminder {action.kind} before"
+        table.add_row(str(action.meeting_id), str(action.lead_id), escape(action.first_name or "—"), what,
+                      fmt_time(action.starts_at), action.outcome)
+    out.print(table)
 
 
 class SweepBar:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from salesbot.conversation import Dialogue, DialogueConfig
     from salesbot.followups import Policy, SweepResult
     from salesbot.llm import ClaudeClient
+    from salesbot.meeting_reminders import Plan as MeetingPlan
     from salesbot.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ def calendar(settings: Settings) -> Calendar:
     opens, closes = settings.work_hours
     return Calendar(tz=settings.tz, work_days=settings.work_days, opens=opens, closes=closes,
                     slot=timedelta(minutes=settings.slot_minutes),
-                    min_notice=timedelta(minutes=settings.min_notice_minutes))
+                    min_notice=timedelta(minutes=settings.min_notice_minutes),
+                    horizon=timedelta(days=settings.booking_days))
 
 
 def dialogue_config(settings: Settings) -> DialogueConfig:
@@ -63,6 +65,12 @@ def policy(settings: Settings) -> Policy:
 
     return Policy(tz=settings.tz, first_after=timedelta(hours=settings.follow_up_1_hours),
                   second_after=timedelta(hours=settings.follow_up_2_hours), window=settings.send_window)
+
+
+def meeting_plan(settings: Settings) -> MeetingPlan:
+    from salesbot.meeting_reminders import Plan
+
+    return Plan(lead_times=settings.meeting_reminders, calendar=calendar(settings))
 
 
 def claude_client(settings: Settings) -> ClaudeClient:
@@ -240,9 +248,10 @@ def sweep(settings: Settings, *, dry_run: bool, limit: int | None, on_action: Ca
           progress: Progress | None = None) -> SweepResult | None:
     """`salesbot follow-ups run`: one sweep, or None when another sweep holds the lock. A real sweep
     queues the reminders for `serve` to deliver, so it refuses to run while no serve is alive."""
-    from salesbot import followups
+    from salesbot import followups, meeting_reminders
 
     rules = policy(settings)
+    meetings = meeting_plan(settings)
     ensure_home(settings)
     if not dry_run:
         age = serve_alive(settings.home)
@@ -258,5 +267,7 @@ def sweep(settings: Settings, *, dry_run: bool, limit: int | None, on_action: Ca
         if progress is not None:  # a count only for a bar someone watches: cron's log gets the summary only
             total = followups.count_due(now, rules) if rules.in_window(now) else None
             progress.start(min(total, limit) if total is not None and limit else total)
-        return followups.sweep(now, rules, dry_run=dry_run, limit=limit, on_action=on_action, keep=keep,
-                               progress=progress.advance if progress else None)
+        result = followups.sweep(now, rules, dry_run=dry_run, limit=limit, on_action=on_action, keep=keep,
+                                 progress=progress.advance if progress else None)
+        result.meetings = meeting_reminders.sweep(now, meetings, rules.in_window(now), dry_run=dry_run)
+        return result

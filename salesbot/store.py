@@ -149,12 +149,29 @@ class Message(BaseModel):
 class Meeting(BaseModel):
     lead = ForeignKeyField(Lead, column_name="lead_id", backref="meetings", on_delete="CASCADE")
     starts_at = DateTimeField()
-    status = TextField(default="booked")  # booked | cancelled
+    status = TextField(default="booked")  # booked | cancelled | done | no_show
     source = TextField()  # slot | custom
     created_at = DateTimeField(default=utcnow)
+    confirmed_at = DateTimeField(null=True)  # the lead pressed «Подтверждаю»
+    cancelled_at = DateTimeField(null=True)
+    cancelled_by = TextField(null=True)  # lead | staff (a moved meeting: moved_to is set)
+    cancel_reason = TextField(null=True)  # what staff gave with --reason
+    moved_to = IntegerField(null=True)  # the meeting that replaced this one
+    outcome_at = DateTimeField(null=True)  # when staff marked it done or no_show
 
     class Meta:
         table_name = "meeting"
+
+
+class MeetingReminder(BaseModel):
+    """What was sent about a meeting, once each: a reminder before it (`24h`, `2h`…) or `no_show`."""
+
+    meeting = ForeignKeyField(Meeting, column_name="meeting_id", backref="reminders", on_delete="CASCADE")
+    kind = TextField()
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "meeting_reminder"
 
 
 class Outbox(BaseModel):
@@ -335,6 +352,42 @@ M007_DELIVERY = [
     " WHERE role = 'lead' AND telegram_message_id IS NOT NULL",
 ]
 
+# Meetings that happen: the outcome (`done`, `no_show`) joins the statuses, which SQLite can only do by
+# rebuilding the table (its CHECK cannot change in place: create, copy, drop, rename, then the indexes
+# again, the unique booked-start one among them); the lead's confirmation, who cancelled and why,
+# the meeting a moved one became, when the outcome was marked; and a log of what was sent about
+# each meeting (reminders before it, the no-show offer), one row each, so nothing goes twice.
+M008_MEETINGS = [
+    """CREATE TABLE meeting_new (
+        id INTEGER PRIMARY KEY,
+        lead_id INTEGER NOT NULL REFERENCES lead (id) ON DELETE CASCADE,
+        starts_at DATETIME NOT NULL,
+        status TEXT NOT NULL DEFAULT 'booked' CHECK (status IN ('booked', 'cancelled', 'done', 'no_show')),
+        source TEXT NOT NULL CHECK (source IN ('slot', 'custom')),
+        created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        confirmed_at DATETIME,
+        cancelled_at DATETIME,
+        cancelled_by TEXT CHECK (cancelled_by IN ('lead', 'staff')),
+        cancel_reason TEXT,
+        moved_to INTEGER,
+        outcome_at DATETIME
+    )""",
+    "INSERT INTO meeting_new (id, lead_id, starts_at, status, source, created_at)"
+    " SELECT id, lead_id, starts_at, status, source, created_at FROM meeting",
+    "DROP TABLE meeting",
+    "ALTER TABLE meeting_new RENAME TO meeting",
+    "CREATE INDEX meeting_lead ON meeting (lead_id, starts_at)",
+    "CREATE INDEX meeting_upcoming ON meeting (status, starts_at)",
+    "CREATE UNIQUE INDEX meeting_booked_start ON meeting (starts_at) WHERE status = 'booked'",
+    """CREATE TABLE meeting_reminder (
+        id INTEGER PRIMARY KEY,
+        meeting_id INTEGER NOT NULL REFERENCES meeting (id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        UNIQUE (meeting_id, kind)
+    )""",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("001_initial", M001_INITIAL),
     ("002_indexes", M002_INDEXES),
@@ -343,6 +396,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("005_pending_day", M005_PENDING_DAY),
     ("006_llm_calls", M006_LLM_CALLS),
     ("007_delivery", M007_DELIVERY),
+    ("008_meetings", M008_MEETINGS),
 ]
 
 

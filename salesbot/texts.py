@@ -21,7 +21,7 @@ FALLBACK = (
 )
 
 CHOOSE_SLOT = "Выберите удобное время для встречи:"
-NO_SLOTS = "Свободного времени на ближайшие две недели не осталось — предложите, пожалуйста, своё."
+NO_SLOTS = "Свободного времени для записи сейчас нет — предложите, пожалуйста, своё."
 BUTTON_OWN_TIME = "Предложить своё время"
 BUTTON_CONFIRM = "Да, записать"
 BUTTON_OTHER = "Выбрать другое время"
@@ -149,3 +149,108 @@ def follow_up(step: int, first_name: str | None) -> str:
         return FOLLOW_UP_1.format(name=f", {first_name}" if first_name else "")
     text = FOLLOW_UP_2.format(name_comma=f"{first_name}, " if first_name else "")
     return text[0].upper() + text[1:]
+
+
+# --- meetings: confirm, move, cancel, reminders before them, staff changes ------------------------------
+
+BUTTON_MEETING_CONFIRM = "Подтверждаю"
+BUTTON_MEETING_MOVE = "Перенести"
+BUTTON_MEETING_CANCEL = "Отменить"
+BUTTON_CANCEL_YES = "Да, отменить"
+BUTTON_CANCEL_NO = "Нет, оставить"
+
+CHOOSE_NEW_TIME = "Выберите новое время — или предложите своё:"
+ANOTHER_TIME = "Хорошо, напишите другое время — или выберите из свободного:"
+MEETING_GONE = "Эта встреча уже отменена или перенесена."
+NO_MEETING_TO_CHANGE = "У вас сейчас нет назначенной встречи. Выберите время, если хотите встретиться:"
+# Typed instead of «Да, отменить» / «Нет, оставить» when asked whether to cancel the meeting
+CANCEL_YES_WORDS = CONFIRM_WORDS | {"отменить", "отмените", "да, отменить", "да отменить", "отменяйте", "отменяем"}
+CANCEL_NO_WORDS = {"нет", "не надо", "не отменять", "нет, оставить", "нет оставить", "оставить", "оставьте",
+                   "оставляем", "no"}
+# Typed to «Правильно понял: …?»: not that time
+DECLINE_WORDS = {"нет", "не", "неправильно", "неверно", "не так", "нет, не так", "нет, неправильно", "нет, другое",
+                 "другое время", "no"}
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def days_word(n: int) -> str:
+    """`1 день`, `3 дня`, `60 дней`."""
+    if n % 10 == 1 and n % 100 != 11:
+        return f"{n} день"
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return f"{n} дня"
+    return f"{n} дней"
+
+
+def too_far(days: int) -> str:
+    return f"Так далеко вперёд мы не записываем: не дальше чем на {days_word(days)}."
+
+
+def ends_late(closes: str) -> str:
+    return f"Не успеем: встреча должна закончиться до {closes}."
+
+
+def period_slots(day: str, start: str, end: str) -> str:
+    return f"Свободное время — {day}, с {start} до {end}:"
+
+
+def period_full(day: str, start: str, end: str) -> str:
+    return f"{_cap(day)}, с {start} до {end}, свободного времени нет. Вот ближайшее:"
+
+
+def meeting_confirmed(when: str) -> str:
+    return f"Спасибо, что подтвердили! Ждём вас: {when}."
+
+
+def ask_cancel(when: str) -> str:
+    return f"Отменить встречу — {when}?"
+
+
+def meeting_cancelled(when: str) -> str:
+    return f"Встреча отменена ({when}). Если захотите выбрать другое время — просто напишите."
+
+
+def meeting_kept(when: str) -> str:
+    return f"Хорошо, встреча остаётся: {when}. До встречи!"
+
+
+def meeting_reminder(first_name: str | None, when: str) -> str:
+    """Before the meeting (24 h, 2 h…): the time, and the three buttons to answer with."""
+    hello = f"Здравствуйте, {first_name}!" if first_name else "Здравствуйте!"
+    return f"{hello} Напоминаю о нашей встрече: {when}. Всё в силе? Если планы изменились — её можно перенести."
+
+
+def no_show_offer(first_name: str | None, when: str) -> str:
+    who = f"{first_name}, жаль" if first_name else "Жаль"
+    return f"{who}, что не получилось встретиться ({when}). Давайте подберём другое время — выберите удобное:"
+
+
+def staff_cancelled(when: str, reason: str | None) -> str:
+    why = f" Причина: {quote(reason)}." if reason else ""
+    return (f"К сожалению, нам пришлось отменить встречу ({when}).{why} Приносим извинения! "
+            "Выберите, пожалуйста, другое время:")
+
+
+def staff_moved(old: str, new: str) -> str:
+    return (f"Мы перенесли вашу встречу: вместо «{old}» — {new}. Если это время неудобно, нажмите «Перенести».")
+
+
+def manager_meeting_confirmed(first_name: str | None, lead_id: int, username: str | None, when: str) -> str:
+    return f"✅ Клиент подтвердил встречу: {_lead_for_managers(first_name, lead_id, username)}\nКогда: {when}"
+
+
+def manager_meeting_moved(first_name: str | None, lead_id: int, username: str | None, old: str, new: str,
+                          by_staff: bool = False) -> str:
+    who = _lead_for_managers(first_name, lead_id, username)
+    head = "🔁 Встреча перенесена (из терминала)" if by_staff else "🔁 Клиент перенёс встречу"
+    return f"{head}: {who}\nБыло: {old}\nСтало: {new}"
+
+
+def manager_meeting_cancelled(first_name: str | None, lead_id: int, username: str | None, when: str,
+                              by_staff: bool = False, reason: str | None = None) -> str:
+    who = _lead_for_managers(first_name, lead_id, username)
+    head = "❌ Встреча отменена (из терминала)" if by_staff else "❌ Клиент отменил встречу"
+    return f"{head}: {who}\nКогда: {when}" + (f"\nПричина: {quote(reason)}" if reason else "")

@@ -454,7 +454,8 @@ def demo_responder(body: dict[str, Any]) -> Action:
     if "reply" in properties:
         turns = sum(1 for m in body.get("messages", []) if m["role"] == "user")
         text, status, offer = DEMO_REPLIES[min(turns, len(DEMO_REPLIES)) - 1]
-        return Reply(json.dumps({"status": status, "offer_meeting": offer, "reply": text}, ensure_ascii=False))
+        return Reply(json.dumps({"status": status, "offer_meeting": offer, "meeting_action": "none",
+                                 "proposed_time": "", "reply": text}, ensure_ascii=False))
     if "kind" in properties or "date" in properties:
         return Reply(json.dumps({"kind": "none", "date": "", "time": ""}))
     return Reply("Здравствуйте! Чем могу помочь?")

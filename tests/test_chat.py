@@ -9,7 +9,8 @@ from scripts.fake_claude import Reply
 
 
 def reply(text, status="warm", offer=False):
-    return Reply(json.dumps({"reply": text, "status": status, "offer_meeting": offer}, ensure_ascii=False))
+    return Reply(json.dumps({"reply": text, "status": status, "offer_meeting": offer, "meeting_action": "none",
+                             "proposed_time": ""}, ensure_ascii=False))
 
 
 @pytest.fixture
@@ -29,7 +30,8 @@ def test_chat_end_to_end_books_a_slot(run, api_env, db):
     result = chat(run, ["Здравствуйте", "Хочу обсудить сайт", "2"], "--lead", "Анна")
     out = result.stdout
     assert "Здравствуйте! Чем помочь?" in out
-    assert "  1) Вт, 23 дек, 17:00\n  2) Вт, 23 дек, 18:00\n  3) Ср, 24 дек, 10:00\n  4) Предложить своё время" in out
+    assert ("  1) Вт, 23 дек, 17:00\n  2) Вт, 23 дек, 18:00\n  3) Ср, 24 дек, 10:00\n  4) Ср, 24 дек, 14:00\n"
+            "  5) Чт, 25 дек, 10:00\n  6) Чт, 25 дек, 14:00\n  7) Предложить своё время") in out
     assert "Отлично, записал вас на встречу: вторник, 23 декабря 2025, 18:00 (Europe/Moscow)" in out
     lead = Lead.get(Lead.first_name == "Анна")
     assert lead.telegram_id is None and lead.status == "hot"

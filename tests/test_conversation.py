@@ -14,7 +14,9 @@ from salesbot.transport import SendError
 from tests.engine_fakes import CALENDAR, FakeLLM, make_engine, tg
 
 NOW = "2025-12-23 11:05:00"  # UTC: Tuesday 14:05 in Moscow
-SLOTS = ["Вт, 23 дек, 17:00", "Вт, 23 дек, 18:00", "Ср, 24 дек, 10:00"]
+SLOTS = ["Вт, 23 дек, 17:00", "Вт, 23 дек, 18:00", "Ср, 24 дек, 10:00", "Ср, 24 дек, 14:00", "Чт, 25 дек, 10:00",
+         "Чт, 25 дек, 14:00"]  # up to two a day, spread over the day, over three working days
+NO_MEETING_ACTION = {"meeting_action": "none", "proposed_time": ""}
 
 
 @pytest.fixture
@@ -78,7 +80,7 @@ def test_booked_meetings_are_not_offered(engine):
     Meeting.create(lead=other, starts_at=datetime(2025, 12, 23, 14, 0), source="slot")  # 17:00 Moscow
     llm.enqueue(Answer("Выберите время", "hot", True))
     dialogue.run(tg(text="Когда можно созвониться?"))
-    assert transport.last.labels[:3] == ["Вт, 23 дек, 18:00", "Ср, 24 дек, 10:00", "Ср, 24 дек, 11:00"]
+    assert transport.last.labels[:3] == ["Вт, 23 дек, 18:00", "Ср, 24 дек, 10:00", "Ср, 24 дек, 14:00"]
 
 
 def press_slot(dialogue, transport, label, user_id=101):
@@ -172,8 +174,6 @@ def test_own_time_not_understood_keeps_the_state(engine):
     dialogue.run(tg(text="завтра"))
     assert transport.last.text == "Во сколько вам удобно — среда, 24 декабря? Например: «в 15:00»."
     assert lead_of().state == STATE_OWN_TIME
-    dialogue.run(tg(text="вечером"))
-    assert transport.last.text == texts.NEED_TIME
     assert llm.calls == []
 
 
@@ -189,21 +189,29 @@ def test_a_day_then_a_time_make_one_meeting_time(engine, aio):
     assert transport.last.text.startswith("В это время мы не работаем")  # a full phrase wins
 
 
-@pytest.mark.parametrize("phrase, says, first_offered", [
-    ("вчера в 10:00", texts.TIME_PASSED, "Вт, 23 дек, 17:00"),
-    ("сегодня в 15:00", texts.TOO_SOON, "Вт, 23 дек, 17:00"),
+@pytest.mark.parametrize("phrase, says, offered", [
+    # past, too soon or too far: the next free slots from now, spread over the days
+    ("вчера в 10:00", texts.TIME_PASSED, ["Вт, 23 дек, 17:00", "Вт, 23 дек, 18:00", "Ср, 24 дек, 11:00"]),
+    ("сегодня в 15:00", texts.TOO_SOON, ["Вт, 23 дек, 17:00", "Вт, 23 дек, 18:00", "Ср, 24 дек, 11:00"]),
+    ("25 февраля в 11:00", "Так далеко вперёд мы не записываем: не дальше чем на 60 дней.",
+     ["Вт, 23 дек, 17:00", "Вт, 23 дек, 18:00", "Ср, 24 дек, 11:00"]),
+    # taken or outside hours: the nearest on both sides of the time asked for
     ("в субботу в 12", "В это время мы не работаем: встречи возможны с понедельника по пятницу, с 10:00 до 19:00.",
-     "Пн, 29 дек, 10:00"),
-    ("завтра в 21:00", "В это время мы не работаем", "Чт, 25 дек, 10:00"),
-    ("завтра в 10:00", texts.TAKEN, "Ср, 24 дек, 11:00"),
+     ["Пт, 26 дек, 17:00", "Пт, 26 дек, 18:00", "Пн, 29 дек, 10:00", "Пн, 29 дек, 11:00"]),
+    ("завтра в 21:00", "В это время мы не работаем",
+     ["Ср, 24 дек, 17:00", "Ср, 24 дек, 18:00", "Чт, 25 дек, 10:00", "Чт, 25 дек, 11:00"]),
+    ("завтра в 10:00", texts.TAKEN, ["Вт, 23 дек, 17:00", "Вт, 23 дек, 18:00", "Ср, 24 дек, 11:00",
+                                     "Ср, 24 дек, 12:00"]),
+    ("завтра в 18:30", "Не успеем: встреча должна закончиться до 19:00.",
+     ["Ср, 24 дек, 17:00", "Ср, 24 дек, 18:00", "Чт, 25 дек, 10:00", "Чт, 25 дек, 11:00"]),
 ])
-def test_own_time_that_cannot_be_booked_says_why_and_offers_the_nearest(engine, phrase, says, first_offered):
+def test_own_time_that_cannot_be_booked_says_why_and_offers_the_nearest(engine, phrase, says, offered):
     dialogue, llm, transport = engine
     other = Lead.create(telegram_id=9, first_name="Другой")
     Meeting.create(lead=other, starts_at=datetime(2025, 12, 24, 7, 0), source="slot")  # Wed 10:00 Moscow
     dialogue.run(tg(button="own"), tg(text=phrase))
     assert transport.last.text.startswith(says)
-    assert transport.last.labels[0] == first_offered and transport.last.labels[-1] == texts.BUTTON_OWN_TIME
+    assert transport.last.labels[:len(offered)] == offered and transport.last.labels[-1] == texts.BUTTON_OWN_TIME
     assert lead_of().state == STATE_OWN_TIME
 
 
@@ -387,10 +395,11 @@ def test_status_from_claude_is_held_to_the_schema(claude, fake_api, frozen, aio)
     transport = RecordingTransport()
     dialogue = Dialogue(ClaudeDialogue(claude, PACKAGED_PROMPT.read_text()), transport,
                         make_engine()[0].config)
-    fake_api.enqueue(Reply(json.dumps({"reply": "ok", "status": "vip", "offer_meeting": False})))
+    fake_api.enqueue(Reply(json.dumps({"reply": "ok", "status": "vip", "offer_meeting": False, **NO_MEETING_ACTION})))
     claude.run(dialogue.handle(tg(text="Поставь мне статус vip")))
     assert lead_of().status == "new" and transport.to(101)[-1].text == texts.FALLBACK
-    fake_api.enqueue(Reply(json.dumps({"reply": "Понял", "status": "hot", "offer_meeting": True})))
+    fake_api.enqueue(Reply(json.dumps({"reply": "Понял", "status": "hot", "offer_meeting": True,
+                                            **NO_MEETING_ACTION})))
     claude.run(dialogue.handle(tg(text="Хочу встречу")))
     assert lead_of().status == "hot" and transport.to(101)[-1].labels[-1] == texts.BUTTON_OWN_TIME
     body = fake_api.bodies[-1]

@@ -1,0 +1,178 @@
+"""What staff do to a meeting from the terminal: cancel it, move it, record how it went.
+
+Each change and the messages it sends are one transaction: the meeting row (leads.py writes it), the
+message to the lead and the notices to managers queued in the outbox (delivery.py), which `serve`
+delivers. Nothing here talks to Telegram, so the commands work while `serve` is down (the lead is
+told once it runs). A lead of `salesbot chat` has no Telegram to be told on.
+
+Staff may move a meeting to any free time in working hours, sooner than the leads' minimum notice
+and beyond their booking horizon; a time taken, past or outside hours is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from salesbot import delivery, keyboards, leads, store, texts, timeparse
+from salesbot.errors import NotFoundError, SalesbotError
+from salesbot.leads import LeadState, MeetingState
+from salesbot.slots import Calendar, clock_label, free_slots
+
+log = logging.getLogger(__name__)
+
+STAFF_HORIZON = timedelta(days=3660)
+
+
+@dataclass
+class Change:
+    """What a command did, for the CLI to show."""
+
+    meeting_id: int
+    lead_id: int
+    lead_name: str
+    starts_at: datetime  # in the business zone
+    status: str  # the meeting's status now
+    lead_told: bool  # a message to the lead was queued
+    new_meeting_id: int | None = None  # a move: the meeting that replaced it
+    new_starts_at: datetime | None = None
+
+
+def parse_when(text: str, now: datetime, calendar: Calendar) -> datetime:
+    """WHEN of `meetings move`: ISO 8601 (`2025-12-24T11:00`, in the business zone unless it has an
+    offset), or a phrase as `parse-time` reads it with the rules (`завтра в 11`)."""
+    value = text.strip()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        result = timeparse.parse_rules(value, now, calendar.tz)[0]
+        if not result.ok:
+            raise SalesbotError(f"{result.error}: {text!r} (give a day and time, e.g. 'завтра в 11:00' or "
+                                "2025-12-24T11:00)") from None
+        return result.when
+    if moment.tzinfo is None:
+        if len(value) <= 10:  # a date alone
+            raise SalesbotError(f"no time given: {text!r} (e.g. 2025-12-24T11:00)")
+        moment = moment.replace(tzinfo=calendar.tz)
+    return moment
+
+
+def _meeting(meeting_id: int) -> MeetingState:
+    meeting = leads.meeting_by_id(meeting_id)
+    if meeting is None:
+        raise NotFoundError(f"no meeting with id {meeting_id} (see `salesbot meetings list`)")
+    return meeting
+
+
+def _upcoming(meeting_id: int, now: datetime, calendar: Calendar) -> MeetingState:
+    meeting = _meeting(meeting_id)
+    when = _local_text(meeting.starts_at, calendar)
+    if meeting.status != "booked":
+        raise SalesbotError(f"meeting {meeting_id} ({when}) is {meeting.status.replace('_', '-')}, not booked")
+    if meeting.starts_at <= now:
+        raise SalesbotError(f"meeting {meeting_id} ({when}) has already started; "
+                            f"mark it with `salesbot meetings done {meeting_id}` or `no-show {meeting_id}`")
+    return meeting
+
+
+def _local_text(moment: datetime, calendar: Calendar) -> str:
+    return timeparse.describe(moment.astimezone(calendar.tz))
+
+
+def _lead(meeting: MeetingState) -> LeadState:
+    lead = leads.by_id(meeting.lead_id)
+    assert lead is not None  # meeting.lead_id is a foreign key with ON DELETE CASCADE
+    return lead
+
+
+def _name(lead: LeadState) -> str:
+    return store.display_name(lead.first_name, lead.username, lead.id)
+
+
+def _tell_managers(managers: tuple[int, ...], text: str, now: datetime) -> None:
+    for manager in managers:
+        delivery.queue_to_chat(manager, text, now)
+
+
+def cancel(meeting_id: int, reason: str | None, now: datetime, calendar: Calendar,
+           managers: tuple[int, ...] = ()) -> Change:
+    """Cancel a booked meeting; the lead is told, with free slots to book another, and so are managers."""
+    meeting = _upcoming(meeting_id, now, calendar)
+    lead = _lead(meeting)
+    when = _local_text(meeting.starts_at, calendar)
+    reason = (reason or "").strip() or None
+    with store.transaction():
+        if not leads.cancel_meeting(meeting.id, "staff", now, reason):
+            raise SalesbotError(f"meeting {meeting_id} changed meanwhile; see `salesbot meetings list`")
+        told = lead.telegram_id is not None
+        if told:
+            # not the slot just cancelled: offering it back would read as a joke
+            booked = [*leads.booked_starts(now - calendar.slot), meeting.starts_at]
+            slots = free_slots(now, calendar, booked)
+            delivery.queue_to_lead(lead.id, texts.staff_cancelled(when, reason), now,
+                                   keyboards.slots(slots, calendar.tz))
+        _tell_managers(managers, texts.manager_meeting_cancelled(lead.first_name, lead.id, lead.username, when,
+                                                                 by_staff=True, reason=reason), now)
+    log.info("staff cancelled meeting %s of lead %s (%s)", meeting.id, lead.id, when)
+    return Change(meeting.id, lead.id, _name(lead), meeting.starts_at.astimezone(calendar.tz), "cancelled", told)
+
+
+_REFUSALS = {
+    "past": "that time has passed",
+    "taken": "that time is taken by another meeting",
+}
+
+
+def _refusal(problem: str, calendar: Calendar) -> str:
+    if problem in ("outside_hours", "ends_late"):
+        days = ",".join(("mon", "tue", "wed", "thu", "fri", "sat", "sun")[d] for d in sorted(calendar.work_days))
+        hours = f"{clock_label(calendar.opens)}-{clock_label(calendar.closes)}"
+        what = "it would end after closing" if problem == "ends_late" else "outside working hours"
+        return f"{what} ({days} {hours}, {calendar.slot.total_seconds() / 60:.0f}-minute meetings)"
+    return _REFUSALS.get(problem, problem)
+
+
+def move(meeting_id: int, start: datetime, now: datetime, calendar: Calendar,
+         managers: tuple[int, ...] = ()) -> Change:
+    """Move a booked meeting to `start`, atomically (a new booked meeting replaces it); the lead gets
+    the new time with «Подтверждаю» / «Перенести» / «Отменить», and managers are told."""
+    meeting = _upcoming(meeting_id, now, calendar)
+    lead = _lead(meeting)
+    old, new = _local_text(meeting.starts_at, calendar), _local_text(start, calendar)
+    staff_calendar = dataclasses.replace(calendar, min_notice=timedelta(0), horizon=STAFF_HORIZON)
+    with store.transaction():
+        problem, previous = leads.book(lead.id, start, meeting.source, now, staff_calendar, by="staff")
+        if problem:
+            raise SalesbotError(f"cannot move meeting {meeting_id} to {new}: {_refusal(problem, calendar)}")
+        if previous is None:
+            raise SalesbotError(f"meeting {meeting_id} is already at {new}")
+        replacement = leads.booked_meeting(lead.id, now)
+        assert replacement is not None  # booked just now, in this transaction
+        told = lead.telegram_id is not None
+        if told:
+            delivery.queue_to_lead(lead.id, texts.staff_moved(old, new), now, keyboards.meeting(replacement.id))
+        _tell_managers(managers, texts.manager_meeting_moved(lead.first_name, lead.id, lead.username, old, new,
+                                                             by_staff=True), now)
+    log.info("staff moved meeting %s of lead %s: %s -> %s (meeting %s)", meeting.id, lead.id, old, new,
+             replacement.id)
+    return Change(meeting.id, lead.id, _name(lead), meeting.starts_at.astimezone(calendar.tz), "cancelled", told,
+                  replacement.id, start.astimezone(calendar.tz))
+
+
+def mark(meeting_id: int, outcome: str, now: datetime, calendar: Calendar) -> Change:
+    """How a meeting that has started went: `done` or `no_show` (a no-show lead is offered new slots
+    once by the next sweep, meeting_reminders.py)."""
+    meeting = _meeting(meeting_id)
+    when = _local_text(meeting.starts_at, calendar)
+    if meeting.status == "cancelled":
+        raise SalesbotError(f"meeting {meeting_id} ({when}) was cancelled; there is no outcome to record")
+    if meeting.starts_at > now:
+        raise SalesbotError(f"meeting {meeting_id} ({when}) has not started yet; "
+                            f"to call it off use `salesbot meetings cancel {meeting_id}`")
+    if not leads.set_outcome(meeting.id, outcome, now):
+        raise SalesbotError(f"meeting {meeting_id} changed meanwhile; see `salesbot meetings list --past`")
+    lead = _lead(meeting)
+    log.info("meeting %s of lead %s marked %s", meeting.id, lead.id, outcome)
+    return Change(meeting.id, lead.id, _name(lead), meeting.starts_at.astimezone(calendar.tz), outcome, False)
