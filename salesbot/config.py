@@ -209,6 +209,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("SALESBOT_FOLLOW_UP_2_HOURS", "24", "Hours after reminder 1 before reminder 2 (the lead then goes cold).",
            lambda n, v: _float(n, v, 0.01, 24 * 30)),
     Option("SALESBOT_SEND_WINDOW", "10:00-20:00", "Local hours in which reminders may be sent.", _hours_range),
+    Option("SALESBOT_SEND_DAYS", "mon-fri", "Days reminders may be sent: `mon-fri`, `mon,wed,fri` or `1-5`.", _days),
 )
 _BY_ENV = {o.env: o for o in OPTIONS}
 
@@ -340,6 +341,10 @@ class Settings:
     @cached_property
     def send_window(self) -> tuple[time, time]:
         return self.typed("SALESBOT_SEND_WINDOW")
+
+    @cached_property
+    def send_days(self) -> frozenset[int]:
+        return self.typed("SALESBOT_SEND_DAYS")
 
 
 TELEGRAM_KEYS = ("TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_BOT_TOKEN")

@@ -108,15 +108,17 @@ def test_a_lead_who_writes_after_the_reminder_was_queued_is_not_reminded(db, aio
         assert texts.follow_up(1, "Анна") not in [m.text for m in Message.select()]
 
 
-@pytest.mark.parametrize("setup", [
-    "opted_out", "hot", "cold", "meeting", "lead_spoke_last", "chat_lead", "no_access_hash", "too_recent",
-    "reply_still_queued", "reply_undelivered",
+@pytest.mark.parametrize("setup, reason", [
+    ("opted_out", "opted_out"), ("hot_after_a_meeting", "has_meeting"), ("cold", None), ("meeting", "has_meeting"),
+    ("lead_spoke_last", "lead_spoke_last"), ("chat_lead", None), ("no_access_hash", None),
+    ("too_recent", "not_silent_long_enough"), ("reply_still_queued", "owed_answer"),
+    ("reply_undelivered", "owed_answer"), ("unanswered", "owed_answer"),
 ])
-def test_who_is_skipped(db, setup):
+def test_who_is_skipped_and_why(db, setup, reason):
     with freeze_time(T0 + timedelta(hours=25)):
         fields = {
             "opted_out": {"opted_out": True},
-            "hot": {"status": "hot"},
+            "hot_after_a_meeting": {"status": "hot"},
             "cold": {"status": "cold"},
             "chat_lead": {"telegram_id": None, "access_hash": None},
             "no_access_hash": {"access_hash": None},
@@ -125,11 +127,18 @@ def test_who_is_skipped(db, setup):
         lead = quiet_lead(bot_last=setup != "lead_spoke_last", wrote_at=wrote_at, **fields)
         if setup == "meeting":
             Meeting.create(lead=lead, starts_at=to_utc_naive(T0 + timedelta(days=2)), source="slot")
+        if setup == "hot_after_a_meeting":  # staff take over after a meeting: no "shall we meet?" nudge
+            Meeting.create(lead=lead, starts_at=to_utc_naive(T0 - timedelta(days=1)), source="slot")
+        if setup == "unanswered":
+            Message.update(unanswered=True).where(Message.lead == lead, Message.role == "lead").execute()
         if setup.startswith("reply_"):  # our answer never reached the lead: we owe them, not they us
             (row,) = [Outbox.get_by_id(i) for i in make_outbox(None).to_lead(lead.id, "Ответ")]
             if setup == "reply_undelivered":
                 Outbox.update(state="failed", error="ConnectionError").where(Outbox.id == row.id).execute()
         due = quiet_lead()  # a control that is due
+        assert [a.lead_id for a in sweep(dry_run=True).actions] == [due.id]
+        diagnosis = sweep(dry_run=True).diagnosis
+        assert (diagnosis.due, diagnosis.not_due) == (1, {reason: 1} if reason else {})
         assert [a.lead_id for a in sweep().actions] == [due.id]
 
 
@@ -269,7 +278,8 @@ def test_cli_outside_the_window(db, run, serve_alive):
         quiet_lead()
         result = run("follow-ups", "run")
         dry = run("follow-ups", "run", "--dry-run").stdout
-    assert "Outside the send window (10:00–20:00 Europe/Moscow)" in result.stdout and Outbox.select().count() == 0
+    assert "Outside the send window (10:00–20:00 Europe/Moscow, Mon–Fri)" in result.stdout
+    assert Outbox.select().count() == 0
     assert "1 lead(s) are due and will be reminded once the window opens." in dry
 
 
