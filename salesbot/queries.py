@@ -348,7 +348,8 @@ class FollowUpStats:
 # Per reminder sent (an outbox row of the sweep, `sent`): did the lead write after it (a lead message
 # with a higher id than the reminder's own message: a lead who wrote before it went out was not
 # reminded), within 24 h and 72 h of the send; did they book a meeting within 7 days and before the
-# next reminder; are they cold for want of a reply and silent ever since.
+# next reminder; are they cold for want of a reply (cold_reason is cleared when a cold lead writes)
+# and silent ever since.
 _STATS_SQL = f"""
 SELECT o.follow_up_step, count(*),
   sum(EXISTS (SELECT 1 FROM message AS r WHERE r.lead_id = o.lead_id AND r.id > o.message_id AND r.role = 'lead'
@@ -359,7 +360,7 @@ SELECT o.follow_up_step, count(*),
               AND m.created_at <= datetime(o.sent_at, '+{BOOKED_WITHIN_DAYS} days')
               AND NOT EXISTS (SELECT 1 FROM outbox AS n WHERE n.lead_id = o.lead_id AND n.id > o.id
                               AND n.follow_up_step IS NOT NULL AND n.state = 'sent' AND n.sent_at < m.created_at))),
-  sum(l.status = 'cold' AND l.cold_reason = 'no_reply'
+  sum(l.cold_reason = 'no_reply'
       AND NOT EXISTS (SELECT 1 FROM message AS r WHERE r.lead_id = o.lead_id AND r.id > o.message_id
                       AND r.role = 'lead')),
   sum(o.sent_at > ?)

@@ -17,7 +17,6 @@ from typing import Any
 from rich import box
 from rich.cells import cell_len, set_cell_size
 from rich.console import Console
-from rich.control import strip_control_codes
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -66,12 +65,15 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def stream_json_list(items: Iterable, convert: Callable[[Any], Any], chunk: int = 1000) -> None:
+JSON_CHUNK = 1000
+
+
+def stream_json_list(items: Iterable, convert: Callable[[Any], Any]) -> None:
     """A JSON list on stdout, written a chunk of items at a time (memory stays flat for any number).
     Nothing is written before the first chunk is ready, so a query that fails at once leaves stdout empty."""
     items = iter(items)
     opened = False
-    while batch := list(itertools.islice(items, chunk)):
+    while batch := list(itertools.islice(items, JSON_CHUNK)):
         body = json.dumps([convert(item) for item in batch], ensure_ascii=False)[1:-1]
         sys.stdout.write(f", {body}" if opened else f"[{body}")
         opened = True
@@ -135,6 +137,11 @@ def fmt_time(moment: datetime | None) -> str:
 
 LEADS_CHUNK = 1000  # rows drawn (and held) at a time: `leads list --limit 0` streams any number
 _NAME_WIDTH = 40
+_CONTROLS = dict.fromkeys([*range(32), *range(127, 160)])  # C0, DEL, C1: a name must not drive the terminal
+
+
+def strip_control_codes(text: str) -> str:
+    return text.translate(_CONTROLS)
 
 
 def _status_parts(row) -> list[tuple[str, str]]:
