@@ -101,9 +101,9 @@ def leads_list(
     wanted = queries.check_status(status)
     loaded = settings()
     runtime.open_store(loaded)
-    rows = queries.list_leads(loaded.tz, status=wanted, limit=limit or None)
+    rows = queries.iter_leads(loaded.tz, status=wanted, limit=limit or None)  # streamed: any number of leads
     if as_json:
-        print_json(rows)
+        render.stream_json_list(rows, render.lead_json)
     else:
         render.leads_table(rows, wanted, loaded.tz, datetime.now(loaded.tz))
 
@@ -334,10 +334,33 @@ def followups_run(
             err.print("Another follow-up sweep is running; this one has nothing to do.")
         return
     if stream is not None:
+        diagnosis = result.diagnosis
         stream.close({"now": result.now, "dry_run": result.dry_run, "in_window": result.in_window,
-                      "due_later": result.due_later, "summary": result.summary, "meetings": result.meetings})
+                      "due_later": result.due_later, "summary": result.summary,
+                      "not_due": diagnosis.not_due if diagnosis else None,
+                      "next_due_at": diagnosis.next_due_at if diagnosis else None, "meetings": result.meetings})
     else:
         render.sweep(result, runtime.policy(loaded))
+
+
+@followups_app.command("stats")
+def followups_stats(
+    since: Annotated[
+        str | None, typer.Option(help="Only reminders sent since a date (2025-12-01), a time, or a span (7d, 24h).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per reminder step: sent, replied within 24 h / 72 h, booked afterwards, went cold."""
+    from salesbot import queries
+
+    loaded = settings()
+    start = option("--since", queries.parse_since, since, loaded.tz) if since else None
+    runtime.open_store(loaded)
+    stats = queries.follow_up_stats(start)
+    if as_json:
+        print_json(stats)
+    else:
+        render.follow_up_stats(stats, start)
 
 
 @app.command()

@@ -229,6 +229,7 @@ OPTIONS: tuple[Option, ...] = (
            lambda n, v: _int(n, v, 1, 366)),
     Option("SALESBOT_MEETING_REMINDERS", "24h,2h", "When the lead is reminded before a meeting: `24h,2h` "
            "(m, h or d), or `off`.", _lead_times),
+    Option("SALESBOT_SEND_DAYS", "mon-fri", "Days reminders may be sent: `mon-fri`, `mon,wed,fri` or `1-5`.", _days),
 )
 _BY_ENV = {o.env: o for o in OPTIONS}
 
@@ -368,6 +369,10 @@ class Settings:
     @cached_property
     def meeting_reminders(self) -> tuple[timedelta, ...]:
         return self.typed("SALESBOT_MEETING_REMINDERS")
+
+    @cached_property
+    def send_days(self) -> frozenset[int]:
+        return self.typed("SALESBOT_SEND_DAYS")
 
 
 TELEGRAM_KEYS = ("TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_BOT_TOKEN")

@@ -8,7 +8,8 @@ first and records what came back:
        │
        ├─────► failed   Telegram refused for good (blocked, deleted, too long), or a transient
        │                failure outlived MAX_ATTEMPTS; the error is stored, managers are told
-       └─────► (gone)   a reminder whose lead wrote after it was queued is dropped with its message
+       └─────► (gone)   a reminder whose lead wrote after it was queued, or that would go out
+                        outside the send window or days, is dropped with its message (claim given back)
 
 Delivery is per chat and in order: a row waits for the rows before it. A flood wait or a dropped
 connection delays only that chat (a retry is scheduled for it alone); other chats go on. One pacer
@@ -112,16 +113,17 @@ def _random_id() -> int:
 
 
 def queue_to_lead(lead_id: int, text: str, now: datetime, buttons: Keyboard | None = None,
-                  kind: str = "reply") -> list[int]:
+                  kind: str = "reply", follow_up_step: str | None = None) -> list[int]:
     """Store what we say to a lead and queue it: one message and outbox row per piece of a long
-    text (the buttons go with the last piece). Returns the outbox row ids; nothing for a blank text."""
+    text (the buttons go with the last piece). Returns the outbox row ids; nothing for a blank text.
+    `follow_up_step` names a reminder of the sweep (`follow-ups stats` counts by it)."""
     pieces = split_text(text)
     ids = []
     with db.atomic():
         for number, piece in enumerate(pieces, start=1):
             message_id = leads.record_bot_message(lead_id, piece, now)
             ids.append(_insert(lead_id, None, message_id, kind, piece,
-                               buttons if number == len(pieces) else None, now))
+                               buttons if number == len(pieces) else None, now, follow_up_step))
     return ids
 
 
@@ -131,11 +133,12 @@ def queue_to_chat(chat_id: int, text: str, now: datetime) -> list[int]:
         return [_insert(None, chat_id, None, "notice", piece, None, now) for piece in split_text(text)]
 
 
-def _insert(lead_id, chat_id, message_id, kind, text, buttons, now) -> int:
+def _insert(lead_id, chat_id, message_id, kind, text, buttons, now, follow_up_step=None) -> int:
     cursor = db.execute_sql(
         "INSERT INTO outbox (lead_id, chat_id, message_id, kind, text, buttons, random_id, state, attempts,"
-        " not_before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
-        (lead_id, chat_id, message_id, kind, text, _keyboard_json(buttons), _random_id(), _stamp(now), _stamp(now)))
+        " not_before, created_at, follow_up_step) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+        (lead_id, chat_id, message_id, kind, text, _keyboard_json(buttons), _random_id(), _stamp(now), _stamp(now),
+         follow_up_step))
     return cursor.lastrowid
 
 
@@ -178,10 +181,12 @@ def _failed(row: Row, error: str) -> None:
 
 
 def _drop(row: Row) -> None:
-    """A reminder that is no longer due: the row and the message it would have said go."""
+    """A reminder that is no longer to be sent: the row and the message it would have said go, and
+    the lead's claim is given back (a lead who wrote meanwhile has started over already)."""
     with db.atomic():
         db.execute_sql("DELETE FROM message WHERE id = (SELECT message_id FROM outbox WHERE id = ?)", (row.id,))
         db.execute_sql("DELETE FROM outbox WHERE id = ?", (row.id,))
+        leads.release_follow_up(row.lead_id)
 
 
 def live_keyboard(lead_id: int) -> tuple[int, int | None, str | None] | None:
@@ -250,8 +255,10 @@ class Outbox:
     def __init__(self, transport: Transport, *, managers: tuple[int, ...] = (),
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, rate: float = RATE,
-                 on_unauthorized: Callable[[BotUnauthorized], None] | None = None) -> None:
+                 on_unauthorized: Callable[[BotUnauthorized], None] | None = None,
+                 may_remind: Callable[[datetime], bool] | None = None) -> None:
         self.transport = transport
+        self.may_remind = may_remind  # the reminders' send window and days (followups.Policy.in_window)
         self.managers = managers
         self.now = now
         self.sleep = sleep
@@ -298,11 +305,11 @@ class Outbox:
         if peer is None:
             _failed(row, "the lead is gone")
             return True
-        if row.kind == "reminder" and not leads.still_quiet(row.lead_id, row.created_at):
-            log.info("lead %s wrote before reminder %s went out: dropped", row.lead_id, row.id)
-            _drop(row)
+        if row.kind == "reminder" and self._reminder_dropped(row):
             return True
         await self.pacer.turn(PRIORITY[row.kind])
+        if row.kind == "reminder" and self._reminder_dropped(row):  # the turn may have come much later
+            return True
         try:
             telegram_id = await self.transport.send(peer, row.text, row.buttons, row.random_id)
         except BotUnauthorized as exc:
@@ -314,6 +321,21 @@ class Outbox:
         except SendError as exc:
             return self._on_error(row, exc)
         _sent(row, telegram_id, self.now())
+        return True
+
+    def _reminder_dropped(self, row: Row) -> bool:
+        """Checked just before a reminder goes out (again after its turn, and after every flood wait):
+        a lead who wrote since it was queued is not reminded; outside the send window or days it is not
+        held till morning (its slots and its decision would be stale, and it would hold up the chat):
+        it is dropped and the claim given back, so the next sweep inside the window decides afresh."""
+        if not leads.still_quiet(row.lead_id, row.created_at):
+            log.info("lead %s wrote before reminder %s went out: dropped", row.lead_id, row.id)
+        elif self.may_remind is not None and not self.may_remind(self.now()):
+            log.info("reminder %s to lead %s is outside the send window now: dropped, a later sweep decides again",
+                     row.id, row.lead_id)
+        else:
+            return False
+        _drop(row)
         return True
 
     def _on_error(self, row: Row, exc: SendError) -> bool:

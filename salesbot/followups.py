@@ -1,18 +1,32 @@
 """The reminder sweep, with `now` passed in: it decides and queues; `serve` delivers (delivery.py).
 
-A lead is due when all hold: status new or warm; not opted out; a Telegram lead with an access hash
-(chat leads never are); no booked meeting ahead; the bot spoke last (the lead is the one who went
-quiet); none of the lead's messages is waiting for an answer (when Claude was down, it is we who
-owe the lead a reply, not the other way round); our last message to the lead was delivered (not
-still queued, not failed: a lead who never got our answer is not reminded of it); and either
+Who may be reminded at all: a Telegram lead with an access hash (chat leads never are), status new,
+warm or hot, fewer than two reminders in this cycle. Of those, a lead is due when all hold: not
+opted out; no booked meeting ahead (a hot lead: no meeting at all but cancelled ones — after a
+meeting, staff take over); none of our messages to the lead still waits in the outbox or failed (a
+lead who never got our answer is not reminded of it); none of the lead's messages waits for an
+answer (when Claude was down, it is we who owe the lead a reply); the bot spoke last (the lead is
+the one who went quiet); and either
 - step 1: no reminder yet and the lead's last message is at least FOLLOW_UP_1 hours old, or
-- step 2: one reminder and it is at least FOLLOW_UP_2 hours old.
-Step 2 makes the lead cold (cold_reason `no_reply`) in the same update that claims it.
+- step 2: one reminder, and it was sent at least FOLLOW_UP_2 hours ago.
+new and warm leads get FOLLOW_UP_1/2; hot leads (they wanted to buy, then went quiet) get the
+meeting offer with the free slots as buttons. The second reminder makes the lead cold (cold_reason
+`no_reply`) once it is really sent. Reminders go out only inside the send window, on send days.
 
 Never twice: each lead is claimed (leads.claim_follow_up) by a compare-and-set UPDATE (on
-follow_up_count and the lead's last message), in the same transaction that queues the reminder.
-Overlapping sweeps cannot both claim a lead. The deliverer checks again just before sending: a
-lead who wrote after the reminder was queued is not reminded (delivery.py drops it).
+follow_up_count, the lead's last message and status), in the same transaction that queues the
+reminder. Overlapping sweeps cannot both claim a lead. The deliverer checks again just before each
+send: a lead who wrote after the reminder was queued is not reminded, and a reminder that would go
+out after the window closed is dropped and its claim given back (delivery.py), so the next sweep
+inside the window decides afresh — with today's free slots and texts.
+
+The plan does not depend on statistics. Production databases are never ANALYZEd, and without
+statistics SQLite chose the status/activity index and sorted every page (a 100k-lead dry run took
+19 s). Every query here names the partial index `lead_reminder` (migration 009), which holds exactly
+the leads that may be reminded, with the columns the time test needs: a sweep reads that index in id
+order (keyset pages, so memory stays flat and no read is open while the sweep writes) and touches a
+lead's row, messages and outbox only when the lead is due by time. scripts/bench_followups.py
+measures the alternatives on a database that was never analysed.
 
 Why the sweep does not send itself: one Telegram session talks to Telegram (`serve`'s). Access
 hashes belong to the session that received them (core.telegram.org/api/peers), so a second session
@@ -33,13 +47,15 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from salesbot import delivery, leads, store, texts
-from salesbot.slots import clock_label
-from salesbot.store import db, to_utc_naive
+from salesbot import delivery, keyboards, leads, store, texts
+from salesbot.slots import Calendar, at_clock, clock_label, free_slots
+from salesbot.store import Lead, db, to_utc_naive
+from salesbot.transport import Keyboard
 
 log = logging.getLogger(__name__)
 
 PAGE = 1000
+WORKING_DAYS = frozenset(range(5))
 
 
 @dataclass(frozen=True)
@@ -48,28 +64,63 @@ class Policy:
     first_after: timedelta = timedelta(hours=24)
     second_after: timedelta = timedelta(hours=24)
     window: tuple[time, time] = (time(10), time(20))
+    days: frozenset[int] = WORKING_DAYS  # Monday is 0
+    calendar: Calendar | None = None  # hot leads are offered its free slots (none: only «own time»)
 
     def in_window(self, now: datetime) -> bool:
-        local = now.astimezone(self.tz).time()
+        """Whether a reminder may go out at `now`: a send day, inside the window's hours."""
+        local = now.astimezone(self.tz)
         start, end = self.window
-        return start <= local < end
+        return local.weekday() in self.days and start <= local.time() < end
+
+    def next_open(self, moment: datetime) -> datetime:
+        """The first instant at or after `moment` at which a reminder may go out."""
+        if self.in_window(moment):
+            return moment
+        local = moment.astimezone(self.tz)
+        for offset in range(8):
+            day = local.date() + timedelta(days=offset)
+            opens = at_clock(day, self.window[0], self.tz)
+            if day.weekday() in self.days and opens >= local:
+                return opens
+        raise ValueError("no send day")  # days is never empty (config refuses it)
+
+    def describe(self) -> str:
+        """`10:00–20:00 Europe/Moscow, Mon–Fri` for the operator."""
+        names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+        ordered = sorted(self.days)
+        if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+            days = f"{names[ordered[0]]}–{names[ordered[-1]]}"
+        else:
+            days = ",".join(names[d] for d in ordered)
+        return f"{'–'.join(map(clock_label, self.window))} {self.tz.key}, {days}"
+
+
+STEPS = ("follow_up_1", "follow_up_2", "hot_1", "hot_2")  # outbox.follow_up_step; `follow-ups stats` rows
 
 
 @dataclass
 class Due:
     lead_id: int
     telegram_id: int
-    access_hash: int
     first_name: str | None
+    username: str | None
     step: int
-    # Both as stored (text): the claim compares them with what is in the row, byte for byte.
+    # As stored (text): the claim compares them with what is in the row, byte for byte.
     last_message_at: str
-    last_follow_up_at: str | None
     status: str
 
     @property
-    def becomes_cold(self) -> bool:
-        return self.step == 2
+    def hot(self) -> bool:
+        return self.status == "hot"
+
+    @property
+    def label(self) -> str:
+        return f"{'hot' if self.hot else 'follow_up'}_{self.step}"
+
+    @property
+    def text(self) -> str:
+        return (texts.hot_follow_up if self.hot else texts.follow_up)(self.step, self.first_name)
 
 
 @dataclass
@@ -80,6 +131,36 @@ class Action:
     telegram_id: int
     first_name: str | None
     outcome: str  # would_send (dry run) | queued | claimed_elsewhere (another sweep, or the lead wrote)
+    username: str | None = None
+    nudge: str = "follow_up"  # follow_up (new and warm leads) | hot (the meeting offer, with slot buttons)
+    text: str = ""  # what the lead gets
+
+    def as_json(self) -> dict:
+        """The action as JSON-ready values (direct: the generic dataclass walk cost a quarter of a
+        100k-lead --json run)."""
+        return {"lead_id": self.lead_id, "step": self.step, "becomes_cold": self.becomes_cold,
+                "telegram_id": self.telegram_id, "first_name": self.first_name, "username": self.username,
+                "nudge": self.nudge, "text": self.text, "outcome": self.outcome}
+
+
+NOT_DUE = {  # why a lead who may be reminded is not due now, in the order they are tested
+    "opted_out": "opted out (/stop, or unreachable)",
+    "has_meeting": "has a meeting",
+    "reminder_queued": "a reminder waits for serve to send it",
+    "owed_answer": "we owe them an answer (unanswered, or our reply not delivered)",
+    "lead_spoke_last": "the lead spoke last",
+    "not_silent_long_enough": "not silent long enough",
+    "outside_window": "outside the send window or days",
+}
+
+
+@dataclass
+class Diagnosis:
+    """Why leads are not due, per reason (NOT_DUE), how many are due, and when the next one will be."""
+
+    due: int
+    not_due: dict[str, int]
+    next_due_at: datetime | None  # in the business's zone
 
 
 @dataclass
@@ -95,6 +176,7 @@ class SweepResult:
     now_cold: int = 0
     due_later: int | None = None  # dry run outside the window: how many are due once it opens
     meetings: list = field(default_factory=list)  # meeting reminders and no-show offers (meeting_reminders.py)
+    diagnosis: Diagnosis | None = None  # dry run: why the others are not due, and when the next is
 
     def count(self, outcome: str) -> int:
         return self.outcomes[outcome]
@@ -115,51 +197,108 @@ class SweepResult:
         }
 
 
-# Who is due (the module docstring in SQL). Rows stream page by page (keyset on id), so memory stays
-# flat however many leads there are, and no read is open while the sweep writes.
-_DUE_WHERE = f"""
-      {leads.REMINDABLE}
-  AND ((l.follow_up_count = 0 AND l.last_message_at <= ?) OR (l.follow_up_count = 1 AND l.last_follow_up_at <= ?))
-  AND NOT EXISTS (SELECT 1 FROM meeting AS m WHERE m.lead_id = l.id AND m.status = 'booked' AND m.starts_at >= ?)
-  AND (SELECT role FROM message AS x WHERE x.lead_id = l.id ORDER BY x.id DESC LIMIT 1) = 'bot'
-  AND NOT EXISTS (SELECT 1 FROM message AS u WHERE u.lead_id = l.id AND u.unanswered = 1)
-  AND coalesce((SELECT o.state FROM outbox AS o WHERE o.lead_id = l.id ORDER BY o.id DESC LIMIT 1), 'sent') = 'sent'
-"""
+# --- who is due (the module docstring in SQL) ----------------------------------------------------------
+# Named parameters: :now, :first and :second (the cutoffs), as stored text. Every query reads the
+# partial index lead_reminder (INDEXED BY: the statement fails rather than silently falling back to
+# a scan if the index were ever missing or no longer matched _MAY_REMIND).
+
+_MAY_REMIND = ("l.status IN ('new', 'warm', 'hot') AND l.telegram_id IS NOT NULL AND l.access_hash IS NOT NULL"
+               " AND l.follow_up_count < 2")  # exactly the WHERE of the index lead_reminder
+_SILENT = ("((l.follow_up_count = 0 AND l.last_message_at <= :first)"
+           " OR (l.follow_up_count = 1 AND l.last_follow_up_at <= :second))")
+_MEETING = ("EXISTS (SELECT 1 FROM meeting AS m WHERE m.lead_id = l.id"
+            " AND ((m.status = 'booked' AND m.starts_at >= :now) OR (l.status = 'hot' AND m.status != 'cancelled')))")
+_UNANSWERED = "EXISTS (SELECT 1 FROM message AS u WHERE u.lead_id = l.id AND u.unanswered = 1)"
+_LAST_SPEAKER = "(SELECT x.role FROM message AS x WHERE x.lead_id = l.id ORDER BY x.id DESC LIMIT 1)"
+_LAST_OUTBOX = "(SELECT o.state || ' ' || o.kind FROM outbox AS o WHERE o.lead_id = l.id ORDER BY o.id DESC LIMIT 1)"
+
+_DUE_WHERE = f"""{_MAY_REMIND} AND l.opted_out = 0 AND {_SILENT}
+  AND NOT {_MEETING} AND coalesce({_LAST_OUTBOX}, 'sent none') LIKE 'sent %' AND NOT {_UNANSWERED}
+  AND {_LAST_SPEAKER} = 'bot'"""
 _DUE_SQL = f"""
-SELECT l.id, l.telegram_id, l.access_hash, l.first_name, l.follow_up_count, l.last_message_at,
-       l.last_follow_up_at, l.status
-FROM lead AS l
-WHERE {_DUE_WHERE} AND l.id > ?
+SELECT l.id, l.telegram_id, l.first_name, l.username, l.follow_up_count, l.last_message_at, l.status
+FROM lead AS l INDEXED BY lead_reminder
+WHERE {_DUE_WHERE} AND l.id > :after
 ORDER BY l.id
-LIMIT ?
+LIMIT :page
 """
-_COUNT_DUE_SQL = f"SELECT count(*) FROM lead AS l WHERE {_DUE_WHERE}"
+_COUNT_DUE_SQL = f"SELECT count(*) FROM lead AS l INDEXED BY lead_reminder WHERE {_DUE_WHERE}"
+
+# One pass over the leads who may be reminded: each gets the first reason it is not due (NOT_DUE's
+# order), or `due`; the earliest "silent since" per step tells when the next one comes due.
+_DIAGNOSIS_SQL = f"""
+SELECT reason, follow_up_count, count(*), min(since) FROM (
+  SELECT CASE
+      WHEN l.opted_out THEN 'opted_out'
+      WHEN {_MEETING} THEN 'has_meeting'
+      WHEN {_LAST_OUTBOX} = 'queued reminder' THEN 'reminder_queued'
+      WHEN coalesce({_LAST_OUTBOX}, 'sent none') NOT LIKE 'sent %' OR {_UNANSWERED} THEN 'owed_answer'
+      WHEN coalesce({_LAST_SPEAKER}, 'lead') != 'bot' THEN 'lead_spoke_last'
+      WHEN NOT coalesce({_SILENT}, 0) THEN 'not_silent_long_enough'
+      ELSE 'due' END AS reason,
+    l.follow_up_count AS follow_up_count,
+    CASE l.follow_up_count WHEN 0 THEN l.last_message_at ELSE l.last_follow_up_at END AS since
+  FROM lead AS l INDEXED BY lead_reminder
+  WHERE {_MAY_REMIND}
+)
+GROUP BY reason, follow_up_count
+"""
 
 
-def _cutoffs(now: datetime, policy: Policy) -> tuple[str, str, str]:
+def _params(now: datetime, policy: Policy, **more) -> dict:
     now_db = to_utc_naive(now)
-    return str(now_db - policy.first_after), str(now_db - policy.second_after), str(now_db)
+    return {"now": str(now_db), "first": str(now_db - policy.first_after),
+            "second": str(now_db - policy.second_after), **more}
 
 
 def count_due(now: datetime, policy: Policy) -> int:
-    """How many leads are due (for a progress bar; the sweep itself streams)."""
-    return db.execute_sql(_COUNT_DUE_SQL, _cutoffs(now, policy)).fetchone()[0]
+    """How many leads are due by everything but the send window (for a progress bar)."""
+    return db.execute_sql(_COUNT_DUE_SQL, _params(now, policy)).fetchone()[0]
 
 
 def due_leads(now: datetime, policy: Policy, limit: int | None = None) -> Iterator[Due]:
-    """Leads due for a reminder at `now`, in id order, streamed."""
-    cutoffs = _cutoffs(now, policy)
+    """Leads due for a reminder at `now` (the send window aside), in id order, streamed a page at a time."""
     after, produced = 0, 0
     while limit is None or produced < limit:
         page = PAGE if limit is None else min(PAGE, limit - produced)
-        rows = db.execute_sql(_DUE_SQL, (*cutoffs, after, page)).fetchall()
-        for row in rows:
-            yield Due(lead_id=row[0], telegram_id=row[1], access_hash=row[2], first_name=row[3], step=row[4] + 1,
-                      last_message_at=row[5], last_follow_up_at=row[6], status=row[7])
+        rows = db.execute_sql(_DUE_SQL, _params(now, policy, after=after, page=page)).fetchall()
+        for lead_id, telegram_id, first_name, username, count, last_message_at, status in rows:
+            yield Due(lead_id, telegram_id, first_name, username, count + 1, last_message_at, status)
         produced += len(rows)
         if len(rows) < page:
             return
         after = rows[-1][0]
+
+
+def diagnose(now: datetime, policy: Policy) -> Diagnosis:
+    """Why the leads who may be reminded are not due at `now`, and when the next one becomes due
+    (the send window and days included)."""
+    counts: Counter = Counter()
+    earliest: list[datetime] = []
+    for reason, count, leads_, since in db.execute_sql(_DIAGNOSIS_SQL, _params(now, policy)).fetchall():
+        counts[reason] += leads_
+        if reason == "not_silent_long_enough" and since is not None:
+            silent = Lead.last_message_at.python_value(since).replace(tzinfo=UTC)
+            earliest.append(silent + (policy.first_after if count == 0 else policy.second_after))
+    due = counts.pop("due", 0)
+    if due and not policy.in_window(now):
+        counts["outside_window"] = due
+        earliest.append(now)
+    next_due = min((policy.next_open(max(moment, now)) for moment in earliest), default=None)
+    not_due = {reason: counts[reason] for reason in NOT_DUE if counts[reason]}
+    return Diagnosis(due=due, not_due=not_due, next_due_at=next_due.astimezone(policy.tz) if next_due else None)
+
+
+# --- the sweep ------------------------------------------------------------------------------------------
+
+
+def slot_keyboard(now: datetime, policy: Policy) -> Keyboard:
+    """The buttons of a hot lead's reminder: the next free slots and «own time», exactly as the
+    dialogue offers them (conversation.py acts on the press the same way)."""
+    calendar = policy.calendar
+    if calendar is None:
+        return keyboards.slots([], policy.tz)
+    return keyboards.slots(free_slots(now, calendar, leads.booked_starts(now - calendar.slot)), calendar.tz)
 
 
 def sweep(
@@ -172,20 +311,27 @@ def sweep(
     on_action: Callable[[Action], None] | None = None,
     keep: int | None = None,
 ) -> SweepResult:
-    """One sweep at `now`: queue a reminder for each lead who is due (with dry_run, only list them).
+    """One sweep at `now`: queue a reminder for each lead who is due (with dry_run, only list them,
+    and say why the others are not due).
 
     Each finished action goes to `on_action`; `keep` bounds how many stay in the result."""
     result = SweepResult(now=now, dry_run=dry_run, in_window=policy.in_window(now))
+    if dry_run:
+        result.diagnosis = diagnose(now, policy)
     if not result.in_window:
-        log.debug("outside the send window %s-%s (%s): nothing to do", *map(clock_label, policy.window),
-                  policy.tz.key)
+        log.debug("outside the send window (%s): nothing to do", policy.describe())
         if dry_run:  # tell the operator what the window is holding back
-            result.due_later = count_due(now, policy)
+            result.due_later = result.diagnosis.not_due.get("outside_window", 0)
         return result
+    keyboard: Keyboard | None = None  # the same free slots for every hot lead of this sweep
     for due in due_leads(now, policy, limit):
-        action = Action(due.lead_id, due.step, due.becomes_cold, due.telegram_id, due.first_name, "would_send")
+        action = Action(due.lead_id, due.step, due.step == 2, due.telegram_id, due.first_name, "would_send",
+                        due.username, "hot" if due.hot else "follow_up", due.text)
         if not dry_run:
-            action.outcome = "queued" if _claim_and_queue(due, now) else "claimed_elsewhere"
+            if due.hot and keyboard is None:
+                keyboard = slot_keyboard(now, policy)
+            action.outcome = "queued" if _claim_and_queue(due, now, keyboard if due.hot else None) \
+                else "claimed_elsewhere"
         result.record(action, keep)
         if on_action:
             on_action(action)
@@ -194,12 +340,12 @@ def sweep(
     return result
 
 
-def _claim_and_queue(due: Due, now: datetime) -> bool:
+def _claim_and_queue(due: Due, now: datetime, buttons: Keyboard | None) -> bool:
     """Claim the lead and queue its reminder in one transaction (delivery.py sends it)."""
     with store.transaction():
-        if not leads.claim_follow_up(due.lead_id, due.step, due.last_message_at, now):
+        if not leads.claim_follow_up(due.lead_id, due.step, due.last_message_at, due.status):
             return False
-        delivery.queue_to_lead(due.lead_id, texts.follow_up(due.step, due.first_name), now, kind="reminder")
+        delivery.queue_to_lead(due.lead_id, due.text, now, buttons, kind="reminder", follow_up_step=due.label)
     return True
 
 

@@ -9,8 +9,8 @@ stores them: `str()` of a naive UTC datetime.
 Status transitions:
 - a new lead is `new`; Claude's answers move it between new, warm and hot (`mark_answered`);
 - a booked meeting makes it `hot` (`book`), and a lead with a meeting stays hot;
-- the second unanswered reminder makes it `cold` (`claim_follow_up`), and `release_follow_up`
-  undoes that when the reminder could not be sent;
+- the second reminder makes it `cold` when it is really sent (`follow_up_sent`); a claimed reminder
+  that is dropped unsent gives the claim back (`release_follow_up`);
 - any message from a cold lead makes it `warm` again (`record_lead_message`).
 
 Meeting transitions: `booked` → `cancelled` (the lead or staff cancels: `cancel_meeting`; or it is
@@ -353,34 +353,42 @@ def claim_meeting_reminder(meeting_id: int, kind: str, status: str, now: datetim
 
 
 # --- reminders -------------------------------------------------------------------------------------
-
-# Who may be reminded at all (the rest of "due" is about time: followups.py). The same condition as
-# the partial index `lead_follow_up` of migration 004, so the sweep's query can use it.
-REMINDABLE = ("l.status IN ('new', 'warm') AND l.opted_out = 0 AND l.telegram_id IS NOT NULL"
-              " AND l.access_hash IS NOT NULL AND l.follow_up_count < 2")
+# Who is due is decided in followups.py (with its index); the writes are here. A reminder is claimed
+# when the sweep queues it and takes effect when `serve` really sends it: the count goes up at the
+# claim (so no other sweep claims the lead), the time and the step-2 cold status at the send.
 
 
-def claim_follow_up(lead_id: int, step: int, stored_last_message_at: str, now: datetime) -> bool:
+def claim_follow_up(lead_id: int, step: int, stored_last_message_at: str, status: str) -> bool:
     """Compare-and-set: take the lead for reminder `step`, or False if someone else did (another
-    sweep, or the lead wrote meanwhile: `stored_last_message_at` is compared as stored). Step 2 makes
-    the lead cold in the same update. The caller queues the reminder in the same transaction."""
+    sweep, or the lead wrote meanwhile: `stored_last_message_at` and `status` are compared as stored).
+    Step 1 clears `last_follow_up_at` until the reminder is really sent, so step 2 cannot come due
+    before step 1 went out. The caller queues the reminder in the same transaction."""
     with db.atomic():
         cursor = db.execute_sql(
-            "UPDATE lead SET follow_up_count = ?, last_follow_up_at = ?,"
-            " status = CASE WHEN ? = 2 THEN 'cold' ELSE status END,"
-            " cold_reason = CASE WHEN ? = 2 THEN 'no_reply' ELSE cold_reason END"
-            " WHERE id = ? AND follow_up_count = ? AND last_message_at = ? AND opted_out = 0"
-            " AND status IN ('new', 'warm')",
-            (step, _stamp(now), step, step, lead_id, step - 1, stored_last_message_at))
+            "UPDATE lead SET follow_up_count = ?,"
+            " last_follow_up_at = CASE WHEN ? = 1 THEN NULL ELSE last_follow_up_at END"
+            " WHERE id = ? AND follow_up_count = ? AND last_message_at = ? AND status = ? AND opted_out = 0",
+            (step, step, lead_id, step - 1, stored_last_message_at, status))
         return cursor.rowcount == 1
 
 
 def follow_up_sent(lead_id: int, at: datetime) -> None:
     """A reminder went out: the next step counts from when it was really sent, not from when it
-    was queued (a long flood wait, or `serve` down for a while, can lie between the two)."""
+    was queued (a long flood wait, or `serve` down for a while, can lie between the two); the
+    second one makes the lead cold (cold_reason `no_reply`)."""
     with db.atomic():
-        db.execute_sql("UPDATE lead SET last_follow_up_at = ? WHERE id = ? AND follow_up_count > 0",
-                       (_stamp(at), lead_id))
+        db.execute_sql("UPDATE lead SET last_follow_up_at = ?,"
+                       " status = CASE WHEN follow_up_count = 2 THEN 'cold' ELSE status END,"
+                       " cold_reason = CASE WHEN follow_up_count = 2 THEN 'no_reply' ELSE cold_reason END"
+                       " WHERE id = ? AND follow_up_count > 0", (_stamp(at), lead_id))
+
+
+def release_follow_up(lead_id: int) -> None:
+    """A claimed reminder was not sent (dropped): the lead is back where the claim found it, so a
+    later sweep decides again. A lead who wrote meanwhile is at 0 already and stays there."""
+    with db.atomic():
+        db.execute_sql("UPDATE lead SET follow_up_count = follow_up_count - 1 WHERE id = ? AND follow_up_count > 0",
+                       (lead_id,))
 
 
 def still_quiet(lead_id: int, queued_at: str) -> bool:

@@ -64,7 +64,8 @@ def policy(settings: Settings) -> Policy:
     from salesbot.followups import Policy
 
     return Policy(tz=settings.tz, first_after=timedelta(hours=settings.follow_up_1_hours),
-                  second_after=timedelta(hours=settings.follow_up_2_hours), window=settings.send_window)
+                  second_after=timedelta(hours=settings.follow_up_2_hours), window=settings.send_window,
+                  days=settings.send_days, calendar=calendar(settings))
 
 
 def meeting_plan(settings: Settings) -> MeetingPlan:
@@ -121,7 +122,7 @@ def serve(settings: Settings) -> None:
             claude = claude_client(settings)
 
             def build(transport):
-                outbox = Outbox(transport, managers=settings.manager_ids)
+                outbox = Outbox(transport, managers=settings.manager_ids, may_remind=policy(settings).in_window)
                 from salesbot.conversation import ClaudeDialogue, Dialogue
 
                 return Dialogue(ClaudeDialogue(claude, prompt), transport, dialogue_config(settings),

@@ -133,22 +133,39 @@ def manager_undelivered(first_name: str | None, lead_id: int, username: str | No
     return (f"⚠️ Сообщение клиенту {who} не доставлено ({reason}). Посмотрите: salesbot leads show {lead_id}")
 
 
-# Reminders (the follow-up sweep)
+# Reminders (the follow-up sweep): in the bot's register («Здравствуйте, Анна!», «вы»), helpful, one
+# clear question, short; never a reproach for not answering. A lead without a first name gets
+# «Здравствуйте!». Hot leads (they wanted to buy, then went quiet) get the meeting offer with slot
+# buttons instead.
 FOLLOW_UP_1 = (
-    "Привет{name}! 👋\n\n"
-    "Заметил, что вы не ответили. Всё ещё актуален ваш вопрос?\n\n"
-    "Если да — напишите, помогу!"
+    "{hello} Возвращаюсь к вашему вопросу — он ещё актуален? "
+    "Если да, напишите пару слов, и я подскажу, с чего начать."
 )
 FOLLOW_UP_2 = (
-    "{name_comma}напомню о себе в последний раз 🙂 Если вопрос ещё актуален — просто ответьте на это сообщение."
+    "{hello} Напишу в последний раз, чтобы не отвлекать: могу ли я чем-то помочь? "
+    "Если вопрос ещё актуален, просто ответьте на это сообщение."
 )
+HOT_FOLLOW_UP_1 = (
+    "{hello} Вы хотели записаться на встречу. Когда вам удобно? "
+    "Выберите время ниже или предложите своё."
+)
+HOT_FOLLOW_UP_2 = (
+    "{hello} Напомню в последний раз: запись на встречу открыта. Подобрать вам время? "
+    "Выберите ниже или напишите, когда удобно."
+)
+
+
+def hello(first_name: str | None) -> str:
+    return f"Здравствуйте, {first_name}!" if first_name else "Здравствуйте!"
 
 
 def follow_up(step: int, first_name: str | None) -> str:
-    if step == 1:
-        return FOLLOW_UP_1.format(name=f", {first_name}" if first_name else "")
-    text = FOLLOW_UP_2.format(name_comma=f"{first_name}, " if first_name else "")
-    return text[0].upper() + text[1:]
+    return (FOLLOW_UP_1 if step == 1 else FOLLOW_UP_2).format(hello=hello(first_name))
+
+
+def hot_follow_up(step: int, first_name: str | None) -> str:
+    """A hot lead's reminder; it goes out with the free slots as buttons."""
+    return (HOT_FOLLOW_UP_1 if step == 1 else HOT_FOLLOW_UP_2).format(hello=hello(first_name))
 
 
 # --- meetings: confirm, move, cancel, reminders before them, staff changes ------------------------------
