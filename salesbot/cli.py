@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -16,22 +17,54 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
+from typer import core as typer_core
 from typer.core import TyperGroup
 
-from salesbot import logs, render, runtime
+from salesbot import __version__, logs, render, runtime
 from salesbot.config import Settings, load_settings
-from salesbot.errors import SalesbotError
+from salesbot.errors import QUOTE_LIMIT, SalesbotError, quoted
 from salesbot.render import err, out, print_json
 
 T = TypeVar("T")
 
 
+VERBOSE_FLAGS = ("-v", "--verbose")
+_LONG_QUOTE = re.compile(r"'([^']{%d,})'" % (QUOTE_LIMIT + 1))
+
+
+def _usage_error(exc: typer_core._click.ClickException) -> typer.Exit:
+    """A command line the parser refused, as one red line (the input quoted short), and exit 1."""
+    message = _LONG_QUOTE.sub(lambda m: repr(m[1][:QUOTE_LIMIT]) + "…", exc.format_message())
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    render.error_line(message + hint)
+    return typer.Exit(1)
+
+
 class _Boundary(TyperGroup):
     """The one place errors become what the operator sees: a red line and exit 1, never a traceback."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        # -v works after the subcommand too (`salesbot leads list -v`): moved before it
+        args = list(args)
+        cut = args.index("--") if "--" in args else len(args)
+        flags = [a for a in args[:cut] if a in VERBOSE_FLAGS]
+        if flags and args[:1] != flags[:1]:
+            args = flags[:1] + [a for a in args[:cut] if a not in VERBOSE_FLAGS] + args[cut:]
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except typer_core._click.exceptions.NoArgsIsHelpError:
+            raise
+        except typer_core._click.ClickException as exc:
+            raise _usage_error(exc) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except typer_core._click.exceptions.NoArgsIsHelpError:
+            raise
+        except typer_core._click.ClickException as exc:
+            raise _usage_error(exc) from None
         except SalesbotError as exc:
             render.error_line(str(exc))
             raise typer.Exit(exc.exit_code) from None
@@ -58,19 +91,41 @@ app.add_typer(meetings_app, name="meetings")
 app.add_typer(followups_app, name="follow-ups")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of a table.")]
+SQLITE_MAX = 2**63 - 1  # the largest integer SQLite stores: a larger id or limit is refused, not a traceback
+LimitOpt = Annotated[int, typer.Option(min=0, max=SQLITE_MAX, metavar="N", help="At most this many (0: all).")]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"salesbot {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def _root(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging on stderr.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging on stderr (also after the "
+                                                                  "command: `salesbot leads list -v`).")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     logs.configure(verbose)
+
+
+# typer prints `<bool>` beside every flag and `<str>`/`<int>` beside values; the operator reads a
+# plain placeholder (the option's metavar, or the type in capitals) and nothing beside a flag.
+def _option_type(self, ctx):
+    if self.is_flag or self.count:
+        return None
+    return self.metavar or self.bare_type().upper().replace("STR", "TEXT")
+
+
+typer_core.TyperOption.display_type_rich = _option_type
+typer_core.TyperArgument.display_type_rich = lambda self, ctx: None  # its name is the placeholder
 
 
 def settings() -> Settings:
     loaded = load_settings()
     logs.add_secrets(loaded.secrets())
-    loaded.validate()
     return loaded
 
 
@@ -87,8 +142,9 @@ def option(flag: str, parse: Callable[..., T], *args: Any) -> T:
 
 @leads_app.command("list")
 def leads_list(
-    status: Annotated[str | None, typer.Option(help="Only leads with this status: new, warm, hot or cold.")] = None,
-    limit: Annotated[int, typer.Option(min=0, help="At most this many leads (0: all).")] = 50,
+    status: Annotated[str | None, typer.Option(metavar="STATUS",
+                                               help="Only leads with this status: new, warm, hot or cold.")] = None,
+    limit: LimitOpt = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """Leads, newest activity first: status, last message, reminders sent, next meeting."""
@@ -106,7 +162,8 @@ def leads_list(
 
 @leads_app.command("show")
 def leads_show(
-    lead_id: Annotated[int, typer.Argument(metavar="ID", help="The lead's id (see `leads list`).")],
+    lead_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=SQLITE_MAX,
+                                           help="The lead's id (see `leads list`).")],
     as_json: JsonOpt = False,
 ) -> None:
     """One lead: its details, the whole conversation and its meetings."""
@@ -123,7 +180,7 @@ def leads_show(
 
 @meetings_app.command("list")
 def meetings_list(
-    limit: Annotated[int, typer.Option(min=0, help="At most this many meetings (0: all).")] = 50,
+    limit: LimitOpt = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """Upcoming booked meetings, soonest first, in the business time zone."""
@@ -173,9 +230,12 @@ def chat(
 
 @app.command("parse-time")
 def parse_time(
-    text: Annotated[str, typer.Argument(help="The lead's phrase, e.g. 'в среду в 11:00'; - reads one per line.")],
-    now: Annotated[str | None, typer.Option(help="Parse as if it were this time (ISO 8601). Default: now.")] = None,
-    tz: Annotated[str | None, typer.Option(help="Time zone of the business. Default: SALESBOT_TZ.")] = None,
+    text: Annotated[str, typer.Argument(metavar="TEXT",
+                                        help="The lead's phrase, e.g. 'в среду в 11:00'; - reads one per line.")],
+    now: Annotated[str | None, typer.Option(metavar="ISO", help="Parse as if it were this time (ISO 8601). "
+                                                                 "Default: now.")] = None,
+    tz: Annotated[str | None, typer.Option(metavar="ZONE", help="Time zone of the business. "
+                                                                "Default: SALESBOT_TZ.")] = None,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Rules only; never ask Claude.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON (JSON Lines with -) instead of text.")] = False,
 ) -> None:
@@ -199,7 +259,7 @@ def parse_time(
         elif batch:
             out.print(f"? {result.error}")
         else:
-            err.print(f"[red]Error:[/red] {result.error}: {escape(phrase)!r}")
+            err.print(f"[red]Error:[/red] {result.error}: {escape(quoted(phrase))}")
         sys.stdout.flush()
 
     if not asyncio.run(runtime.parse_phrases(loaded, phrases, moment, zone, not no_llm, show)) and not batch:
@@ -214,7 +274,8 @@ def followups_run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list who would get which reminder now; "
                                                             "change nothing (needs no Telegram settings).")] = False,
     as_json: JsonOpt = False,
-    limit: Annotated[int | None, typer.Option(min=1, help="Remind at most this many leads in this sweep.")] = None,
+    limit: Annotated[int, typer.Option(min=0, max=SQLITE_MAX, metavar="N",
+                                       help="Remind at most this many leads in this sweep (0: all).")] = 0,
 ) -> None:
     """One reminder sweep for cron: queue the reminders that are due (serve sends them), mark cold, exit.
 
@@ -224,7 +285,7 @@ def followups_run(
     stream = render.JsonActions() if as_json else None
     bar = render.SweepBar("due leads" if dry_run else "reminders") if err.is_terminal else None
     with bar or contextlib.nullcontext():
-        result = runtime.sweep(loaded, dry_run=dry_run, limit=limit, on_action=stream,
+        result = runtime.sweep(loaded, dry_run=dry_run, limit=limit or None, on_action=stream,
                                keep=0 if stream else render.SHOWN_ACTIONS, progress=bar)
     if result is None:
         if as_json:
@@ -242,7 +303,8 @@ def followups_run(
 @app.command()
 def usage(
     since: Annotated[
-        str | None, typer.Option(help="Only calls since a date (2025-12-01), a time, or a span (7d, 24h).")
+        str | None, typer.Option(metavar="WHEN", help="Only calls since a date (2025-12-01), a time, "
+                                                      "or a span (7d, 24h).")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

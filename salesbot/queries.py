@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from peewee import JOIN, SQL, Case, fn
 
 from salesbot import leads, pricing
-from salesbot.errors import NotFoundError, SalesbotError
+from salesbot.errors import NotFoundError, SalesbotError, quoted
 from salesbot.store import (
     LEAD_STATUSES,
     Lead,
@@ -36,7 +36,7 @@ def check_status(value: str | None) -> str | None:
         return None
     status = value.strip().lower()
     if status not in LEAD_STATUSES:
-        raise SalesbotError(f"unknown status {value!r}; use one of: {', '.join(LEAD_STATUSES)}")
+        raise SalesbotError(f"unknown status {quoted(value)}; use one of: {', '.join(LEAD_STATUSES)}")
     return status
 
 
@@ -281,13 +281,19 @@ def usage_report(since: datetime | None = None) -> UsageReport:
     return UsageReport(since=since, rows=rows, total=total)
 
 
+EARLIEST, LATEST = 1970, 9000
+
+
 def parse_moment(text: str, tz: ZoneInfo) -> datetime:
     """An ISO 8601 date or time; without an offset it is in `tz`."""
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise SalesbotError(f"expected an ISO 8601 time like 2025-12-23T14:05, got {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+        raise SalesbotError(f"expected an ISO 8601 time like 2025-12-23T14:05, got {quoted(text)}") from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=tz)
+    if not EARLIEST <= moment.year <= LATEST:  # the calendar's arithmetic must stay inside datetime's range
+        raise SalesbotError(f"a time between the years {EARLIEST} and {LATEST}, please; got {quoted(text)}")
+    return moment
 
 
 def parse_since(text: str, tz: ZoneInfo, now: datetime | None = None) -> datetime:
@@ -296,9 +302,13 @@ def parse_since(text: str, tz: ZoneInfo, now: datetime | None = None) -> datetim
     now = now or datetime.now(tz)
     units = {"h": 3600, "d": 86400, "w": 7 * 86400}
     if value[:-1].isdigit() and value[-1:].lower() in units:
-        return now - timedelta(seconds=int(value[:-1]) * units[value[-1].lower()])
+        try:
+            return now - timedelta(seconds=int(value[:-1]) * units[value[-1].lower()])
+        except (OverflowError, ValueError):  # further back than the year 1
+            raise SalesbotError(f"the span {quoted(value)} reaches back before the calendar starts; "
+                                "use a shorter one") from None
     try:
         return parse_moment(value, tz)
     except SalesbotError:
         raise SalesbotError(f"expected a date like 2025-12-01, a time like 2025-12-01T09:00, "
-                            f"or a span like 7d or 24h; got {text!r}") from None
+                            f"or a span like 7d or 24h; got {quoted(text)}") from None
