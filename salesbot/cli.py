@@ -29,7 +29,7 @@ T = TypeVar("T")
 
 
 VERBOSE_FLAGS = ("-v", "--verbose")
-_LONG_QUOTE = re.compile(r"'([^']{%d,})'" % (QUOTE_LIMIT + 1))
+_LONG_QUOTE = re.compile("'([^']{" + str(QUOTE_LIMIT + 1) + ",})'")
 
 
 def _usage_error(exc: typer_core._click.ClickException) -> typer.Exit:

@@ -101,7 +101,12 @@ class Database(SqliteDatabase):
             raise _translated(self.database, exc) from exc
 
     def execute_sql(self, sql, params=None):
-        return self._guard(super().execute_sql, sql, params)
+        try:
+            return self._guard(super().execute_sql, sql, params)
+        except StoreError as exc:
+            if isinstance(sql, str) and sql.startswith("ROLLBACK") and _already_rolled_back(exc):
+                return None  # see rollback(): the error that undid the transaction is the one to report
+            raise
 
     def begin(self, lock_type=None):
         return self._guard(super().begin, lock_type)
@@ -115,8 +120,12 @@ class Database(SqliteDatabase):
         try:
             return self._guard(super().rollback)
         except StoreError as exc:
-            if "no transaction is active" not in str(exc):
+            if not _already_rolled_back(exc):
                 raise
+
+
+def _already_rolled_back(exc: Exception) -> bool:
+    return "no transaction is active" in str(exc) or "no such savepoint" in str(exc)
 
 
 class BaseModel(Model):

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -197,9 +198,15 @@ def make_client(settings, session: str) -> TelegramClient:
     """The bot's client on its session file in SALESBOT_HOME. `catch_up`: updates that arrived while
     serve was down are fetched on start (getDifference) instead of being dropped (Telethon issue
     #4535); `raise_last_call_error`: after Telegram's own server errors, the typed error rather than
-    a bare ValueError."""
-    return TelegramClient(str(settings.home / SERVE_SESSION), settings.telegram_api_id, settings.telegram_api_hash,
-                          catch_up=True, raise_last_call_error=True)
+    a bare ValueError. A damaged session file is named, with what deleting it costs."""
+    path = settings.home / f"{session}.session"
+    try:
+        return TelegramClient(str(settings.home / session), settings.telegram_api_id, settings.telegram_api_hash,
+                              catch_up=True, raise_last_call_error=True)
+    except sqlite3.Error as exc:
+        raise SalesbotError(f"the Telegram session file {path} is damaged ({exc}); delete it and start again: "
+                            "the bot logs in anew with its token (updates missed while it was down are "
+                            "then not fetched)") from None
 
 
 async def login(client: TelegramClient, token: str, sleep: Callable = asyncio.sleep) -> None:

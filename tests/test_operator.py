@@ -1,0 +1,150 @@
+"""Issue 15: what an operator meets — bad input, damaged files, the key check, versions, help."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from salesbot.config import load_settings
+from salesbot.errors import SalesbotError
+from tests.test_cli_serve import TELEGRAM
+
+
+def no_traceback(result) -> None:
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+
+
+# --- serve checks the Claude key at start ---------------------------------------------------------
+
+
+@pytest.fixture
+def serve_env(monkeypatch):
+    for key, value in TELEGRAM.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_serve_exits_1_with_key_rejected_before_reaching_telegram(run, monkeypatch, serve_env, clock):
+    from salesbot import telegram
+    from scripts.fake_claude import FakeClaude
+
+    reached = []
+    monkeypatch.setattr(telegram, "serve", lambda *a, **k: reached.append(1))
+    with FakeClaude(clock=clock, api_keys={"sk-ant-the-right-key-000"}) as api:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-a-wrong-key-1234567")
+        result = run("serve", code=1)
+        assert "key rejected" in result.stderr and "401" in result.stderr
+        assert "sk-ant-a-wrong-key-1234567" not in result.stderr
+        assert not reached
+        assert [seen.path for seen in api.requests] == ["/v1/messages/count_tokens"]  # one cheap call
+        no_traceback(result)
+
+        async def fake_serve(*args, **kwargs):
+            reached.append(1)
+
+        monkeypatch.setattr(telegram, "serve", fake_serve)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-the-right-key-000")
+        run("serve")
+        assert reached == [1]
+
+
+def test_a_damaged_telethon_session_is_named_with_what_deleting_it_does(tmp_path):
+    from salesbot import telegram
+
+    settings = load_settings({"SALESBOT_HOME": str(tmp_path), **TELEGRAM}, tmp_path)
+    (tmp_path / "serve.session").write_bytes(b"not a database " * 500)
+    with pytest.raises(SalesbotError) as caught:
+        telegram.make_client(settings, "serve")
+    message = str(caught.value)
+    assert str(tmp_path / "serve.session") in message and "delete it" in message and "logs in anew" in message
+
+
+# --- the database: damaged, read-only, full --------------------------------------------------------
+
+
+def fill(path, leads=300):
+    from salesbot.store import open_database
+
+    database = open_database(path)
+
+    for i in range(leads):
+        database.execute_sql("INSERT INTO lead (first_name) VALUES (?)", (f"lead {i} " + "x" * 500,))
+    database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    database.close()
+
+
+def test_a_database_with_damaged_pages_gets_integrity_check_advice(run, salesbot_home):
+    path = salesbot_home / "salesbot.db"
+    fill(path)
+    with open(path, "r+b") as handle:
+        handle.seek(4096 * 10)
+        handle.write(b"\xff" * 4096 * 4)
+    result = run("leads", "list", "--limit", "0", code=1)
+    assert "is damaged" in result.stderr and "PRAGMA integrity_check" in result.stderr
+    no_traceback(result)
+
+
+def test_a_read_only_database_still_reads_and_a_write_says_read_only(run, salesbot_home, monkeypatch):
+    from salesbot import store
+
+    path = salesbot_home / "salesbot.db"
+    fill(path, leads=3)
+    # Tests run as root, whom file modes do not stop: the check is what decides how to open.
+    monkeypatch.setattr(store, "writable", lambda p: False)
+    assert "lead 2" in run("leads", "list").stdout
+    database = store.open_database(path)
+    with pytest.raises(SalesbotError, match="read-only"):
+        database.execute_sql("INSERT INTO lead (first_name) VALUES ('x')")
+    database.close()
+
+
+def test_a_full_disk_says_disk_full_not_cannot_rollback(db):
+    from salesbot import leads
+    from salesbot.store import Lead
+
+    pages = db.execute_sql("PRAGMA page_count").fetchone()[0]
+    db.execute_sql(f"PRAGMA max_page_count = {pages + 1}")  # SQLITE_FULL, as on a full disk
+    lead = leads.create_chat_lead("Анна")
+    with pytest.raises(SalesbotError) as caught:
+        for _ in range(200):
+            leads.record_lead_message(lead.id, "x" * 4000, datetime.now(UTC), unanswered=False)
+    assert "disk full" in str(caught.value) and "rollback" not in str(caught.value)
+    assert Lead.select().count() == 1
+
+
+def test_a_new_database_says_where_once(run, salesbot_home):
+    first = run("leads", "list")
+    assert first.stderr.count(f"created a new database at {salesbot_home / 'salesbot.db'}") == 1
+    assert "applied migration" not in first.stderr
+    assert "created a new database" not in run("leads", "list").stderr
+
+
+def test_version(run):
+    from salesbot import __version__
+
+    assert run("--version").stdout.strip() == f"salesbot {__version__}"
+
+
+def test_verbose_after_the_command(run):
+    result = run("leads", "list", "-v")
+    assert "DEBUG salesbot.store: applied migration" in result.stderr
+    assert "No leads yet." in result.stdout
+    assert "DEBUG" not in run("leads", "list", "--limit", "3").stderr
+
+
+def test_help_has_no_type_placeholders(run):
+    from typer.main import get_command
+
+    from salesbot.cli import app
+
+    def walk(command, path):
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    for path in walk(get_command(app), []):
+        text = run(*path, "--help").stdout
+        for placeholder in ("<bool>", "<str>", "<int", "<text>"):
+            assert placeholder not in text, (path, placeholder)
