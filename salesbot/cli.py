@@ -209,23 +209,46 @@ def serve() -> None:
 
 @app.command()
 def chat(
-    lead: Annotated[str | None, typer.Option(help="Talk as this terminal lead (continues its conversation); "
-                                                  "default: a new lead.")] = None,
+    lead: Annotated[str | None, typer.Option(metavar="NAME", help="Talk as this terminal lead (continues its "
+                                                                  "conversation); default: a new lead.")] = None,
+    live: Annotated[bool, typer.Option("--live", help="Use the real database (SALESBOT_DB): bookings block real "
+                                                      "slots. Default: the sandbox, $SALESBOT_HOME/chat-sandbox.db.")]
+    = False,
+    reset: Annotated[bool, typer.Option("--reset", help="Empty the sandbox first.")] = False,
+    demo: Annotated[bool, typer.Option("--demo", help="Canned answers instead of Claude: no API key needed.")]
+    = False,
 ) -> None:
-    """Talk to the bot in the terminal as a lead: the same dialogue engine and prompt as `serve`."""
-    from salesbot.terminal import TerminalTransport, prompt_lines
+    """Talk to the bot in the terminal as a lead: the same dialogue engine and prompt as `serve`.
 
+    A rehearsal: it runs in a sandbox database unless --live, so real leads and slots are never
+    touched. The bot speaks first, as after /start. Typing a choice's number or its text presses a
+    button; /start, /stop, «отмена» work as in Telegram; Ctrl-D or Ctrl-C quits.
+
+    Piped mode: with stdin not a terminal, each line is one lead message or choice and the bot's
+    answers go to stdout, e.g. printf 'Здравствуйте\\n1\\n' | salesbot chat --demo.
+    """
+    from salesbot.terminal import TerminalTransport, decoded_lines, prompt_lines
+
+    if live and reset:
+        raise SalesbotError("--reset empties the sandbox; it cannot be combined with --live")
+    logs.quiet_unless_verbose()  # log lines would interleave with the dialogue
     loaded = settings()
+    if reset and runtime.reset_sandbox(loaded):
+        err.print(f"Emptied the sandbox {runtime.sandbox_path(loaded)}.")
     interactive = sys.stdin.isatty()
 
     def welcome(session: runtime.ChatSession) -> None:
         if interactive:
-            out.print(f"[bold]salesbot chat[/bold] — you are lead {session.lead_id} ({escape(session.lead_name)}). "
+            where = (f"[bold red]LIVE[/bold red] database {session.database}" if session.live
+                     else f"sandbox {session.database} (--reset empties it, --live uses the real one)")
+            out.print(f"[bold]salesbot chat[/bold]{' [dim](demo answers)[/dim]' if session.demo else ''} — "
+                      f"you are lead {session.lead_id} ({escape(session.lead_name)}), {escape(where)}. "
                       "Type as the lead; a number or a button's text presses it; /start, /stop, «отмена»; "
-                      "Ctrl-D to quit.")
+                      "Ctrl-D or Ctrl-C to quit.")
 
     runtime.chat(loaded, TerminalTransport(out, err, interactive), lead,
-                 prompt_lines(out) if interactive else sys.stdin, on_start=welcome)
+                 prompt_lines(out) if interactive else decoded_lines(sys.stdin), on_start=welcome, live=live,
+                 demo=demo)
 
 
 @app.command("parse-time")

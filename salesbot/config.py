@@ -281,7 +281,7 @@ class Settings:
                 except ConfigError as exc:
                     problems.append(str(exc))
         for name, check in (("SALESBOT_PROMPT_FILE", lambda: load_prompt(self)),
-                            ("SALESBOT_TEXTS_FILE", lambda: self.texts_file)):
+                            ("SALESBOT_TEXTS_FILE", lambda: load_texts(self))):
             try:
                 check()
             except ConfigError as exc:
@@ -424,6 +424,29 @@ def load_prompt(settings: Settings) -> str:
     if not prompt:
         raise ConfigError(f"SALESBOT_PROMPT_FILE: {path} is empty")
     return prompt
+
+
+TEXTS_MAX_BYTES = 100_000
+
+
+def load_texts(settings: Settings) -> dict[str, str]:
+    """The business's own words from SALESBOT_TEXTS_FILE (TOML), checked: {} when it is not set."""
+    import tomllib
+
+    from salesbot import texts
+
+    path = settings.texts_file
+    if path is None:
+        return {}
+    source = read_small_text("SALESBOT_TEXTS_FILE", path, TEXTS_MAX_BYTES)
+    try:
+        values = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"SALESBOT_TEXTS_FILE: {path} is not valid TOML ({exc})") from None
+    problems = texts.override_problems(values)
+    if problems:
+        raise ConfigError(f"SALESBOT_TEXTS_FILE: {path}: " + "; ".join(problems))
+    return values
 
 
 def _under_home(name: str, value: str, home: Path) -> Path:

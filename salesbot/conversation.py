@@ -276,6 +276,8 @@ class Dialogue:
             leads.opt_out(lead.id, "stop")
             log.info("lead %s opted out of reminders", lead.id)
             await self._say(lead, texts.STOPPED)
+        elif command == "/cancel" and lead.state is None:
+            await self._say(lead, texts.NOTHING_TO_CANCEL)
         elif command == "/cancel" or (kind == "text" and lead.state and _said(text, texts.CANCEL_WORDS)):
             leads.set_state(lead.id, None)
             await self._say(lead, texts.CANCELLED)
@@ -329,6 +331,10 @@ class Dialogue:
             return texts.slot_label(moment.astimezone(self.calendar.tz))
         return texts.unknown_button(data[:20])
 
+    def _today(self):
+        """Today in the business's zone: a lead reads «сегодня», «завтра» and no year for this one."""
+        return self.now().astimezone(self.calendar.tz).date()
+
     def _booked_starts(self, exclude_lead: int | None = None) -> list[datetime]:
         return leads.booked_starts(self.now() - self.calendar.slot, exclude_lead)
 
@@ -351,7 +357,8 @@ class Dialogue:
             await self.outbox.deliver(("chat", manager))
 
     def _slot_keyboard(self, slots: list[datetime]) -> Keyboard:
-        rows = [[Button(texts.slot_label(s.astimezone(self.calendar.tz)), slot_data("s", s))] for s in slots]
+        today = self._today()
+        rows = [[Button(texts.slot_label(s.astimezone(self.calendar.tz), today), slot_data("s", s))] for s in slots]
         rows.append([Button(texts.BUTTON_OWN_TIME, "own")])
         return rows
 
@@ -448,7 +455,7 @@ class Dialogue:
         if result.kind == "need_time" and result.day is not None:
             # "завтра": remember the day, so a following "в 15" means tomorrow at 15:00
             leads.set_state(lead.id, STATE_OWN_TIME, pending_day=result.day)
-            await self._say(lead, texts.need_time_for(timeparse.describe_day(result.day)))
+            await self._say(lead, texts.need_time_for(texts.day_phrase(result.day, self._today())))
             return
         if result.kind == "need_time":
             await self._say(lead, texts.NEED_TIME)
@@ -469,14 +476,14 @@ class Dialogue:
         leads.set_state(lead.id, STATE_CONFIRM_TIME, pending_time=result.when)
         confirm = [[Button(texts.BUTTON_CONFIRM, slot_data("ok", result.when))],
                    [Button(texts.BUTTON_OTHER, "re")]]
-        await self._say(lead, texts.confirm_own_time(timeparse.describe(result.when)), confirm)
+        await self._say(lead, texts.confirm_own_time(texts.meeting_time(result.when, self._today())), confirm)
 
     async def _book(self, lead: LeadState, start: datetime, source: str) -> None:
         problem, rebooked = leads.book(lead.id, start, source, self.now(), self.calendar)
         if problem:
             await self._offer_instead(lead, problem, start)
             return
-        when = timeparse.describe(start.astimezone(self.calendar.tz))
+        when = texts.meeting_time(start.astimezone(self.calendar.tz), self._today())
         log.info("lead %s booked a meeting: %s (%s)", lead.id, when, source)
         await self._say(lead, texts.rebooked(when) if rebooked else texts.booked(when))
         last = leads.recent_lead_texts(lead.id, RECENT_FOR_MANAGERS)

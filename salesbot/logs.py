@@ -53,7 +53,18 @@ class StderrHandler(logging.StreamHandler):
         pass
 
 
+_verbose = False
+
+
+def quiet_unless_verbose() -> None:
+    """WARNING and above only (for `chat`, whose dialogue log lines would break up), unless -v."""
+    if not _verbose:
+        logging.getLogger("salesbot").setLevel(logging.WARNING)
+
+
 def configure(verbose: bool = False) -> None:
+    global _verbose
+    _verbose = verbose
     handler = StderrHandler()
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger()

@@ -26,9 +26,10 @@ the real API refuses and bills; each rule names its source (pages read 2026-10-0
   `Authorization: Bearer` the SDK 2 sends: anthropic/_client.py) is 401 `authentication_error`
   ("invalid x-api-key"), on every endpoint, count_tokens included (when `api_keys` is given).
 
-As a program it serves canned Russian sales replies, so `salesbot chat` can be tried with no key:
+As a program it serves canned Russian sales replies (the script of `salesbot chat --demo`, which
+needs no second process), for trying a client against it:
 
-    python scripts/fake_claude.py --port 8765 &
+    python3 scripts/fake_claude.py --port 8765 &
     ANTHROPIC_BASE_URL=http://127.0.0.1:8765 ANTHROPIC_API_KEY=demo salesbot chat
 """
 
@@ -445,21 +446,13 @@ class FakeClaude:
 
 # --- demo mode: canned sales replies ------------------------------------------------------------
 
-DEMO_REPLIES = [
-    ("Здравствуйте! Рад помочь. Расскажите, пожалуйста, для какой задачи вы ищете решение?", "new", False),
-    ("Понял вас. Под такую задачу подойдёт корпоративный сайт — от 120 000 ₽. Какие сроки для вас важны?", "warm",
-     False),
-    ("Отлично, это как раз наш профиль. Предлагаю созвониться на 30 минут: руководитель проектов покажет похожие "
-     "работы и назовёт точную цену. Выберите удобное время:", "hot", True),
-]
-
-
 def demo_responder(body: dict[str, Any]) -> Action:
     schema = ((body.get("output_config") or {}).get("format") or {}).get("schema") or {}
     properties = schema.get("properties", {})
     if "reply" in properties:
-        turns = sum(1 for m in body.get("messages", []) if m["role"] == "user")
-        text, status, offer = DEMO_REPLIES[min(turns, len(DEMO_REPLIES)) - 1]
+        from salesbot.demo import demo_reply  # the same script as `salesbot chat --demo`
+
+        text, status, offer = demo_reply(sum(1 for m in body.get("messages", []) if m["role"] == "user"))
         return Reply(json.dumps({"status": status, "offer_meeting": offer, "reply": text}, ensure_ascii=False))
     if "kind" in properties or "date" in properties:
         return Reply(json.dumps({"kind": "none", "date": "", "time": ""}))
