@@ -165,8 +165,10 @@ def leads_show(
     lead_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=SQLITE_MAX,
                                            help="The lead's id (see `leads list`).")],
     as_json: JsonOpt = False,
+    full: Annotated[bool, typer.Option("--full", help="Print very long messages whole (they are cut at "
+                                                      f"{render.LONG_MESSAGE:,} characters).")] = False,
 ) -> None:
-    """One lead: its details, the whole conversation and its meetings."""
+    """One lead: its details, the whole conversation (with the buttons offered) and its meetings."""
     from salesbot import queries
 
     loaded = settings()
@@ -175,7 +177,7 @@ def leads_show(
     if as_json:
         print_json(detail)
     else:
-        render.lead_detail(detail)
+        render.lead_detail(detail, full=full)
 
 
 @meetings_app.command("list")

@@ -6,6 +6,7 @@ to draw them (a rich table, or JSON).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -127,6 +128,7 @@ class ConversationLine:
     unanswered: bool = False  # a lead message Claude could not answer
     delivery: str | None = None  # our message: queued | sent | failed (None: from before the outbox)
     delivery_error: str | None = None  # why Telegram did not take it
+    buttons: list[str] | None = None  # our message: the labels of the buttons it offered
 
 
 @dataclass
@@ -164,18 +166,29 @@ def lead_detail(lead_id: int, tz: ZoneInfo) -> LeadDetail:
     if lead is None:
         raise NotFoundError(f"no lead with id {lead_id} (see `salesbot leads list`)")
     rows = (Message.select(Message.role, Message.text, Message.created_at, Message.unanswered, Outbox.state,
-                           Outbox.error)
+                           Outbox.error, Outbox.buttons)
             .join(Outbox, JOIN.LEFT_OUTER, on=(Outbox.message == Message.id))
             .where(Message.lead == lead).order_by(Message.id).tuples())
     messages = [ConversationLine(role=role, text=text, created_at=to_local(created_at, tz), unanswered=bool(flag),
-                                 delivery=state, delivery_error=error if state == "failed" else None)
-                for role, text, created_at, flag, state, error in rows]
+                                 delivery=state, delivery_error=error if state == "failed" else None,
+                                 buttons=_labels(buttons))
+                for role, text, created_at, flag, state, error, buttons in rows]
     next_meeting = leads.next_meeting_start(lead.id, utcnow())
     summary = _summary(lead, next_meeting, tz, sum(line.unanswered for line in messages),
                        sum(line.delivery == "failed" for line in messages))
     meetings = [_meeting_info(meeting, lead, tz)
                 for meeting in Meeting.select().where(Meeting.lead == lead).order_by(Meeting.starts_at)]
     return LeadDetail(lead=summary, messages=messages, meetings=meetings)
+
+
+def _labels(keyboard: str | None) -> list[str] | None:
+    """The labels of an outbox row's keyboard (delivery stores [[[label, data], …], …])."""
+    if not keyboard:
+        return None
+    try:
+        return [str(button[0]) for row in json.loads(keyboard) for button in row]
+    except (ValueError, TypeError, IndexError):
+        return None
 
 
 def upcoming_meetings(tz: ZoneInfo, limit: int | None = None, now: datetime | None = None) -> list[MeetingInfo]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import textwrap
 from dataclasses import fields, is_dataclass
 from datetime import date, datetime
 from typing import Any
@@ -28,6 +30,24 @@ err = Console(stderr=True, highlight=False)
 
 STATUS_STYLE = {"new": "cyan", "warm": "yellow", "hot": "bold red", "cold": "blue"}
 SHOWN_ACTIONS = 200  # the sweep's table; --json streams them all
+
+
+# Terminal control characters (C0 but newline and tab, DEL, C1, and the bidi overrides that reorder
+# what follows) in a lead's name or message are shown as escapes, never sent to the staff's terminal:
+# an ESC sequence in a Telegram name could clear the screen or rewrite what is shown.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_OR_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_char(match: re.Match) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str | None, lines: bool = False) -> str:
+    """`text` safe for a terminal: control characters as `\\x1b`-style escapes; newlines kept only
+    when `lines` (a message), else escaped too (a name is one line)."""
+    return (_CONTROL if lines else _CONTROL_OR_LINE).sub(_escape_char, text or "")
 
 
 def error_line(message: str) -> None:
@@ -117,14 +137,29 @@ def leads_table(rows, wanted: str | None, tz, now: datetime) -> None:
             status_text += f" [bold red]({row.unanswered} unanswered)[/]"
         if row.undelivered:
             status_text += f" [bold red]({row.undelivered} undelivered)[/]"
-        table.add_row(str(row.id), escape(row.name), status_text, relative(row.last_message_at, now),
+        table.add_row(str(row.id), escape(visible(row.name)), status_text, relative(row.last_message_at, now),
                       str(row.follow_up_count), fmt_time(row.next_meeting))
     out.print(table)
 
 
-def lead_detail(detail) -> None:
+LONG_MESSAGE = 3000  # characters of one message `leads show` prints unless --full
+_PREFIX = 17  # "24.12 11:00 lead " — continuation lines are indented under the text
+
+
+def _wrapped(text: str, width: int) -> str:
+    """A message's lines wrapped to `width`, every line after the first indented under the text."""
+    room = max(20, width - _PREFIX)
+    lines = []
+    for paragraph in text.split("\n"):
+        lines += textwrap.wrap(paragraph, room, replace_whitespace=False, drop_whitespace=True,
+                               break_on_hyphens=False) or [""]
+    return ("\n" + " " * _PREFIX).join(lines)
+
+
+def lead_detail(detail, full: bool = False) -> None:
     lead = detail.lead
-    out.print(f"[bold]Lead {lead.id}[/bold] {escape(lead.name)}  [{STATUS_STYLE[lead.status]}]{lead.status}[/]")
+    out.print(f"[bold]Lead {lead.id}[/bold] {escape(visible(lead.name))}  "
+              f"[{STATUS_STYLE[lead.status]}]{lead.status}[/]")
     facts = [
         ("telegram id", str(lead.telegram_id) if lead.telegram_id else "— (terminal chat)"),
         ("created", fmt_time(lead.created_at)),
@@ -136,7 +171,7 @@ def lead_detail(detail) -> None:
     if lead.cold_reason:
         facts.append(("cold reason", lead.cold_reason))
     for label, value in facts:
-        out.print(f"  [dim]{label}:[/dim] {escape(value)}")
+        out.print(f"  [dim]{label}:[/dim] {escape(visible(value))}")
     out.print()
     if not detail.messages:
         out.print("[dim]No messages.[/dim]")
@@ -145,7 +180,15 @@ def lead_detail(detail) -> None:
         conversation.append(f"{line.created_at:%d.%m %H:%M} ", style="dim")
         is_lead = line.role == "lead"
         conversation.append("lead " if is_lead else "bot  ", style="green" if is_lead else "magenta")
-        conversation.append(line.text)
+        text = visible(line.text, lines=True).replace("\t", "    ")
+        cut = not full and len(text) > LONG_MESSAGE
+        conversation.append(_wrapped(text[:LONG_MESSAGE] if cut else text, out.width))
+        if cut:
+            conversation.append(f"\n{' ' * _PREFIX}… cut: {len(text) - LONG_MESSAGE:,} more characters "
+                                "(--full prints all)", style="dim")
+        if line.buttons:
+            conversation.append(f"\n{' ' * _PREFIX}" + " ".join(f"[{visible(label)}]" for label in line.buttons),
+                                style="cyan")
         if line.delivery == "failed":
             conversation.append(f"  (undelivered: {line.delivery_error})", style="bold red")
         elif line.delivery == "queued":
@@ -166,7 +209,8 @@ def meetings_table(rows, tz) -> None:
     for column in ("id", "when", "lead", "source"):
         table.add_column(column)
     for row in rows:
-        table.add_row(str(row.id), fmt_time(row.starts_at), f"{row.lead_id} {escape(row.lead_name)}", row.source)
+        table.add_row(str(row.id), fmt_time(row.starts_at), f"{row.lead_id} {escape(visible(row.lead_name))}",
+                      row.source)
     out.print(table)
 
 
@@ -186,7 +230,7 @@ def sweep(result, policy) -> None:
         for column in ("lead", "name", "step", "becomes cold", "outcome"):
             table.add_column(column)
         for action in result.actions:
-            table.add_row(str(action.lead_id), escape(action.first_name or "—"), str(action.step),
+            table.add_row(str(action.lead_id), escape(visible(action.first_name) or "—"), str(action.step),
                           "yes" if action.becomes_cold else "", action.outcome)
         out.print(table)
         total = sum(result.outcomes.values())

@@ -148,3 +148,47 @@ def test_help_has_no_type_placeholders(run):
         text = run(*path, "--help").stdout
         for placeholder in ("<bool>", "<str>", "<int", "<text>"):
             assert placeholder not in text, (path, placeholder)
+
+
+# --- what the operator reads: control characters, long messages, buttons -------------------------
+
+
+def test_control_characters_in_names_and_messages_are_made_visible(run, db):
+    from tests.factories import make_lead
+
+    lead = make_lead(first_name="Ann\x1b[2J\x1b[H\u202eevil", messages=[("lead", "hi\x07 there\x1b]0;title\x07")])
+    table = run("leads", "list").stdout
+    shown = run("leads", "show", str(lead.id)).stdout
+    for text in (table, shown):
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "Ann\\x1b[2J" in shown and "\\u202eevil" in shown and "hi\\x07 there\\x1b]0;title\\x07" in shown
+    assert run("leads", "show", str(lead.id), "--json").stdout.count("\\u001b") == 3  # JSON keeps the data
+
+
+def test_leads_show_wraps_with_an_indent_cuts_long_messages_and_shows_buttons(run, db, monkeypatch):
+    import json as jsonlib
+
+    from salesbot import render
+    from salesbot.store import Message
+    from tests.factories import make_lead
+
+    monkeypatch.setattr(render.out, "width", 80)
+    words = " ".join(f"слово{i}" for i in range(40))
+    huge = "я" * 10_000
+    lead = make_lead(messages=[("lead", words), ("lead", huge)])
+    message = Message.create(lead=lead, role="bot", text="Выберите время:")
+    with db.atomic():  # the row as delivery stores a reply with its keyboard
+        db.execute_sql("INSERT INTO outbox (lead_id, message_id, kind, text, buttons, random_id, state,"
+                       " not_before, created_at) VALUES (?, ?, 'reply', ?, ?, 1, 'sent', '2025-01-01', '2025-01-01')",
+                       (lead.id, message.id, message.text,
+                        jsonlib.dumps([[["Сегодня, 17:00", "s:1"]], [["Предложить своё время", "own"]]],
+                                      ensure_ascii=False)))
+    shown = run("leads", "show", str(lead.id)).stdout
+    lines = shown.splitlines()
+    first = next(i for i, line in enumerate(lines) if "слово0" in line)
+    assert len(lines[first]) <= 80 and lines[first + 1].startswith(" " * 17 + "слово")
+    assert "… cut: 7,000 more characters (--full prints all)" in shown and "я" * 10_000 not in shown
+    assert "[Сегодня, 17:00] [Предложить своё время]" in shown
+    assert "я" * 10_000 in run("leads", "show", str(lead.id), "--full").stdout.replace("\n" + " " * 17, "")
+    data = jsonlib.loads(run("leads", "show", str(lead.id), "--json").stdout)
+    assert data["messages"][-1]["buttons"] == ["Сегодня, 17:00", "Предложить своё время"]
