@@ -313,16 +313,45 @@ def followups_run(
         result = runtime.sweep(loaded, dry_run=dry_run, limit=limit or None, on_action=stream,
                                keep=0 if stream else render.SHOWN_ACTIONS, progress=bar)
     if result is None:
-        if as_json:
-            print_json({"skipped": "another sweep is running", "actions": []})
+        if as_json:  # the same document as a sweep's, with nothing done and why
+            from salesbot.followups import SweepResult, utc_now
+
+            now = utc_now()
+            idle = SweepResult(now=now, dry_run=dry_run, in_window=runtime.policy(loaded).in_window(now))
+            stream.close(_sweep_document(idle, loaded, "another sweep is running"))
         else:
             err.print("Another follow-up sweep is running; this one has nothing to do.")
         return
     if stream is not None:
-        stream.close({"now": result.now, "dry_run": result.dry_run, "in_window": result.in_window,
-                      "due_later": result.due_later, "summary": result.summary})
+        stream.close(_sweep_document(result, loaded, None))
     else:
         render.sweep(result, runtime.policy(loaded))
+
+
+@app.command()
+def doctor(
+    online: Annotated[bool, typer.Option("--online", help="Also ask Claude and Telegram whether they accept "
+                                                          "the key and the bot token.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check this installation: settings and where each came from (secrets masked), the database, whether
+    serve runs, the last sweep, the Telegram session files. Exits 1 naming what is wrong."""
+    from salesbot import doctor as checks
+
+    loaded = settings()
+    report = checks.diagnose(loaded, online=online)
+    if as_json:
+        print_json({**render.plain(report), "ok": not report.problems})
+    else:
+        render.doctor(report)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+def _sweep_document(result, loaded: Settings, skipped: str | None) -> dict[str, Any]:
+    """What `follow-ups run --json` prints after the actions; `now` in SALESBOT_TZ."""
+    return {"now": result.now.astimezone(loaded.tz), "dry_run": result.dry_run, "in_window": result.in_window,
+            "due_later": result.due_later, "summary": result.summary, "skipped": skipped}
 
 
 @app.command()

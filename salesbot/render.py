@@ -316,3 +316,36 @@ def usage(report, start: datetime | None) -> None:
                 out.print(f"  {header:<12} {value:>12}")
     out.print("[dim]Cost at Anthropic's list prices (salesbot/pricing.py, see README); thinking is part of output; "
               "'?' marks a model without a known price.[/dim]")
+
+
+# --- doctor ---------------------------------------------------------------------------------------
+
+_MARK = {"ok": "[green]ok     [/green]", "note": "[yellow]note   [/yellow]", "problem": "[bold red]PROBLEM[/bold red]"}
+
+
+def doctor(report) -> None:
+    out.print(f"[bold]salesbot {report.version}[/bold], data folder {escape(report.home)}; .env read from "
+              + " then ".join(escape(p) for p in report.env_files))
+    table = Table(title="Settings (environment first, then the .env files; secrets masked)", box=box.SIMPLE_HEAD)
+    for column in ("name", "value", "from"):
+        table.add_column(column, overflow="fold")
+    for row in report.settings:
+        value = escape(visible(row.value)) if row.value is not None else "[dim]—[/dim]"
+        table.add_row(row.name, f"[red]{value}[/red]" if row.problem else value,
+                      "[dim]default[/dim]" if row.source == "default" else escape(row.source))
+    out.print(table)
+    db = report.database
+    if db.exists:
+        counts = ", ".join(f"{'?' if n is None else n} {what}" for n, what in
+                           ((db.leads, "leads"), (db.messages, "messages"), (db.meetings, "meetings")))
+        out.print(f"database {escape(db.path)}: {db.size_bytes:,} bytes, schema {db.schema_version or '?'}, {counts}")
+    for session in report.sessions:
+        state = "logged in" if session["logged_in"] else ("damaged" if session["problem"] else "not logged in")
+        out.print(f"Telegram session {escape(session['path'])}: {session['size_bytes']:,} bytes, {state}")
+    out.print()
+    for finding in report.findings:
+        out.print(f"{_MARK[finding.status]} {finding.area:<9} {escape(logs.redact(finding.message))}",
+                  soft_wrap=True)
+    problems = len(report.problems)
+    out.print("\n" + ("[green]Nothing wrong found.[/green]" if not problems else
+                      f"[bold red]{problems} problem(s)[/bold red] found (exit 1)."))

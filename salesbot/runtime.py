@@ -291,17 +291,61 @@ def sweep(settings: Settings, *, dry_run: bool, limit: int | None, on_action: Ca
           progress: Progress | None = None) -> SweepResult | None:
     """`salesbot follow-ups run`: one sweep, or None when another sweep holds the lock. A real sweep
     queues the reminders for `serve` to deliver, so it refuses to run while no serve is alive."""
-    from salesbot import followups
-
     rules = policy(settings)
     use_texts(settings)
     ensure_home(settings)
-    if not dry_run:
+    if dry_run:
+        return _sweep(settings, rules, dry_run=True, limit=limit, on_action=on_action, keep=keep, progress=progress)
+    try:
         age = serve_alive(settings.home)
         if age is None or age > ALIVE_SECONDS:
             since = "has never run here" if age is None else f"last seen {int(age // 60)} min ago"
             raise SalesbotError(f"salesbot serve is not running ({since}): it delivers the reminders, so none "
                                 "were queued; start it (systemctl start salesbot) and the next sweep catches up")
+        result = _sweep(settings, rules, dry_run=False, limit=limit, on_action=on_action, keep=keep,
+                        progress=progress)
+    except SalesbotError as exc:
+        record_sweep(settings.home, "failed", error=str(exc))
+        raise
+    if result is None:
+        record_sweep(settings.home, "skipped", error="another sweep was running")
+    else:
+        record_sweep(settings.home, "ok", summary=result.summary)
+    return result
+
+
+LAST_SWEEP = "follow-ups.last"
+
+
+def record_sweep(home: Path, outcome: str, summary: dict | None = None, error: str | None = None) -> None:
+    """The last real sweep's time and outcome (`doctor` shows it), written whole or not at all."""
+    import json
+
+    from salesbot.store import utcnow
+
+    data = {"at": utcnow().isoformat() + "Z", "outcome": outcome, "summary": summary, "error": error}
+    path = home / LAST_SWEEP
+    try:
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        temporary.replace(path)
+    except OSError as exc:  # a full disk must not hide the sweep's own outcome
+        log.warning("could not record the sweep's outcome in %s: %s", path, exc.strerror)
+
+
+def last_sweep(home: Path) -> dict | None:
+    import json
+
+    try:
+        return json.loads((home / LAST_SWEEP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _sweep(settings: Settings, rules: Policy, *, dry_run: bool, limit: int | None, on_action: Callable | None,
+           keep: int, progress: Progress | None) -> SweepResult | None:
+    from salesbot import followups
+
     open_store(settings)
     with followups.sweep_lock(settings.home) as mine:
         if not mine:
