@@ -8,11 +8,13 @@ telethon and anthropic are imported only inside the jobs that need them, so `--h
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -126,6 +128,8 @@ typer_core.TyperArgument.display_type_rich = lambda self, ctx: None  # its name 
 def settings() -> Settings:
     loaded = load_settings()
     logs.add_secrets(loaded.secrets())
+    with contextlib.suppress(SalesbotError):  # a bad SALESBOT_TZ is reported by the commands that use it
+        logs.use_zone(loaded.tz)
     return loaded
 
 
@@ -301,12 +305,51 @@ def followups_run(
     as_json: JsonOpt = False,
     limit: Annotated[int, typer.Option(min=0, max=SQLITE_MAX, metavar="N",
                                        help="Remind at most this many leads in this sweep (0: all).")] = 0,
+    log_file: Annotated[Path | None, typer.Option("--log", metavar="FILE", help="For cron: append this run's "
+                                                  "output to FILE, every line dated, and print nothing unless the "
+                                                  "run fails (then cron mails it).")] = None,
 ) -> None:
     """One reminder sweep for cron: queue the reminders that are due (serve sends them), mark cold, exit.
 
     Exits 1 when serve is not running (so cron mails the operator); 0 when another sweep is running.
     """
     loaded = settings()
+    if log_file is None:
+        _sweep_run(loaded, dry_run, as_json, limit)
+        return
+    buffer = io.StringIO()
+    failure: BaseException | None = None
+    try:
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            try:
+                _sweep_run(loaded, dry_run, as_json, limit)
+            except SalesbotError as exc:
+                render.error_line(str(exc))  # into the log too
+                raise
+    except BaseException as exc:
+        failure = exc
+    _append_log(log_file, buffer.getvalue(), loaded)
+    if failure is not None:
+        sys.stderr.write(buffer.getvalue())  # cron mails what a failed run printed (the error line included)
+        raise typer.Exit(getattr(failure, "exit_code", 1)) from None
+
+
+_DATED = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+
+
+def _append_log(path: Path, text: str, loaded: Settings) -> None:
+    """Append a run's output to the cron log, each line dated in SALESBOT_TZ (log records already are)."""
+    try:
+        now = datetime.now(loaded.tz)
+    except SalesbotError:  # a bad SALESBOT_TZ: the error itself is what the log gets
+        now = datetime.now().astimezone()
+    stamp = now.strftime(logs.TIME_FORMAT)
+    lines = [line if _DATED.match(line) else f"{stamp} {line}" for line in text.splitlines() if line.strip()]
+    with path.open("a", encoding="utf-8") as handle:  # an unwritable log is the boundary's OSError: one red line
+        handle.write("".join(f"{line}\n" for line in lines or [f"{stamp} (no output)"]))
+
+
+def _sweep_run(loaded: Settings, dry_run: bool, as_json: bool, limit: int) -> None:
     stream = render.JsonActions() if as_json else None
     bar = render.SweepBar("due leads" if dry_run else "reminders") if err.is_terminal else None
     with bar or contextlib.nullcontext():
