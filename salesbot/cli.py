@@ -206,7 +206,17 @@ def meetings_list(
 
 @app.command()
 def serve() -> None:
-    """Run the Telegram bot until SIGINT/SIGTERM (Ctrl-C), then shut down cleanly."""
+    """Run the Telegram bot until SIGINT/SIGTERM (Ctrl-C), then shut down cleanly.
+
+    Needs TELEGRAM_API_ID, TELEGRAM_API_HASH, TELEGRAM_BOT_TOKEN and ANTHROPIC_API_KEY (the key is
+    checked with one call to Claude at start: «key rejected» exits 1). Optional: SALESBOT_HOME,
+    SALESBOT_TZ, SALESBOT_MANAGER_IDS, SALESBOT_PROMPT_FILE, SALESBOT_TEXTS_FILE, the calendar
+    (SALESBOT_WORK_DAYS, SALESBOT_WORK_HOURS, SALESBOT_SLOT_MINUTES) and the rest in the README.
+
+    Settings come from the environment, then ./.env, then $SALESBOT_HOME/.env (KEY=value lines).
+    `salesbot doctor` shows each with where it came from. Exit codes: 0 after a clean stop, 1 on
+    an error (systemd restarts it), 3 when Telegram refuses the bot (it does not).
+    """
     loaded = settings()
     runtime.check_serve(loaded)
     runtime.open_store(loaded)

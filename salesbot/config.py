@@ -94,7 +94,7 @@ def _env_value(value: str, path: Path, lineno: int, key: str) -> str:
 def parse_zone(name: str, value: str) -> ZoneInfo:
     try:
         return ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
         raise ConfigError(f"{name}: unknown time zone {quoted(value)} (use a name like Europe/Moscow)") from None
 
 

@@ -192,3 +192,78 @@ def test_leads_show_wraps_with_an_indent_cuts_long_messages_and_shows_buttons(ru
     assert "я" * 10_000 in run("leads", "show", str(lead.id), "--full").stdout.replace("\n" + " " * 17, "")
     data = jsonlib.loads(run("leads", "show", str(lead.id), "--json").stdout)
     assert data["messages"][-1]["buttons"] == ["Сегодня, 17:00", "Предложить своё время"]
+
+
+# --- every command: --help, and each class of bad input is one red line and exit 1 -----------------
+
+COMMANDS = [["serve"], ["chat"], ["parse-time", "завтра"], ["usage"], ["doctor"], ["leads", "list"],
+            ["leads", "show", "1"], ["meetings", "list"], ["follow-ups", "run", "--dry-run"]]
+LONG = "x" * 5000
+
+BAD_INPUT = [
+    ["leads", "show", "99999999999999999999"],
+    ["leads", "show", "abc"],
+    ["leads", "list", "--limit", "1e23"],
+    ["leads", "list", "--limit", "99999999999999999999"],
+    ["leads", "list", "--status", LONG],
+    ["meetings", "list", "--limit", "1e23"],
+    ["follow-ups", "run", "--dry-run", "--limit", "1e23"],
+    ["usage", "--since", "100000000d"],
+    ["usage", "--since", LONG],
+    ["parse-time", "завтра в 10", "--now", "9999-12-31T23:59"],
+    ["parse-time", "завтра в 10", "--now", LONG],
+    ["parse-time", "завтра в 10", "--tz", LONG],
+    ["parse-time", LONG, "--no-llm"],
+    ["leads", "list", "--no-such-option"],
+    ["no-such-command"],
+]
+
+
+def one_red_line(result) -> str:
+    no_traceback(result)
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("Error:"), result.stderr
+    assert len(lines[-1]) < 400, lines[-1]  # the user's input quoted short, never whole
+    return lines[-1]
+
+
+def test_every_command_has_help(run):
+    for command in COMMANDS:
+        result = run(*[part for part in command if part not in ("завтра", "1", "--dry-run")], "--help")
+        assert "Usage: salesbot" in result.stdout and "<bool>" not in result.stdout
+    serve = run("serve", "--help").stdout
+    assert "TELEGRAM_BOT_TOKEN" in serve and "$SALESBOT_HOME/.env" in serve
+    chat = run("chat", "--help").stdout
+    assert "--demo" in chat and "Piped mode" in chat
+
+
+@pytest.mark.parametrize("args", BAD_INPUT, ids=lambda args: " ".join(a[:20] for a in args))
+def test_bad_input_is_one_red_line_and_exit_1(run, db, args):
+    one_red_line(run(*args, code=1))
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_an_env_file_that_is_not_utf8_stops_every_command_cleanly(run, command, tmp_path):
+    (tmp_path / "work" / ".env").write_bytes("SALESBOT_TZ=Москва\n".encode("cp1251"))
+    line = one_red_line(run(*command, code=1))
+    assert "is not UTF-8" in line and ".env" in line
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c[0] not in ("doctor",)], ids=" ".join)
+def test_a_bad_setting_a_command_uses_stops_it_cleanly(run, command, monkeypatch):
+    monkeypatch.setenv("SALESBOT_TZ", "Mars/" + LONG)
+    monkeypatch.setenv("SALESBOT_WORK_HOURS", "19:00-10:00")
+    for key, value in TELEGRAM.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0123456789")
+    extra = {"parse-time": ["--no-llm"], "usage": ["--since", "7d"]}.get(command[0], [])
+    line = one_red_line(run(*command, *extra, code=1))
+    assert "SALESBOT_TZ" in line or "SALESBOT_WORK_HOURS" in line
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c[0] not in ("serve", "chat", "doctor", "parse-time")],
+                         ids=" ".join)
+def test_a_damaged_database_stops_every_reading_command_cleanly(run, command, salesbot_home, monkeypatch):
+    salesbot_home.mkdir()
+    (salesbot_home / "salesbot.db").write_bytes(b"this is not a database at all " * 400)
+    one_red_line(run(*command, code=1))
