@@ -110,3 +110,13 @@ def test_cancel_with_nothing_to_cancel_says_so(aio, db):
     aio.run(dialogue.handle(tg(text="/cancel")))
     assert transport.last.text == texts.NOTHING_TO_CANCEL
     assert not llm.calls
+
+
+def test_the_readme_example_texts_file_is_accepted(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    settings = write_texts(tmp_path, example)
+    texts.configure(load_texts(settings), 60)
+    assert "«Пиксель»" in texts.greeting("Анна") and "разбор проекта на час" in texts.greeting("Анна")
