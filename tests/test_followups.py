@@ -318,3 +318,24 @@ def test_the_claim_also_compares_the_leads_last_message(db, aio):
         leads.record_lead_message(lead.id, "Ой, забыла ответить!", to_utc_naive(T0 + timedelta(hours=25)), False)
         assert leads.claim_follow_up(due.lead_id, due.step, due.last_message_at, followups.utc_now()) is False
         assert Lead.get_by_id(lead.id).follow_up_count == 0
+
+
+def test_cli_json_has_the_same_shape_when_another_sweep_holds_the_lock(db, run, serve_alive, salesbot_home):
+    with freeze_time(T0 + timedelta(hours=25), real_asyncio=True):
+        quiet_lead()
+        normal = json.loads(run("follow-ups", "run", "--dry-run", "--json").stdout)
+        with followups.sweep_lock(salesbot_home) as mine:
+            assert mine
+            locked = json.loads(run("follow-ups", "run", "--json").stdout)
+    assert set(locked) == set(normal) and normal["skipped"] is None
+    assert locked["skipped"] == "another sweep is running" and locked["actions"] == []
+    assert set(locked["summary"]) == set(normal["summary"]) and not any(locked["summary"].values())
+    assert normal["now"] == "2025-12-24T12:00:00+03:00" and locked["now"].endswith("+03:00")  # SALESBOT_TZ
+
+
+def test_limit_0_means_all(db, run):
+    with freeze_time(T0 + timedelta(hours=25)):
+        for _ in range(3):
+            quiet_lead()
+        assert len(json.loads(run("follow-ups", "run", "--dry-run", "--json", "--limit", "0").stdout)["actions"]) == 3
+        assert len(json.loads(run("follow-ups", "run", "--dry-run", "--json", "--limit", "2").stdout)["actions"]) == 2
