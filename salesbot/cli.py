@@ -255,10 +255,10 @@ def chat(
 
     def welcome(session: runtime.ChatSession) -> None:
         if interactive:
-            where = (f"[bold red]LIVE[/bold red] database {session.database}" if session.live
-                     else f"sandbox {session.database} (--reset empties it, --live uses the real one)")
+            where = (f"[bold red]LIVE[/bold red] database {escape(str(session.database))}" if session.live
+                     else f"sandbox {escape(str(session.database))} (--reset empties it, --live uses the real one)")
             out.print(f"[bold]salesbot chat[/bold]{' [dim](demo answers)[/dim]' if session.demo else ''} — "
-                      f"you are lead {session.lead_id} ({escape(session.lead_name)}), {escape(where)}. "
+                      f"you are lead {session.lead_id} ({escape(render.visible(session.lead_name))}), {where}. "
                       "Type as the lead; a number or a button's text presses it; /start, /stop, «отмена»; "
                       "Ctrl-D or Ctrl-C to quit.")
 
