@@ -7,8 +7,11 @@ works with no keys at all while `serve` names every missing credential in one me
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
@@ -17,26 +20,41 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from salesbot.errors import ConfigError
+from salesbot.errors import ConfigError, quoted
 from salesbot.slots import END_OF_DAY
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_FAST_MODEL = "claude-haiku-5-5"
 PACKAGED_PROMPT = Path(__file__).parent / "data" / "prompt.md"
 
+log = logging.getLogger(__name__)
+
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def parse_env_file(path: Path) -> dict[str, str]:
-    """Read a `.env` file: `KEY=value` lines, `#` comments, optional `export ` and quotes.
+ENV_SYNTAX = "KEY=value lines; # starts a comment; a value may be quoted"
+PROMPT_MAX_BYTES = 1_000_000  # a playbook is a few pages; /dev/zero or a wrong file must not fill memory
 
-    A malformed line is an error naming the file and line, never silently skipped: a typo in a
-    token's line would otherwise surface much later as a confusing "missing" setting.
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """Read a `.env` file, the one syntax salesbot documents (systemd and cron never parse it):
+
+    `KEY=value`, spaces around `=` allowed, `#` starts a comment (a whole line, or after a space),
+    an optional `export ` before the key, a value in single or double quotes kept as is (with `#`
+    and spaces inside), a comment after the closing quote, CRLF line ends and a UTF-8 BOM.
+
+    A malformed line is an error naming the file and line, never silently skipped; no error ever
+    repeats any part of the line, since it may be a secret pasted without its key.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path} is not UTF-8 text (line {line}); save it as UTF-8") from None
     values: dict[str, str] = {}
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -46,23 +64,28 @@ def parse_env_file(path: Path) -> dict[str, str]:
             line = line[len("export ") :].lstrip()
         key, sep, value = line.partition("=")
         key = key.strip()
-        if not sep or not _KEY_RE.match(key):
-            raise ConfigError(f"{path}, line {lineno}: expected KEY=value, got {_describe_line(line)}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif value and value[0] in "'\"":
-            raise ConfigError(f"{path}, line {lineno}: unclosed quote in the value of {key}")
-        else:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
+        if not sep:
+            raise ConfigError(f"{path}, line {lineno}: expected KEY=value, got a line without '=' ({ENV_SYNTAX})")
+        if not _KEY_RE.match(key):
+            raise ConfigError(f"{path}, line {lineno}: expected KEY=value, the text before '=' is not a name "
+                              "(letters, digits and _, not starting with a digit)")
+        values[key] = _env_value(value.strip(), path, lineno, key)
     return values
 
 
-def _describe_line(line: str) -> str:
-    # Never echo a whole line: it may be a secret pasted without its key.
-    head = line.split("=", 1)[0][:20]
-    return f"a line starting {head!r}…" if len(line) > 20 else f"a line without '=' ({len(line)} characters)"
+def _env_value(value: str, path: Path, lineno: int, key: str) -> str:
+    if value[:1] in ("'", '"'):
+        end = value.find(value[0], 1)
+        if end < 0:
+            raise ConfigError(f"{path}, line {lineno}: unclosed quote in the value of {key}")
+        rest = value[end + 1 :].strip()
+        if rest and not rest.startswith("#"):
+            raise ConfigError(f"{path}, line {lineno}: text after the closing quote in the value of {key} "
+                              "(only a # comment may follow)")
+        return value[1:end]
+    if value.startswith("#"):
+        return ""
+    return re.split(r"\s#", value, maxsplit=1)[0].rstrip()
 
 
 # --- parsers for the typed settings ------------------------------------------------------------
@@ -71,8 +94,8 @@ def _describe_line(line: str) -> str:
 def parse_zone(name: str, value: str) -> ZoneInfo:
     try:
         return ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{name}: unknown time zone {value!r} (use a name like Europe/Moscow)") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
+        raise ConfigError(f"{name}: unknown time zone {quoted(value)} (use a name like Europe/Moscow)") from None
 
 
 def _number(name: str, value: str, lo: float, hi: float, kind: type = int) -> Any:
@@ -80,7 +103,7 @@ def _number(name: str, value: str, lo: float, hi: float, kind: type = int) -> An
         number = kind(value)
     except ValueError:
         what = "a whole number" if kind is int else "a number"
-        raise ConfigError(f"{name}: expected {what}, got {value!r}") from None
+        raise ConfigError(f"{name}: expected {what}, got {quoted(value)}") from None
     if not lo <= number <= hi:
         raise ConfigError(f"{name}: must be between {lo} and {hi}, got {number}")
     return number
@@ -92,7 +115,7 @@ _EFFORTS = ("low", "medium", "high", "xhigh", "max")
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     choice = value.strip().lower()
     if choice not in allowed:
-        raise ConfigError(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+        raise ConfigError(f"{name}: expected one of {', '.join(allowed)}, got {quoted(value)}")
     return choice
 
 
@@ -107,7 +130,7 @@ def _float(name: str, value: str, lo: float, hi: float) -> float:
 def _clock(name: str, value: str) -> time:
     m = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
     if not m or int(m[1]) > 24 or int(m[2]) > 59 or (int(m[1]) == 24 and int(m[2])):
-        raise ConfigError(f"{name}: expected a time like 10:00, got {value!r}")
+        raise ConfigError(f"{name}: expected a time like 10:00, got {quoted(value)}")
     hour, minute = int(m[1]), int(m[2])
     return END_OF_DAY if hour == 24 else time(hour, minute)
 
@@ -115,10 +138,10 @@ def _clock(name: str, value: str) -> time:
 def _hours_range(name: str, value: str) -> tuple[time, time]:
     start, sep, end = value.partition("-")
     if not sep:
-        raise ConfigError(f"{name}: expected a range like 10:00-19:00, got {value!r}")
+        raise ConfigError(f"{name}: expected a range like 10:00-19:00, got {quoted(value)}")
     first, last = _clock(name, start), _clock(name, end)
     if first >= last:
-        raise ConfigError(f"{name}: the range must end after it starts, got {value!r}")
+        raise ConfigError(f"{name}: the range must end after it starts, got {quoted(value)}")
     return first, last
 
 
@@ -134,14 +157,14 @@ def _days(name: str, value: str) -> frozenset[int]:
             return _DAY_NAMES[token[:3]]
         if token.isdigit() and 1 <= int(token) <= 7:
             return int(token) - 1
-        raise ConfigError(f"{name}: unknown day {token!r} (use mon..sun or 1..7)")
+        raise ConfigError(f"{name}: unknown day {quoted(token)} (use mon..sun or 1..7)")
 
     days: set[int] = set()
     for part in value.split(","):
         if "-" in part:
             a, b = (one(x) for x in part.split("-", 1))
             if a > b:
-                raise ConfigError(f"{name}: day range {part.strip()!r} runs backwards")
+                raise ConfigError(f"{name}: day range {quoted(part.strip())} runs backwards")
             days.update(range(a, b + 1))
         elif part.strip():
             days.add(one(part))
@@ -156,7 +179,7 @@ def _ids(name: str, value: str) -> tuple[int, ...]:
         if not part:
             continue
         if not re.fullmatch(r"-?\d+", part):
-            raise ConfigError(f"{name}: expected numeric Telegram user ids separated by commas, got {part!r}")
+            raise ConfigError(f"{name}: expected numeric Telegram user ids separated by commas, got {quoted(part)}")
         ids.append(int(part))
     return tuple(ids)
 
@@ -230,6 +253,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("SALESBOT_MEETING_REMINDERS", "24h,2h", "When the lead is reminded before a meeting: `24h,2h` "
            "(m, h or d), or `off`.", _lead_times),
     Option("SALESBOT_SEND_DAYS", "mon-fri", "Days reminders may be sent: `mon-fri`, `mon,wed,fri` or `1-5`.", _days),
+    Option("SALESBOT_TEXTS_FILE", None, "A TOML file overriding the business's own words: company name, greeting, "
+           "consultation, reminder texts."),
 )
 _BY_ENV = {o.env: o for o in OPTIONS}
 
@@ -246,6 +271,8 @@ class Settings:
     raw: Mapping[str, str] = field(repr=False)
     home: Path
     db_path: Path
+    env_files: tuple[Path, ...] = ()  # where .env files are read from, in order (they may not exist)
+    sources: Mapping[str, str] = field(default_factory=dict)  # name → "environment" or the .env file
 
     def typed(self, env: str) -> Any:
         """The typed value of a documented setting (its default when unset, None when neither)."""
@@ -259,17 +286,32 @@ class Settings:
         """Raise one ConfigError naming every missing variable, so the operator fixes them in one go."""
         missing = [e for e in envs if not self.raw.get(e)]
         if missing:
-            raise ConfigError(
-                "missing settings: " + ", ".join(missing)
-                + f" (set them in the environment or in {self.home / '.env'})"
-            )
+            places = " or ".join(str(p) for p in self.env_files) or str(self.home / ".env")
+            raise ConfigError("missing settings: " + ", ".join(missing)
+                              + f" (set them in the environment or in {places})")
         for env in envs:  # present but malformed is also reported now, not mid-conversation
             self.typed(env)
 
-    def validate(self) -> None:
+    def validate(self) -> list[str]:
+        """Every malformed setting, one message each (doctor shows them; commands check only their own)."""
+        problems = []
         for option in OPTIONS:
             if option.parse and (self.raw.get(option.env) or option.default) is not None:
-                self.typed(option.env)
+                try:
+                    self.typed(option.env)
+                except ConfigError as exc:
+                    problems.append(str(exc))
+        for name, check in (("SALESBOT_PROMPT_FILE", lambda: load_prompt(self)),
+                            ("SALESBOT_TEXTS_FILE", lambda: load_texts(self))):
+            try:
+                check()
+            except ConfigError as exc:
+                problems.append(str(exc) if name in str(exc) else f"{name}: {exc}")
+        return problems
+
+    def source(self, env: str) -> str:
+        """Where a setting's value came from: `environment`, a .env file's path, or `default`."""
+        return self.sources.get(env, "default")
 
     def secrets(self) -> list[str]:
         """The secret values in use, for redaction in error messages."""
@@ -312,7 +354,12 @@ class Settings:
     @cached_property
     def prompt_file(self) -> Path:
         value = self.raw.get("SALESBOT_PROMPT_FILE")
-        return Path(value).expanduser() if value else PACKAGED_PROMPT
+        return _under_home("SALESBOT_PROMPT_FILE", value, self.home) if value else PACKAGED_PROMPT
+
+    @cached_property
+    def texts_file(self) -> Path | None:
+        value = self.raw.get("SALESBOT_TEXTS_FILE")
+        return _under_home("SALESBOT_TEXTS_FILE", value, self.home) if value else None
 
     @cached_property
     def manager_ids(self) -> tuple[int, ...]:
@@ -379,23 +426,78 @@ TELEGRAM_KEYS = ("TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_BOT_TOKEN")
 CLAUDE_KEYS = ("ANTHROPIC_API_KEY",)
 
 
+def read_small_text(name: str, path: Path, limit: int = PROMPT_MAX_BYTES) -> str:
+    """A regular UTF-8 text file of at most `limit` bytes: a FIFO, a device or a folder is refused
+    before it is opened (a FIFO would hang, /dev/zero would fill memory)."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{name}: {path} is not a regular file")
+    if info.st_size > limit:
+        raise ConfigError(f"{name}: {path} is {info.st_size:,} bytes, more than the {limit:,} allowed")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise ConfigError(f"{name}: {path} is more than the {limit:,} bytes allowed")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}: {path} is not UTF-8 text; save it as UTF-8") from None
+
+
 def load_prompt(settings: Settings) -> str:
     """The business's system prompt (the packaged example unless SALESBOT_PROMPT_FILE names one)."""
     path = settings.prompt_file
-    try:
-        prompt = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ConfigError(f"SALESBOT_PROMPT_FILE: cannot read {path}: {reason}") from None
+    prompt = read_small_text("SALESBOT_PROMPT_FILE", path).strip()
     if not prompt:
         raise ConfigError(f"SALESBOT_PROMPT_FILE: {path} is empty")
     return prompt
+
+
+TEXTS_MAX_BYTES = 100_000
+
+
+def load_texts(settings: Settings) -> dict[str, str]:
+    """The business's own words from SALESBOT_TEXTS_FILE (TOML), checked: {} when it is not set."""
+    import tomllib
+
+    from salesbot import texts
+
+    path = settings.texts_file
+    if path is None:
+        return {}
+    source = read_small_text("SALESBOT_TEXTS_FILE", path, TEXTS_MAX_BYTES)
+    try:
+        values = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"SALESBOT_TEXTS_FILE: {path} is not valid TOML ({exc})") from None
+    problems = texts.override_problems(values)
+    if problems:
+        raise ConfigError(f"SALESBOT_TEXTS_FILE: {path}: " + "; ".join(problems))
+    return values
+
+
+def _under_home(name: str, value: str, home: Path) -> Path:
+    """A path setting: absolute as given, relative to SALESBOT_HOME otherwise (the same for cron,
+    systemd and a shell, whatever their working directory)."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else home / path
 
 
 def default_home() -> Path:
     import typer  # click's get_app_dir: ~/.config/salesbot, ~/Library/Application Support/salesbot, …
 
     return Path(typer.get_app_dir("salesbot"))
+
+
+ENV_PREFIXES = ("SALESBOT_", "TELEGRAM_", "ANTHROPIC_")
+# Names other tools read from the same environment; not ours, so not a typo either.
+_NOT_OURS = {"ANTHROPIC_LOG", "ANTHROPIC_AUTH_TOKEN"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -405,13 +507,35 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
     local = parse_env_file(local_env) if local_env.is_file() else {}
     home_value = environ.get("SALESBOT_HOME") or local.get("SALESBOT_HOME")
     home = Path(home_value).expanduser() if home_value else default_home()
+    if not home.is_absolute():
+        raise ConfigError("SALESBOT_HOME must be an absolute path (cron and systemd start in another folder); "
+                          "got a relative one")
     home_env = home / ".env"
-    from_home = parse_env_file(home_env) if home_env.is_file() and home_env.resolve() != local_env.resolve() else {}
-    raw = {**from_home, **local, **{k: v for k, v in environ.items() if k in _BY_ENV}}
+    same = home_env.is_file() and local_env.is_file() and home_env.resolve() == local_env.resolve()
+    from_home = parse_env_file(home_env) if home_env.is_file() and not same else {}
+    ours = {k: v for k, v in environ.items() if k in _BY_ENV}
+    raw = {**from_home, **local, **ours}
+    sources = {**dict.fromkeys(from_home, str(home_env)), **dict.fromkeys(local, str(local_env)),
+               **dict.fromkeys(ours, "environment")}
     raw["SALESBOT_HOME"] = str(home)
+    if not home_value:
+        sources.pop("SALESBOT_HOME", None)
+    _warn_unknown([k for k in environ if k.startswith("SALESBOT_")], "the environment")
+    for path, values in ((local_env, local), (home_env, from_home)):
+        _warn_unknown([k for k in values if k.startswith(ENV_PREFIXES)], str(path))
     db_value = raw.get("SALESBOT_DB")
-    db_path = Path(db_value).expanduser() if db_value else home / "salesbot.db"
-    return Settings(raw=raw, home=home, db_path=db_path)
+    db_path = _under_home("SALESBOT_DB", db_value, home) if db_value else home / "salesbot.db"
+    env_files = (local_env,) if same else (local_env, home_env)
+    return Settings(raw=raw, home=home, db_path=db_path, env_files=env_files, sources=sources)
+
+
+def _warn_unknown(names: list[str], where: str) -> None:
+    for name in names:
+        if name in _BY_ENV or name in _NOT_OURS:
+            continue
+        close = difflib.get_close_matches(name, list(_BY_ENV), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        log.warning("unknown setting %s in %s (ignored)%s", name, where, hint)
 
 
 def ensure_home(settings: Settings) -> Path:

@@ -273,6 +273,8 @@ class Dialogue:
             leads.opt_out(lead.id, "stop")
             log.info("lead %s opted out of reminders", lead.id)
             await self._say(lead, texts.STOPPED)
+        elif command == "/cancel" and lead.state is None:
+            await self._say(lead, texts.NOTHING_TO_CANCEL)
         elif command == "/cancel" or (kind == "text" and lead.state and lead.state != STATE_CONFIRM_CANCEL
                                       and _said(text, texts.CANCEL_WORDS)):
             leads.set_state(lead.id, None)
@@ -332,10 +334,14 @@ class Dialogue:
             return texts.BUTTON_OTHER
         moment = moment_of(data)
         if moment is not None and data.startswith("ok:"):
-            return f"{texts.BUTTON_CONFIRM}: {texts.slot_label(moment.astimezone(self.calendar.tz))}"
+            return f"{texts.BUTTON_CONFIRM}: {texts.slot_label(moment.astimezone(self.calendar.tz), self._today())}"
         if moment is not None:
-            return texts.slot_label(moment.astimezone(self.calendar.tz))
+            return texts.slot_label(moment.astimezone(self.calendar.tz), self._today())
         return texts.unknown_button(data[:20])
+
+    def _today(self):
+        """Today in the business's zone: a lead reads «сегодня», «завтра» and no year for this one."""
+        return self.now().astimezone(self.calendar.tz).date()
 
     def _booked_starts(self, exclude_lead: int | None = None) -> list[datetime]:
         return leads.booked_starts(self.now() - self.calendar.slot, exclude_lead)
@@ -365,10 +371,11 @@ class Dialogue:
             slots = free_slots(self.now(), self.calendar, self._booked_starts())
         if not slots:
             text = f"{text}\n\n{texts.NO_SLOTS}" if text != texts.CHOOSE_SLOT else texts.NO_SLOTS
-        await self._say(lead, text, keyboards.slots(slots, self.calendar.tz), status=status)
+        await self._say(lead, text, keyboards.slots(slots, self.calendar.tz, self._today()), status=status)
 
     def _when(self, moment: datetime) -> str:
-        return timeparse.describe(moment.astimezone(self.calendar.tz))
+        """A meeting's time as the lead reads it: «в четверг, 26 ноября, в 11:00 по московскому времени»."""
+        return texts.meeting_time(moment.astimezone(self.calendar.tz), self._today())
 
     # --- the conversation ----------------------------------------------------------------------
 
@@ -388,7 +395,8 @@ class Dialogue:
 
     def _context(self, lead: LeadState, meeting: MeetingState | None) -> str:
         now = self.now().astimezone(self.calendar.tz)
-        booked = self._when(meeting.starts_at) if meeting else None
+        # for Claude the absolute date and year (it also gets today's): no «завтра» to misread
+        booked = timeparse.describe(meeting.starts_at.astimezone(self.calendar.tz)) if meeting else None
         return prompts.context_block(timeparse.describe(now), lead.first_name, lead.status, booked)
 
     async def _converse(self, lead: LeadState, message: _Stored, slot: _LeadSlot) -> None:
@@ -542,7 +550,7 @@ class Dialogue:
         if result.kind == "need_time" and result.day is not None:
             # "завтра": remember the day, so a following "в 15" means tomorrow at 15:00
             leads.set_state(lead.id, STATE_OWN_TIME, pending_day=result.day)
-            await self._say(lead, _joined(prefix, texts.need_time_for(timeparse.describe_day(result.day))),
+            await self._say(lead, _joined(prefix, texts.need_time_for(texts.day_phrase(result.day, self._today()))),
                             status=status)
             return
         if result.ok and result.time_only and lead.state == STATE_OWN_TIME and lead.pending_day:
@@ -563,7 +571,7 @@ class Dialogue:
             await self._offer_instead(lead, problem, result.when, prefix, status)
             return
         leads.set_state(lead.id, STATE_CONFIRM_TIME, pending_time=result.when)
-        await self._say(lead, _joined(prefix, texts.confirm_own_time(timeparse.describe(result.when))),
+        await self._say(lead, _joined(prefix, texts.confirm_own_time(self._when(result.when))),
                         keyboards.confirm_time(result.when), status=status)
 
     async def _offer_period(self, lead: LeadState, day: date | None, period: tuple[time, time],
@@ -580,7 +588,7 @@ class Dialogue:
         booked = self._booked_starts()
         slots = slots_in(day, (start, end), now, cal, booked)[:PERIOD_SLOTS]
         leads.set_state(lead.id, STATE_OWN_TIME, pending_day=day)  # "в 15" next means that day at 15:00
-        labels = (timeparse.describe_day(day), clock_label(start), clock_label(end))
+        labels = (texts.day_phrase(day, self._today()), clock_label(start), clock_label(end))
         if slots:
             await self._offer_slots(lead, _joined(prefix, texts.period_slots(*labels)), status=status, slots=slots)
         else:

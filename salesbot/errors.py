@@ -28,3 +28,15 @@ class BotUnauthorizedError(SalesbotError):
     so `serve` exits with its own code, which the systemd unit does not restart on."""
 
     exit_code = 3
+
+
+QUOTE_LIMIT = 80
+
+
+def quoted(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """The operator's input as an error message quotes it: at most `limit` characters, in repr form
+    (control characters escaped), so a pasted page cannot flood the terminal."""
+    text = str(text)
+    if len(text) > limit:
+        return repr(text[:limit]) + f"… ({len(text):,} characters)"
+    return repr(text)

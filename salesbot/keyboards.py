@@ -12,7 +12,7 @@ buttons, so they are built here once:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from salesbot import texts
@@ -50,9 +50,11 @@ def meeting_label(action: str) -> str:
     return _MEETING_LABELS[action]
 
 
-def slots(starts: Iterable[datetime], tz: ZoneInfo) -> Keyboard:
-    """A slot a row, then «Предложить своё время»."""
-    rows = [[Button(texts.slot_label(s.astimezone(tz)), slot_data("s", s))] for s in starts]
+def slots(starts: Iterable[datetime], tz: ZoneInfo, today: date | None = None) -> Keyboard:
+    """A slot a row, then «Предложить своё время». With `today` (the live dialogue), today's and
+    tomorrow's slots read «Сегодня, 17:00» / «Завтра, 10:00»; a keyboard queued by the sweep keeps
+    the date (it may be delivered later)."""
+    rows = [[Button(texts.slot_label(s.astimezone(tz), today), slot_data("s", s))] for s in starts]
     rows.append([Button(texts.BUTTON_OWN_TIME, OWN)])
     return rows
 

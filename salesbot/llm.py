@@ -32,7 +32,7 @@ import anthropic
 from tenacity import wait_random_exponential
 
 from salesbot import prompts
-from salesbot.errors import LLMUnavailable
+from salesbot.errors import ConfigError, LLMUnavailable
 from salesbot.pricing import EFFORTS, effort_for, min_cacheable_tokens, thinking_of
 from salesbot.store import LlmCall
 
@@ -282,7 +282,9 @@ class ClaudeClient:
 
     async def check_prompt(self, prompt: str, model: str | None = None) -> int | None:
         """Count the system prompt's tokens with `messages.count_tokens` (once per prompt and model)
-        and warn when it is below the model's documented minimum cacheable length."""
+        and warn when it is below the model's documented minimum cacheable length. It is also the
+        start-up check of the key: a key the API refuses (401/403) is an error now, rather than every
+        lead getting the fallback later."""
         model = model or self.model
         key = (model, hashlib.sha256(prompt.encode()).hexdigest())
         if key in self._counted:
@@ -291,6 +293,9 @@ class ClaudeClient:
             counted = await asyncio.wait_for(self._sdk.messages.count_tokens(
                 model=model, system=prompts.system_blocks(prompt, None),
                 messages=[{"role": "user", "content": "."}]), self.timeout)
+        except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
+            raise ConfigError(f"ANTHROPIC_API_KEY: key rejected by the Claude API ({describe_error(exc)}); "
+                              "check the key at console.anthropic.com") from None
         except (anthropic.AnthropicError, TimeoutError) as exc:
             log.warning("could not count the system prompt's tokens: %s (request %s)", describe_error(exc),
                         request_id_of(exc) or "-")

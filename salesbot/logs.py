@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import datetime, tzinfo
 
 _secrets: set[str] = set()
 QUIET_LIBRARIES = ("telethon", "httpx", "httpx2", "anthropic", "peewee")
@@ -17,10 +18,27 @@ def redact(text: str) -> str:
 
 
 class RedactingFormatter(logging.Formatter):
-    """Masks known secret values wherever they appear: message, arguments or traceback."""
+    """Masks known secret values wherever they appear: message, arguments or traceback. Times carry the
+    date and the business time zone's offset (`2025-12-23 14:05:00+0300`): a cron log read days later,
+    on a server in UTC, must still say when in the business's day a line was written."""
+
+    zone: tzinfo | None = None  # SALESBOT_TZ once the settings are read; the machine's until then
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        moment = datetime.fromtimestamp(record.created, self.zone) if self.zone else \
+            datetime.fromtimestamp(record.created).astimezone()
+        return moment.strftime(TIME_FORMAT)
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S%z"
+
+
+def use_zone(zone: tzinfo) -> None:
+    """Log times in the business's zone from now on."""
+    RedactingFormatter.zone = zone
 
 
 def _forms(value: str) -> set[str]:
@@ -53,9 +71,20 @@ class StderrHandler(logging.StreamHandler):
         pass
 
 
+_verbose = False
+
+
+def quiet_unless_verbose() -> None:
+    """WARNING and above only (for `chat`, whose dialogue log lines would break up), unless -v."""
+    if not _verbose:
+        logging.getLogger("salesbot").setLevel(logging.WARNING)
+
+
 def configure(verbose: bool = False) -> None:
+    global _verbose
+    _verbose = verbose
     handler = StderrHandler()
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)

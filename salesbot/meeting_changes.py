@@ -77,8 +77,10 @@ def _upcoming(meeting_id: int, now: datetime, calendar: Calendar) -> MeetingStat
     return meeting
 
 
-def _local_text(moment: datetime, calendar: Calendar) -> str:
-    return timeparse.describe(moment.astimezone(calendar.tz))
+def _local_text(moment: datetime, calendar: Calendar, now: datetime | None = None) -> str:
+    """The time for the operator (`describe`), or, given `now`, as a lead reads it (texts.meeting_time)."""
+    local = moment.astimezone(calendar.tz)
+    return timeparse.describe(local) if now is None else texts.meeting_time(local, now.astimezone(calendar.tz).date())
 
 
 def _lead(meeting: MeetingState) -> LeadState:
@@ -101,7 +103,7 @@ def cancel(meeting_id: int, reason: str | None, now: datetime, calendar: Calenda
     """Cancel a booked meeting; the lead is told, with free slots to book another, and so are managers."""
     meeting = _upcoming(meeting_id, now, calendar)
     lead = _lead(meeting)
-    when = _local_text(meeting.starts_at, calendar)
+    when = _local_text(meeting.starts_at, calendar, now)
     reason = (reason or "").strip() or None
     with store.transaction():
         if not leads.cancel_meeting(meeting.id, "staff", now, reason):
@@ -140,7 +142,7 @@ def move(meeting_id: int, start: datetime, now: datetime, calendar: Calendar,
     the new time with «Подтверждаю» / «Перенести» / «Отменить», and managers are told."""
     meeting = _upcoming(meeting_id, now, calendar)
     lead = _lead(meeting)
-    old, new = _local_text(meeting.starts_at, calendar), _local_text(start, calendar)
+    old, new = _local_text(meeting.starts_at, calendar, now), _local_text(start, calendar, now)
     staff_calendar = dataclasses.replace(calendar, min_notice=timedelta(0), horizon=STAFF_HORIZON)
     with store.transaction():
         problem, previous = leads.book(lead.id, start, meeting.source, now, staff_calendar, by="staff")

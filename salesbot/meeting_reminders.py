@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from salesbot import delivery, keyboards, leads, store, texts, timeparse
+from salesbot import delivery, keyboards, leads, store, texts
 from salesbot.slots import Calendar, free_slots
 from salesbot.store import Meeting, db, to_utc_naive
 
@@ -124,7 +124,7 @@ def sweep(now: datetime, plan: Plan, in_window: bool, *, dry_run: bool = False) 
 
 
 def _claim_and_queue(action: MeetingAction, now: datetime, plan: Plan) -> bool:
-    when = timeparse.describe(action.starts_at)
+    when = texts.meeting_time(action.starts_at, now.astimezone(action.starts_at.tzinfo).date())
     with store.transaction():
         if action.kind == NO_SHOW:
             if not leads.claim_meeting_reminder(action.meeting_id, NO_SHOW, "no_show", now):

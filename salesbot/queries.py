@@ -6,6 +6,7 @@ to draw them (a rich table, or JSON).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo
 from peewee import JOIN, SQL, Case, fn
 
 from salesbot import leads, pricing
-from salesbot.errors import NotFoundError, SalesbotError
+from salesbot.errors import NotFoundError, SalesbotError, quoted
 from salesbot.store import (
     LEAD_STATUSES,
     Lead,
@@ -38,7 +39,7 @@ def check_status(value: str | None) -> str | None:
         return None
     status = value.strip().lower()
     if status not in LEAD_STATUSES:
-        raise SalesbotError(f"unknown status {value!r}; use one of: {', '.join(LEAD_STATUSES)}")
+        raise SalesbotError(f"unknown status {quoted(value)}; use one of: {', '.join(LEAD_STATUSES)}")
     return status
 
 
@@ -161,6 +162,7 @@ class ConversationLine:
     unanswered: bool = False  # a lead message Claude could not answer
     delivery: str | None = None  # our message: queued | sent | failed (None: from before the outbox)
     delivery_error: str | None = None  # why Telegram did not take it
+    buttons: list[str] | None = None  # our message: the labels of the buttons it offered
 
 
 @dataclass
@@ -214,12 +216,13 @@ def lead_detail(lead_id: int, tz: ZoneInfo) -> LeadDetail:
     if lead is None:
         raise NotFoundError(f"no lead with id {lead_id} (see `salesbot leads list`)")
     rows = (Message.select(Message.role, Message.text, Message.created_at, Message.unanswered, Outbox.state,
-                           Outbox.error)
+                           Outbox.error, Outbox.buttons)
             .join(Outbox, JOIN.LEFT_OUTER, on=(Outbox.message == Message.id))
             .where(Message.lead == lead).order_by(Message.id).tuples())
     messages = [ConversationLine(role=role, text=text, created_at=to_local(created_at, tz), unanswered=bool(flag),
-                                 delivery=state, delivery_error=error if state == "failed" else None)
-                for role, text, created_at, flag, state, error in rows]
+                                 delivery=state, delivery_error=error if state == "failed" else None,
+                                 buttons=_labels(buttons))
+                for role, text, created_at, flag, state, error, buttons in rows]
     next_meeting = leads.next_meeting_start(lead.id, utcnow())
     summary = _summary(lead, next_meeting, tz, sum(line.unanswered for line in messages),
                        sum(line.delivery == "failed" for line in messages))
@@ -238,6 +241,16 @@ def check_meeting_status(value: str | None) -> str | None:
     if status not in MEETING_STATUSES:
         raise SalesbotError(f"unknown meeting status {value!r}; use one of: {', '.join(MEETING_STATUSES)}")
     return status
+
+
+def _labels(keyboard: str | None) -> list[str] | None:
+    """The labels of an outbox row's keyboard (delivery stores [[[label, data], …], …])."""
+    if not keyboard:
+        return None
+    try:
+        return [str(button[0]) for row in json.loads(keyboard) for button in row]
+    except (ValueError, TypeError, IndexError):
+        return None
 
 
 def upcoming_meetings(tz: ZoneInfo, limit: int | None = None, now: datetime | None = None) -> list[MeetingInfo]:
@@ -432,13 +445,19 @@ def follow_up_stats(since: datetime | None = None, now: datetime | None = None) 
     return FollowUpStats(since=since, steps=steps)
 
 
+EARLIEST, LATEST = 1970, 9000
+
+
 def parse_moment(text: str, tz: ZoneInfo) -> datetime:
     """An ISO 8601 date or time; without an offset it is in `tz`."""
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise SalesbotError(f"expected an ISO 8601 time like 2025-12-23T14:05, got {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+        raise SalesbotError(f"expected an ISO 8601 time like 2025-12-23T14:05, got {quoted(text)}") from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=tz)
+    if not EARLIEST <= moment.year <= LATEST:  # the calendar's arithmetic must stay inside datetime's range
+        raise SalesbotError(f"a time between the years {EARLIEST} and {LATEST}, please; got {quoted(text)}")
+    return moment
 
 
 def parse_since(text: str, tz: ZoneInfo, now: datetime | None = None) -> datetime:
@@ -447,9 +466,13 @@ def parse_since(text: str, tz: ZoneInfo, now: datetime | None = None) -> datetim
     now = now or datetime.now(tz)
     units = {"h": 3600, "d": 86400, "w": 7 * 86400}
     if value[:-1].isdigit() and value[-1:].lower() in units:
-        return now - timedelta(seconds=int(value[:-1]) * units[value[-1].lower()])
+        try:
+            return now - timedelta(seconds=int(value[:-1]) * units[value[-1].lower()])
+        except (OverflowError, ValueError):  # further back than the year 1
+            raise SalesbotError(f"the span {quoted(value)} reaches back before the calendar starts; "
+                                "use a shorter one") from None
     try:
         return parse_moment(value, tz)
     except SalesbotError:
         raise SalesbotError(f"expected a date like 2025-12-01, a time like 2025-12-01T09:00, "
-                            f"or a span like 7d or 24h; got {text!r}") from None
+                            f"or a span like 7d or 24h; got {quoted(text)}") from None

@@ -8,7 +8,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import sys
+import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import fields, is_dataclass
 from datetime import date, datetime
@@ -30,6 +32,24 @@ err = Console(stderr=True, highlight=False)
 
 STATUS_STYLE = {"new": "cyan", "warm": "yellow", "hot": "bold red", "cold": "blue"}
 SHOWN_ACTIONS = 200  # the sweep's table; --json streams them all
+
+
+# Terminal control characters (C0 but newline and tab, DEL, C1, and the bidi overrides that reorder
+# what follows) in a lead's name or message are shown as escapes, never sent to the staff's terminal:
+# an ESC sequence in a Telegram name could clear the screen or rewrite what is shown.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_OR_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_char(match: re.Match) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str | None, lines: bool = False) -> str:
+    """`text` safe for a terminal: control characters as `\\x1b`-style escapes; newlines kept only
+    when `lines` (a message), else escaped too (a name is one line)."""
+    return (_CONTROL if lines else _CONTROL_OR_LINE).sub(_escape_char, text or "")
 
 
 def error_line(message: str) -> None:
@@ -137,13 +157,6 @@ def fmt_time(moment: datetime | None) -> str:
 
 LEADS_CHUNK = 1000  # rows drawn (and held) at a time: `leads list --limit 0` streams any number
 _NAME_WIDTH = 40
-_CONTROLS = dict.fromkeys([*range(32), *range(127, 160)])  # C0, DEL, C1: a name must not drive the terminal
-
-
-def strip_control_codes(text: str) -> str:
-    return text.translate(_CONTROLS)
-
-
 def _status_parts(row) -> list[tuple[str, str]]:
     parts = [(row.status, STATUS_STYLE[row.status])]
     if row.opted_out:
@@ -178,7 +191,7 @@ def leads_table(rows: Iterable, wanted: str | None, tz, now: datetime) -> None:
 
     headers = ("id", "name", "status", "last message", "reminders", "next meeting")
     widths = [max(len(headers[0]), *(len(str(r.id)) for r in chunk)),
-              min(_NAME_WIDTH, max(len(headers[1]), *(cell_len(strip_control_codes(r.name)) for r in chunk))),
+              min(_NAME_WIDTH, max(len(headers[1]), *(cell_len(visible(r.name)) for r in chunk))),
               max(len(headers[2]), *(status_cell(r)[1] for r in chunk)),
               max(len(headers[3]), 12), len(headers[4]), len(fmt_time(now))]
     out.print("  ".join(h.rjust(w) if h in ("id", "reminders") else h.ljust(w)
@@ -188,7 +201,7 @@ def leads_table(rows: Iterable, wanted: str | None, tz, now: datetime) -> None:
     while chunk:
         lines = []
         for row in chunk:
-            name = strip_control_codes(row.name)  # a lead's name is theirs to choose: no terminal escapes
+            name = visible(row.name)  # a lead's name is theirs to choose: no terminal escapes
             if cell_len(name) > widths[1]:
                 name = set_cell_size(name, widths[1] - 1) + "…"
             status, status_width = status_cell(row)
@@ -213,9 +226,24 @@ def lead_json(row) -> dict[str, Any]:
             "opted_out_reason": row.opted_out_reason, "unanswered": row.unanswered, "undelivered": row.undelivered}
 
 
-def lead_detail(detail) -> None:
+LONG_MESSAGE = 3000  # characters of one message `leads show` prints unless --full
+_PREFIX = 17  # "24.12 11:00 lead " — continuation lines are indented under the text
+
+
+def _wrapped(text: str, width: int) -> str:
+    """A message's lines wrapped to `width`, every line after the first indented under the text."""
+    room = max(20, width - _PREFIX)
+    lines = []
+    for paragraph in text.split("\n"):
+        lines += textwrap.wrap(paragraph, room, replace_whitespace=False, drop_whitespace=True,
+                               break_on_hyphens=False) or [""]
+    return ("\n" + " " * _PREFIX).join(lines)
+
+
+def lead_detail(detail, full: bool = False) -> None:
     lead = detail.lead
-    out.print(f"[bold]Lead {lead.id}[/bold] {escape(lead.name)}  [{STATUS_STYLE[lead.status]}]{lead.status}[/]")
+    out.print(f"[bold]Lead {lead.id}[/bold] {escape(visible(lead.name))}  "
+              f"[{STATUS_STYLE[lead.status]}]{lead.status}[/]")
     facts = [
         ("telegram id", str(lead.telegram_id) if lead.telegram_id else "— (terminal chat)"),
         ("created", fmt_time(lead.created_at)),
@@ -227,7 +255,7 @@ def lead_detail(detail) -> None:
     if lead.cold_reason:
         facts.append(("cold reason", lead.cold_reason))
     for label, value in facts:
-        out.print(f"  [dim]{label}:[/dim] {escape(value)}")
+        out.print(f"  [dim]{label}:[/dim] {escape(visible(value))}")
     out.print()
     if not detail.messages:
         out.print("[dim]No messages.[/dim]")
@@ -236,7 +264,15 @@ def lead_detail(detail) -> None:
         conversation.append(f"{line.created_at:%d.%m %H:%M} ", style="dim")
         is_lead = line.role == "lead"
         conversation.append("lead " if is_lead else "bot  ", style="green" if is_lead else "magenta")
-        conversation.append(line.text)
+        text = visible(line.text, lines=True).replace("\t", "    ")
+        cut = not full and len(text) > LONG_MESSAGE
+        conversation.append(_wrapped(text[:LONG_MESSAGE] if cut else text, out.width))
+        if cut:
+            conversation.append(f"\n{' ' * _PREFIX}… cut: {len(text) - LONG_MESSAGE:,} more characters "
+                                "(--full prints all)", style="dim")
+        if line.buttons:
+            conversation.append(f"\n{' ' * _PREFIX}" + " ".join(f"[{visible(label)}]" for label in line.buttons),
+                                style="cyan")
         if line.delivery == "failed":
             conversation.append(f"  (undelivered: {line.delivery_error})", style="bold red")
         elif line.delivery == "queued":
@@ -267,7 +303,7 @@ def meetings_table(rows, tz, past: bool = False, status: str | None = None) -> N
         elif row.cancelled_by:
             status_text += f" ({row.cancelled_by})"
         confirmed = row.confirmed_at.strftime("%d.%m %H:%M") if row.confirmed_at else "—"
-        table.add_row(str(row.id), fmt_time(row.starts_at), f"{row.lead_id} {escape(row.lead_name)}",
+        table.add_row(str(row.id), fmt_time(row.starts_at), f"{row.lead_id} {escape(visible(row.lead_name))}",
                       escape(row.telegram_link or "— (terminal chat)"), confirmed, status_text, row.source)
     out.print(table)
 
@@ -312,9 +348,9 @@ def sweep(result, policy) -> None:
         table.add_column("reminder", no_wrap=True, overflow="ellipsis", max_width=70)
         table.add_column("outcome")
         for action in result.actions:
-            name = action.first_name or (f"@{action.username}" if action.username else "—")
+            name = visible(action.first_name) or (f"@{visible(action.username)}" if action.username else "—")
             table.add_row(str(action.lead_id), escape(name), _step_label(action),
-                          escape(action.text.replace("\n", " ")), action.outcome)
+                          escape(visible(action.text.replace("\n", " "))), action.outcome)
         out.print(table)
         total = sum(result.outcomes.values())
         if total > len(result.actions):
@@ -455,3 +491,36 @@ def follow_up_stats(stats, start: datetime | None) -> None:
         out.print(f"[dim]{maturing:,} of these went out less than 72 h ago: their replies may still come.[/dim]")
     out.print("[dim]Replied: the lead wrote (or pressed a button) after the reminder. Booked: a meeting within "
               "7 days, before any next reminder. Went cold: cold after the last reminder and silent since.[/dim]")
+
+
+# --- doctor ---------------------------------------------------------------------------------------
+
+_MARK = {"ok": "[green]ok     [/green]", "note": "[yellow]note   [/yellow]", "problem": "[bold red]PROBLEM[/bold red]"}
+
+
+def doctor(report) -> None:
+    out.print(f"[bold]salesbot {report.version}[/bold], data folder {escape(report.home)}; .env read from "
+              + " then ".join(escape(p) for p in report.env_files))
+    table = Table(title="Settings (environment first, then the .env files; secrets masked)", box=box.SIMPLE_HEAD)
+    for column in ("name", "value", "from"):
+        table.add_column(column, overflow="fold")
+    for row in report.settings:
+        value = escape(visible(row.value)) if row.value is not None else "[dim]—[/dim]"
+        table.add_row(row.name, f"[red]{value}[/red]" if row.problem else value,
+                      "[dim]default[/dim]" if row.source == "default" else escape(row.source))
+    out.print(table)
+    db = report.database
+    if db.exists:
+        counts = ", ".join(f"{'?' if n is None else n} {what}" for n, what in
+                           ((db.leads, "leads"), (db.messages, "messages"), (db.meetings, "meetings")))
+        out.print(f"database {escape(db.path)}: {db.size_bytes:,} bytes, schema {db.schema_version or '?'}, {counts}")
+    for session in report.sessions:
+        state = "logged in" if session["logged_in"] else ("damaged" if session["problem"] else "not logged in")
+        out.print(f"Telegram session {escape(session['path'])}: {session['size_bytes']:,} bytes, {state}")
+    out.print()
+    for finding in report.findings:
+        out.print(f"{_MARK[finding.status]} {finding.area:<9} {escape(logs.redact(finding.message))}",
+                  soft_wrap=True)
+    problems = len(report.problems)
+    out.print("\n" + ("[green]Nothing wrong found.[/green]" if not problems else
+                      f"[bold red]{problems} problem(s)[/bold red] found (exit 1)."))

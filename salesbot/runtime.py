@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from salesbot.config import CLAUDE_KEYS, TELEGRAM_KEYS, Settings, ensure_home, load_prompt
+from salesbot.config import CLAUDE_KEYS, TELEGRAM_KEYS, Settings, ensure_home, load_prompt, load_texts
 from salesbot.errors import SalesbotError
 from salesbot.slots import Calendar
 
@@ -36,13 +37,34 @@ log = logging.getLogger(__name__)
 # --- what the settings build ------------------------------------------------------------------------
 
 
-def open_store(settings: Settings, busy_timeout_ms: int | None = None):
+def open_store(settings: Settings, busy_timeout_ms: int | None = None, path: Path | None = None):
     """The migrated database, the models bound to it (the data folder is created when it holds it)."""
     from salesbot.store import open_database
 
-    if settings.db_path.parent == settings.home:
+    path = path or settings.db_path
+    if path.parent == settings.home:
         ensure_home(settings)
-    return open_database(settings.db_path, busy_timeout_ms=busy_timeout_ms)
+    return open_database(path, busy_timeout_ms=busy_timeout_ms)
+
+
+CHAT_SANDBOX = "chat-sandbox.db"
+
+
+def sandbox_path(settings: Settings) -> Path:
+    """Where `salesbot chat` rehearses unless --live: its own database in SALESBOT_HOME, so a rehearsal
+    never books a real slot or adds a lead to the real list."""
+    return settings.home / CHAT_SANDBOX
+
+
+def reset_sandbox(settings: Settings) -> bool:
+    """Empty the chat sandbox (the file and its WAL companions); True when there was one."""
+    path = sandbox_path(settings)
+    found = False
+    for companion in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            companion.unlink()
+            found = True
+    return found
 
 
 def calendar(settings: Settings) -> Calendar:
@@ -97,12 +119,21 @@ def dialogue(settings: Settings, transport: Transport, claude: ClaudeClient, pro
     return Dialogue(ClaudeDialogue(claude, prompt), transport, dialogue_config(settings))
 
 
+def use_texts(settings: Settings) -> None:
+    """The bot's words for this process: the packaged texts with SALESBOT_TEXTS_FILE's overrides, and
+    the consultation's length from SALESBOT_SLOT_MINUTES."""
+    from salesbot import texts
+
+    texts.configure(load_texts(settings), settings.slot_minutes)
+
+
 def check_serve(settings: Settings) -> None:
     """Everything `serve` needs, checked before it reaches Telegram: credentials, the playbook, the
     calendar and the engine's settings (a bad value fails now, not mid-conversation)."""
     settings.require(*TELEGRAM_KEYS, *CLAUDE_KEYS)
     load_prompt(settings)
     dialogue_config(settings)
+    use_texts(settings)
 
 
 # --- the long-running jobs -------------------------------------------------------------------------
@@ -114,6 +145,7 @@ def serve(settings: Settings) -> None:
     from salesbot.delivery import Outbox
 
     prompt = load_prompt(settings)  # read once, before Telegram is reached
+    use_texts(settings)
     ensure_home(settings)
     with serve_lock(settings.home):
         open_store(settings, busy_timeout_ms=SERVE_BUSY_TIMEOUT_MS)
@@ -188,31 +220,50 @@ class ChatSession:
 
     lead_id: int
     lead_name: str
+    database: Path | None = None
+    live: bool = False
+    demo: bool = False
 
 
 def chat(settings: Settings, transport: Any, lead_name: str | None, lines: Iterable[str],
-         on_start: Callable[[ChatSession], None] | None = None) -> None:
-    """`salesbot chat`: the dialogue engine in the terminal, the operator playing the lead."""
+         on_start: Callable[[ChatSession], None] | None = None, *, live: bool = False, demo: bool = False) -> None:
+    """`salesbot chat`: the dialogue engine in the terminal, the operator playing the lead.
+
+    A rehearsal by default: its own database (`sandbox_path`) unless `live`; with `demo`, canned
+    answers (salesbot.demo) instead of Claude, so no key is needed. A new conversation opens as in
+    Telegram, with the lead's /start and the bot's greeting."""
     from salesbot.terminal import chat_lead, run_chat
 
-    settings.require(*CLAUDE_KEYS)
-    prompt = load_prompt(settings)
+    if not demo:
+        settings.require(*CLAUDE_KEYS)
+    prompt = None if demo else load_prompt(settings)
     config = dialogue_config(settings)
-    open_store(settings)
+    use_texts(settings)
+    path = settings.db_path if live else sandbox_path(settings)
+    open_store(settings, path=path)
     talker = chat_lead(lead_name)
     if on_start is not None:
-        on_start(ChatSession(talker.id, talker.first_name or ""))
+        on_start(ChatSession(talker.id, talker.first_name or "", path, live, demo))
 
     async def main() -> None:
+        from salesbot import leads
         from salesbot.conversation import ClaudeDialogue, Dialogue
 
-        claude = claude_client(settings)
+        claude = None if demo else claude_client(settings)
         try:
-            await claude.check_prompt(prompt)  # the prompt's tokens, and whether it can be cached
-            engine = Dialogue(ClaudeDialogue(claude, prompt), transport, config)
-            await run_chat(engine, transport, talker, lines)
+            if claude is None:
+                from salesbot.demo import DemoDialogue
+
+                llm: Any = DemoDialogue()
+            else:
+                await claude.check_prompt(prompt)  # the key, the prompt's tokens, whether it can be cached
+                llm = ClaudeDialogue(claude, prompt)
+            engine = Dialogue(llm, transport, config)
+            opening = ["/start"] if leads.count_messages(talker.id, 2**62) == 0 else []
+            await run_chat(engine, transport, talker, itertools.chain(opening, lines))
         finally:
-            await claude.close()
+            if claude is not None:
+                await claude.close()
 
     asyncio.run(main())
 
@@ -249,17 +300,63 @@ def sweep(settings: Settings, *, dry_run: bool, limit: int | None, on_action: Ca
           progress: Progress | None = None) -> SweepResult | None:
     """`salesbot follow-ups run`: one sweep, or None when another sweep holds the lock. A real sweep
     queues the reminders for `serve` to deliver, so it refuses to run while no serve is alive."""
-    from salesbot import followups, meeting_reminders
-
     rules = policy(settings)
+    use_texts(settings)
     meetings = meeting_plan(settings)
     ensure_home(settings)
-    if not dry_run:
+    if dry_run:
+        return _sweep(settings, rules, meetings, dry_run=True, limit=limit, on_action=on_action, keep=keep,
+                      progress=progress)
+    try:
         age = serve_alive(settings.home)
         if age is None or age > ALIVE_SECONDS:
             since = "has never run here" if age is None else f"last seen {int(age // 60)} min ago"
             raise SalesbotError(f"salesbot serve is not running ({since}): it delivers the reminders, so none "
                                 "were queued; start it (systemctl start salesbot) and the next sweep catches up")
+        result = _sweep(settings, rules, meetings, dry_run=False, limit=limit, on_action=on_action, keep=keep,
+                        progress=progress)
+    except SalesbotError as exc:
+        record_sweep(settings.home, "failed", error=str(exc))
+        raise
+    if result is None:
+        record_sweep(settings.home, "skipped", error="another sweep was running")
+    else:
+        record_sweep(settings.home, "ok", summary=result.summary)
+    return result
+
+
+LAST_SWEEP = "follow-ups.last"
+
+
+def record_sweep(home: Path, outcome: str, summary: dict | None = None, error: str | None = None) -> None:
+    """The last real sweep's time and outcome (`doctor` shows it), written whole or not at all."""
+    import json
+
+    from salesbot.store import utcnow
+
+    data = {"at": utcnow().isoformat() + "Z", "outcome": outcome, "summary": summary, "error": error}
+    path = home / LAST_SWEEP
+    try:
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        temporary.replace(path)
+    except OSError as exc:  # a full disk must not hide the sweep's own outcome
+        log.warning("could not record the sweep's outcome in %s: %s", path, exc.strerror)
+
+
+def last_sweep(home: Path) -> dict | None:
+    import json
+
+    try:
+        return json.loads((home / LAST_SWEEP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _sweep(settings: Settings, rules: Policy, meetings, *, dry_run: bool, limit: int | None,
+           on_action: Callable | None, keep: int, progress: Progress | None) -> SweepResult | None:
+    from salesbot import followups, meeting_reminders
+
     open_store(settings)
     with followups.sweep_lock(settings.home) as mine:
         if not mine:

@@ -66,12 +66,24 @@ def _is_locked(reason: str) -> bool:
     return "locked" in reason or "busy" in reason
 
 
+def damaged(path: str | Path, reason: str) -> StoreError:
+    return StoreError(f"the database {path} is damaged (SQLite says: {reason}); stop salesbot, keep a copy of the "
+                      f"file, run `sqlite3 {path} 'PRAGMA integrity_check'` to see what is hit, then restore a "
+                      "backup or rebuild it with sqlite3's `.recover`")
+
+
 def _translated(path: str, exc: Exception) -> StoreError:
     reason = str(exc) or exc.__class__.__name__
     if _is_locked(reason):
         reason += _LOCKED_HINT
     elif "malformed" in reason or "not a database" in reason:
-        return StoreError(f"the database {path} is damaged (SQLite says: {reason})")
+        return damaged(path, reason)
+    elif "readonly" in reason or "read-only" in reason:
+        return StoreError(f"the database {path} is read-only for this user: only reading commands work "
+                          f"(SQLite says: {reason})")
+    elif "full" in reason:
+        return StoreError(f"disk full: cannot write to the database {path}; free some space "
+                          f"(nothing was half-written; SQLite says: {reason})")
     return StoreError(f"the database failed: {reason}")
 
 
@@ -89,13 +101,31 @@ class Database(SqliteDatabase):
             raise _translated(self.database, exc) from exc
 
     def execute_sql(self, sql, params=None):
-        return self._guard(super().execute_sql, sql, params)
+        try:
+            return self._guard(super().execute_sql, sql, params)
+        except StoreError as exc:
+            if isinstance(sql, str) and sql.startswith("ROLLBACK") and _already_rolled_back(exc):
+                return None  # see rollback(): the error that undid the transaction is the one to report
+            raise
 
     def begin(self, lock_type=None):
         return self._guard(super().begin, lock_type)
 
     def commit(self):
         return self._guard(super().commit)
+
+    def rollback(self):
+        # After SQLITE_FULL (and some I/O errors) SQLite has already rolled the transaction back;
+        # a second ROLLBACK would replace the real reason ("disk full") with "cannot rollback".
+        try:
+            return self._guard(super().rollback)
+        except StoreError as exc:
+            if not _already_rolled_back(exc):
+                raise
+
+
+def _already_rolled_back(exc: Exception) -> bool:
+    return "no transaction is active" in str(exc) or "no such savepoint" in str(exc)
 
 
 class BaseModel(Model):
@@ -424,8 +454,25 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 ]
 
 
-def migrate(database: SqliteDatabase) -> list[str]:
-    """Apply the pending migrations; return the names applied."""
+def writable(path: Path) -> bool:
+    """Whether this user may write the database: the file and its folder (WAL keeps files beside it)."""
+    import os
+
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def _check_current(database: SqliteDatabase, path: Path) -> None:
+    """A read-only database is read as it is: fine when no migration is pending."""
+    applied = {row[0] for row in database.execute_sql("SELECT name FROM migrations")}
+    pending = [name for name, _ in MIGRATIONS if name not in applied]
+    if pending:
+        raise StoreError(f"the database {path} is read-only for this user and needs upgrading "
+                         f"({pending[0]} and later); run salesbot once as its owner")
+    log.debug("the database %s is read-only for this user: reading only", path)
+
+
+def migrate(database: SqliteDatabase, quiet: bool = False) -> list[str]:
+    """Apply the pending migrations; return the names applied (logged, unless the file is new)."""
     database.execute_sql(
         "CREATE TABLE IF NOT EXISTS migrations ("
         " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
@@ -451,7 +498,7 @@ def migrate(database: SqliteDatabase) -> list[str]:
             database.execute_sql(
                 "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, str(utcnow()))
             )
-        log.info("applied migration %s", name)
+        log.log(logging.DEBUG if quiet else logging.INFO, "applied migration %s", name)
         done.append(name)
     return done
 
@@ -466,16 +513,17 @@ def open_database(path: Path, busy_timeout_ms: int | None = None) -> SqliteDatab
         raise StoreError(f"cannot create the folder for the database {path}: {exc.strerror}") from None
     if path.is_dir():
         raise StoreError(f"SALESBOT_DB {path} is a folder, not a database file")
+    new = not path.exists()
+    read_only = not new and not writable(path)
+    pragmas = {"busy_timeout": busy, "foreign_keys": 1}
+    if not read_only:
+        pragmas.update(journal_mode="wal", synchronous="normal")
     database = Database(
-        str(path),
-        pragmas={
-            "journal_mode": "wal",
-            "busy_timeout": busy,
-            "foreign_keys": 1,
-            "synchronous": "normal",
-        },
+        f"file:{path}?mode=ro" if read_only else str(path),
+        pragmas=pragmas,
         timeout=busy / 1000,
         lock_type="IMMEDIATE",
+        uri=read_only,
     )
     try:
         database.connect()
@@ -485,21 +533,32 @@ def open_database(path: Path, busy_timeout_ms: int | None = None) -> SqliteDatab
                 f"{path} is an SQLite database but not salesbot's (it has no migrations table); "
                 "point SALESBOT_DB at another file"
             )
-        migrate(database)
+        if read_only:
+            _check_current(database, path)
+        else:
+            migrate(database, quiet=new)
+        if new:
+            log.info("created a new database at %s", path)
     except StoreError as exc:
         database.close()
         if isinstance(exc.__cause__, DatabaseError | sqlite3.DatabaseError):
-            raise _open_error(path, exc.__cause__) from None
+            raise _open_error(path, exc.__cause__, read_only) from None
         raise
     except (DatabaseError, sqlite3.DatabaseError) as exc:
         database.close()
-        raise _open_error(path, exc) from None
+        raise _open_error(path, exc, read_only) from None
     db.initialize(database)
     return database
 
 
-def _open_error(path: Path, exc: Exception) -> StoreError:
+def _open_error(path: Path, exc: Exception, read_only: bool = False) -> StoreError:
     reason = str(exc) or exc.__class__.__name__
-    if "not a database" in reason or "malformed" in reason:
+    if read_only and "readonly" not in reason:
+        reason = f"read-only for this user, and SQLite cannot read it so: {reason}"
+    if "readonly" in reason or "full" in reason:
+        return _translated(str(path), exc)
+    if "malformed" in reason:
+        return damaged(path, reason)
+    if "not a database" in reason:
         return StoreError(f"{path} is not a salesbot database (SQLite says: {reason})")
     return StoreError(f"cannot open the database {path}: {reason}{_LOCKED_HINT if _is_locked(reason) else ''}")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -199,9 +200,16 @@ def make_client(settings, session: str) -> TelegramClient:
     a bare ValueError; `flood_sleep_threshold=0`: Telethon sleeps out a FloodWait inside the call
     when it is under the client's threshold (client/users.py, `_call`), which would hold a lead's
     handler and, through its per-request-type bookkeeping, every other chat: each one comes back to
-    us instead (the outbox holds back that chat alone; the update loop takes it as "try later")."""
-    return TelegramClient(str(settings.home / SERVE_SESSION), settings.telegram_api_id, settings.telegram_api_hash,
-                          catch_up=True, raise_last_call_error=True, flood_sleep_threshold=0)
+    us instead (the outbox holds back that chat alone; the update loop takes it as "try later").
+    A damaged session file is named, with what deleting it costs."""
+    path = settings.home / f"{session}.session"
+    try:
+        return TelegramClient(str(settings.home / session), settings.telegram_api_id, settings.telegram_api_hash,
+                              catch_up=True, raise_last_call_error=True, flood_sleep_threshold=0)
+    except sqlite3.Error as exc:
+        raise SalesbotError(f"the Telegram session file {path} is damaged ({exc}); delete it and start again: "
+                            "the bot logs in anew with its token (updates missed while it was down are "
+                            "then not fetched)") from None
 
 
 async def login(client: TelegramClient, token: str, sleep: Callable = asyncio.sleep) -> None:

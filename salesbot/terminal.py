@@ -7,7 +7,9 @@ answers go to stdout (notes for managers go to stderr), so a script can run a wh
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import signal
+from collections.abc import Iterable, Iterator
+from typing import IO
 
 from rich.console import Console
 from rich.markup import escape
@@ -78,10 +80,26 @@ async def run_chat(engine: Dialogue, transport: TerminalTransport, lead: LeadSta
 
 
 def prompt_lines(console: Console):
-    """Lines typed at a rich prompt until Ctrl-D."""
+    """Lines typed at a rich prompt until Ctrl-D or Ctrl-C. Ctrl-C quits at once: while the prompt
+    waits, SIGINT raises here (asyncio's own handler would only cancel the task after the read)."""
     while True:
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
-            yield console.input("[bold green]вы ›[/bold green] ")
-        except EOFError:
+            line = console.input("[bold green]вы ›[/bold green] ")
+        except (EOFError, KeyboardInterrupt):
             console.print()
             return
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        yield line
+
+
+def decoded_lines(stream: IO[str]) -> Iterator[str]:
+    """Piped lines, bytes that are not UTF-8 read with replacement (U+FFFD) rather than a traceback:
+    the message is kept and answered."""
+    raw = getattr(stream, "buffer", None)
+    if raw is None:
+        yield from stream
+        return
+    for line in raw:
+        yield line.decode("utf-8", errors="replace")

@@ -3,14 +3,18 @@ edited and translated together. Functions take the values they need; nothing her
 
 from __future__ import annotations
 
-from datetime import datetime
+import string
+from datetime import date, datetime, timedelta
 
 WEEKDAYS_SHORT = ["Пн", "Вт", "Ср", "Чт", "Пт", "Сб", "Вс"]
 MONTHS_SHORT = ["янв", "фев", "мар", "апр", "мая", "июн", "июл", "авг", "сен", "окт", "ноя", "дек"]
 
+# The business's own words (SALESBOT_TEXTS_FILE may replace these; see OVERRIDABLE below)
+COMPANY = ""  # the company's name, e.g. «Пиксель»: the greeting then says «ассистент компании «Пиксель»»
+CONSULTATION = "бесплатную консультацию {duration}"  # {duration}: «на час», from SALESBOT_SLOT_MINUTES
 GREETING = (
-    "Здравствуйте{name}! 👋 Я ассистент компании. Расскажите, что вас интересует, — "
-    "отвечу на вопросы и помогу записаться на бесплатную консультацию."
+    "Здравствуйте{name}! 👋 Я ассистент компании{company}. Расскажите, что вас интересует, — "
+    "отвечу на вопросы и помогу записаться на {consultation}."
 )
 STOPPED = "Хорошо, больше не буду напоминать о себе. Если захотите вернуться к разговору — просто напишите."
 PLEASE_TEXT = "Пожалуйста, напишите ваш вопрос текстом — так я смогу ответить быстрее. 🙂"
@@ -30,10 +34,12 @@ ASK_OWN_TIME = (
     "Напишите, когда вам удобно, например: «в среду в 11:00» или «завтра в 15:00». "
     "Чтобы вернуться к разговору, напишите «отмена»."
 )
-NOT_UNDERSTOOD = "Не понял, укажите день и время"
+NOT_UNDERSTOOD = ("Не совсем понял, на когда вас записать. Напишите день и время одной фразой, например: "
+                  "«в четверг в 15:00» или «завтра в 11»." )
 NEED_TIME = "Укажите, пожалуйста, и время — например, «завтра в 15:00»."
-NEED_TIME_FOR_DAY = "Во сколько вам удобно — {day}? Например: «в 15:00»."
+NEED_TIME_FOR_DAY = "Во сколько вам удобно {day}? Например: «в 15:00»."
 CANCELLED = "Хорошо, отменил выбор времени. Если будут вопросы — пишите!"
+NOTHING_TO_CANCEL = "Отменять нечего: сейчас мы не выбираем время встречи. Если будут вопросы — пишите!"
 TIME_PASSED = "Это время уже прошло."
 TOO_SOON = "Так скоро не успеем подготовиться."
 OUTSIDE_HOURS = "В это время мы не работаем: встречи возможны {days}, с {start} до {end}."
@@ -55,13 +61,72 @@ CONFIRM_WORDS = {"да", "ага", "ок", "ok", "окей", "верно", "пр
                  "да записать", "yes", "давайте", "да, верно", "да, всё верно", "все верно", "всё верно"}
 
 
+_slot_minutes = 60  # SALESBOT_SLOT_MINUTES, set by configure()
+
+
+def duration(minutes: int) -> str:
+    """«на час», «на полтора часа», «на 2 часа», «на 45 минут»."""
+    if minutes == 60:
+        return "на час"
+    if minutes == 90:
+        return "на полтора часа"
+    if minutes % 60 == 0:
+        return f"на {minutes // 60} {_plural(minutes // 60, 'час', 'часа', 'часов')}"
+    return f"на {minutes} {_plural(minutes, 'минуту', 'минуты', 'минут')}"
+
+
+def _plural(n: int, one: str, few: str, many: str) -> str:
+    if n % 10 == 1 and n % 100 != 11:
+        return one
+    return few if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14 else many
+
+
 def greeting(first_name: str | None) -> str:
-    return GREETING.format(name=f", {first_name}" if first_name else "")
+    # «Здравствуйте, Гость!» reads oddly: the name a `chat` lead gets by default is not a name
+    name = f", {first_name}" if first_name and first_name != CHAT_GUEST else ""
+    return GREETING.format(name=name, company=f" «{COMPANY}»" if COMPANY else "",
+                           consultation=CONSULTATION.format(duration=duration(_slot_minutes)))
 
 
-def slot_label(moment: datetime) -> str:
-    """`Ср, 24 дек, 11:00`: short enough for a Telegram button."""
-    return f"{WEEKDAYS_SHORT[moment.weekday()]}, {moment.day} {MONTHS_SHORT[moment.month - 1]}, {moment:%H:%M}"
+def slot_label(moment: datetime, today: date | None = None) -> str:
+    """`Ср, 24 дек, 11:00`, or `Сегодня, 11:00` / `Завтра, 11:00` when `today` is given: short
+    enough for a Telegram button."""
+    if today is not None and moment.date() in (today, today + timedelta(days=1)):
+        return f"{'Сегодня' if moment.date() == today else 'Завтра'}, {moment:%H:%M}"
+    year = f" {moment.year}" if today is not None and moment.year != today.year else ""
+    return (f"{WEEKDAYS_SHORT[moment.weekday()]}, {moment.day} {MONTHS_SHORT[moment.month - 1]}{year}, "
+            f"{moment:%H:%M}")
+
+
+_WEEKDAYS_ON = ["в понедельник", "во вторник", "в среду", "в четверг", "в пятницу", "в субботу", "в воскресенье"]
+_MONTHS_OF = ["января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября", "октября",
+              "ноября", "декабря"]
+
+
+def day_phrase(day: date, today: date) -> str:
+    """«сегодня», «завтра, 27 ноября», «в четверг, 26 ноября» (with the year only when it is not this one)."""
+    if day == today:
+        return "сегодня"
+    year = f" {day.year} года" if day.year != today.year else ""
+    on = "завтра" if day == today + timedelta(days=1) else _WEEKDAYS_ON[day.weekday()]
+    return f"{on}, {day.day} {_MONTHS_OF[day.month - 1]}{year}"
+
+
+def zone_phrase(moment: datetime) -> str:
+    """«по московскому времени» for Moscow, else the UTC offset («UTC+5», «UTC−3:30»): a lead does
+    not read IANA names like Asia/Yekaterinburg."""
+    if getattr(moment.tzinfo, "key", None) in ("Europe/Moscow", "W-SU"):
+        return "по московскому времени"
+    offset = moment.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "−"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"(UTC{sign}{hours}{f':{rest:02d}' if rest else ''})"
+
+
+def meeting_time(moment: datetime, today: date) -> str:
+    """«в четверг, 26 ноября, в 11:00 по московскому времени»: a meeting's time as a lead reads it."""
+    return f"{day_phrase(moment.date(), today)}, в {moment:%H:%M} {zone_phrase(moment)}"
 
 
 def need_time_for(day: str) -> str:
@@ -77,7 +142,7 @@ def booked(when: str) -> str:
 
 
 def rebooked(when: str) -> str:
-    return f"Готово, перенёс встречу на {when}. До встречи!"
+    return f"Готово, перенёс встречу: {when}. До встречи!"
 
 
 def outside_hours(days: str, start: str, end: str) -> str:
@@ -271,3 +336,54 @@ def manager_meeting_cancelled(first_name: str | None, lead_id: int, username: st
     who = _lead_for_managers(first_name, lead_id, username)
     head = "❌ Встреча отменена (из терминала)" if by_staff else "❌ Клиент отменил встречу"
     return f"{head}: {who}\nКогда: {when}" + (f"\nПричина: {quote(reason)}" if reason else "")
+
+
+# --- the business's own words: SALESBOT_TEXTS_FILE ----------------------------------------------
+# A TOML file of `key = "text"` lines; each key replaces the text of that name (placeholders in
+# braces as in the packaged text). Issue-specific texts may join this map.
+OVERRIDABLE = {
+    "company": "COMPANY",
+    "greeting": "GREETING",
+    "consultation": "CONSULTATION",
+    "follow_up_1": "FOLLOW_UP_1",
+    "follow_up_2": "FOLLOW_UP_2",
+    "hot_follow_up_1": "HOT_FOLLOW_UP_1",
+    "hot_follow_up_2": "HOT_FOLLOW_UP_2",
+}
+_PACKAGED = {attr: globals()[attr] for attr in OVERRIDABLE.values()}
+
+
+def _fields(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+def override_problems(values: dict) -> list[str]:
+    """What is wrong with a set of overrides: unknown keys (with the known ones), non-text values,
+    placeholders the packaged text does not have, blank texts."""
+    problems = []
+    for key, value in values.items():
+        if key not in OVERRIDABLE:
+            problems.append(f"unknown key {key!r}; the known keys are: {', '.join(OVERRIDABLE)}")
+        elif not isinstance(value, str):
+            problems.append(f"{key}: expected a text in quotes")
+        elif key != "company" and not value.strip():
+            problems.append(f"{key}: empty")
+        else:
+            try:
+                unknown = _fields(value) - _fields(_PACKAGED[OVERRIDABLE[key]])
+            except ValueError as exc:
+                problems.append(f"{key}: {exc} (write {{{{ and }}}} for literal braces)")
+                continue
+            if unknown:
+                allowed = ", ".join("{" + f + "}" for f in sorted(_fields(_PACKAGED[OVERRIDABLE[key]]))) or "none"
+                problems.append(f"{key}: unknown placeholder {{{sorted(unknown)[0]}}} (allowed: {allowed})")
+    return problems
+
+
+def configure(overrides: dict[str, str] | None = None, slot_minutes: int = 60) -> None:
+    """The texts this process speaks: the packaged ones, replaced by `overrides` (checked first with
+    override_problems), and the meeting length the consultation mentions."""
+    global _slot_minutes
+    _slot_minutes = slot_minutes
+    for key, attr in OVERRIDABLE.items():
+        globals()[attr] = (overrides or {}).get(key, _PACKAGED[attr])

@@ -22,11 +22,14 @@ the real API refuses and bills; each rule names its source (pages read 2026-10-0
   content blocks must contain non-whitespace text"; cache_control on an empty block is refused.
 - ERRORS https://platform.claude.com/docs/en/api/errors : every response carries a `request-id`
   header and error bodies a `request_id`; billing problems and linked-organisation spend limits are
-  402 (anthropic/_error_classes.py).
+  402 (anthropic/_error_classes.py); a missing or unknown key (`x-api-key`, or the
+  `Authorization: Bearer` the SDK 2 sends: anthropic/_client.py) is 401 `authentication_error`
+  ("invalid x-api-key"), on every endpoint, count_tokens included (when `api_keys` is given).
 
-As a program it serves canned Russian sales replies, so `salesbot chat` can be tried with no key:
+As a program it serves canned Russian sales replies (the script of `salesbot chat --demo`, which
+needs no second process), for trying a client against it:
 
-    python scripts/fake_claude.py --port 8765 &
+    python3 scripts/fake_claude.py --port 8765 &
     ANTHROPIC_BASE_URL=http://127.0.0.1:8765 ANTHROPIC_API_KEY=demo salesbot chat
 """
 
@@ -294,12 +297,13 @@ class FakeClaude:
     """
 
     def __init__(self, responder: Responder | None = None, *, clock: Callable[[], float] = time.monotonic,
-                 min_cacheable: int | None = None, port: int = 0) -> None:
+                 min_cacheable: int | None = None, port: int = 0, api_keys: set[str] | None = None) -> None:
         self.script: deque[Action] = deque()
         self.responder = responder or (lambda body: Reply("Здравствуйте! Чем могу помочь?"))
         self.clock = clock
         self.cache = Cache(clock)
         self.min_cacheable = min_cacheable
+        self.api_keys = api_keys  # None: any key is accepted
         self.requests: list[Seen] = []
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
@@ -365,6 +369,9 @@ class FakeClaude:
                 path = self.path.split("?")[0].rstrip("/")
                 fake.requests.append(Seen(fake.clock(), {k.lower(): v for k, v in self.headers.items()}, body, path))
                 self.request_id = f"req_fake_{next(fake._ids):04d}"
+                bearer = (self.headers.get("authorization") or "").removeprefix("Bearer ")
+                if fake.api_keys is not None and (self.headers.get("x-api-key") or bearer) not in fake.api_keys:
+                    return self._error(401, "authentication_error", "invalid x-api-key")
                 if path not in ("/v1/messages", "/v1/messages/count_tokens"):
                     return self._error(404, "not_found_error", "not found")
                 try:
@@ -439,21 +446,13 @@ class FakeClaude:
 
 # --- demo mode: canned sales replies ------------------------------------------------------------
 
-DEMO_REPLIES = [
-    ("Здравствуйте! Рад помочь. Расскажите, пожалуйста, для какой задачи вы ищете решение?", "new", False),
-    ("Понял вас. Под такую задачу подойдёт корпоративный сайт — от 120 000 ₽. Какие сроки для вас важны?", "warm",
-     False),
-    ("Отлично, это как раз наш профиль. Предлагаю созвониться на 30 минут: руководитель проектов покажет похожие "
-     "работы и назовёт точную цену. Выберите удобное время:", "hot", True),
-]
-
-
 def demo_responder(body: dict[str, Any]) -> Action:
     schema = ((body.get("output_config") or {}).get("format") or {}).get("schema") or {}
     properties = schema.get("properties", {})
     if "reply" in properties:
-        turns = sum(1 for m in body.get("messages", []) if m["role"] == "user")
-        text, status, offer = DEMO_REPLIES[min(turns, len(DEMO_REPLIES)) - 1]
+        from salesbot.demo import demo_reply  # the same script as `salesbot chat --demo`
+
+        text, status, offer = demo_reply(sum(1 for m in body.get("messages", []) if m["role"] == "user"))
         return Reply(json.dumps({"status": status, "offer_meeting": offer, "meeting_action": "none",
                                  "proposed_time": "", "reply": text}, ensure_ascii=False))
     if "kind" in properties or "date" in properties:

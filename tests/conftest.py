@@ -32,6 +32,17 @@ def salesbot_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def packaged_texts():
+    """`serve`, `chat` and the sweep set the process's texts (SALESBOT_TEXTS_FILE); each test starts
+    from the packaged ones."""
+    from salesbot import texts
+
+    texts.configure()
+    yield
+    texts.configure()
+
+
 @pytest.fixture
 def db(salesbot_home: Path):
     """The migrated store in the test's home, models bound to it."""

@@ -29,10 +29,11 @@ def test_chat_end_to_end_books_a_slot(run, api_env, db):
     api_env.enqueue(reply("Здравствуйте! Чем помочь?", "new"), reply("Давайте созвонимся:", "hot", True))
     result = chat(run, ["Здравствуйте", "Хочу обсудить сайт", "2"], "--lead", "Анна")
     out = result.stdout
+    assert out.startswith(texts.greeting("Анна"))  # the bot speaks first, as after /start
     assert "Здравствуйте! Чем помочь?" in out
-    assert ("  1) Вт, 23 дек, 17:00\n  2) Вт, 23 дек, 18:00\n  3) Ср, 24 дек, 10:00\n  4) Ср, 24 дек, 14:00\n"
+    assert ("  1) Сегодня, 17:00\n  2) Сегодня, 18:00\n  3) Завтра, 10:00\n  4) Завтра, 14:00\n"
             "  5) Чт, 25 дек, 10:00\n  6) Чт, 25 дек, 14:00\n  7) Предложить своё время") in out
-    assert "Отлично, записал вас на встречу: вторник, 23 декабря 2025, 18:00 (Europe/Moscow)" in out
+    assert "Отлично, записал вас на встречу: сегодня, в 18:00 по московскому времени" in out
     lead = Lead.get(Lead.first_name == "Анна")
     assert lead.telegram_id is None and lead.status == "hot"
     assert Meeting.get().lead_id == lead.id
@@ -47,7 +48,7 @@ def test_choices_by_text_and_the_own_time_path(run, api_env, db):
     result = chat(run, ["Когда можно созвониться?", "предложить своё время", "в пятницу в 12:00", "Да, записать"])
     out = result.stdout
     assert texts.ASK_OWN_TIME in out
-    assert "Правильно понял: пятница, 26 декабря 2025, 12:00 (Europe/Moscow)?" in out
+    assert "Правильно понял: в пятницу, 26 декабря, в 12:00 по московскому времени?" in out
     assert "  1) Да, записать\n  2) Выбрать другое время" in out
     assert Meeting.get().source == "custom"
 
@@ -57,7 +58,7 @@ def test_lead_option_continues_the_conversation(run, api_env, db):
     chat(run, ["Привет"], "--lead", "Пётр")
     chat(run, ["Я снова тут"], "--lead", "Пётр")
     leads = list(Lead.select().where(Lead.first_name == "Пётр"))
-    assert len(leads) == 1 and leads[0].messages.count() == 4
+    assert len(leads) == 1 and leads[0].messages.count() == 6  # /start and the greeting, then two turns
     user_turns = [b for b in api_env.bodies[1]["messages"] if b["role"] == "user"]
     assert user_turns[0]["content"][0]["text"] == "<client_message>Привет</client_message>"
 
@@ -79,7 +80,7 @@ def test_chat_when_claude_is_down_answers_politely(run, api_env, db):
     api_env.enqueue(Error(400, "invalid_request_error"))
     result = chat(run, ["Здравствуйте"])
     assert texts.FALLBACK in result.stdout
-    assert Message.get(Message.role == "lead").unanswered is True
+    assert Message.get(Message.role == "lead", Message.text == "Здравствуйте").unanswered is True
     assert "sk-ant-chat-test-000111222" not in result.stdout + result.stderr
 
 
@@ -117,6 +118,91 @@ def test_a_blank_reply_is_never_stored_as_the_bots_message(run, api_env, db):
     out = chat(run, ["Привет", "Алло?"]).stdout
     bot_texts = [m.text for m in Message.select().where(Message.role == "bot")]
     assert all(t.strip() for t in bot_texts)
-    assert bot_texts[0] == texts.FALLBACK and "Теперь по делу" in out
+    assert bot_texts[0] == texts.greeting(None) and bot_texts[1] == texts.FALLBACK and "Теперь по делу" in out
     # the blank answers were retried once, then the lead got the fallback; the next turn is fine
     assert len(api_env.bodies) == 3
+
+
+# --- issue 15: a safe rehearsal -------------------------------------------------------------------
+
+
+def test_chat_rehearses_in_a_sandbox_and_never_blocks_a_real_slot(run, api_env, db, salesbot_home):
+    from salesbot.store import open_database
+
+    api_env.enqueue(reply("Давайте созвонимся:", "hot", True))
+    chat(run, ["Хочу встречу", "1"], "--lead", "Репетиция")
+    sandbox = salesbot_home / "chat-sandbox.db"
+    assert sandbox.exists()
+    real = open_database(salesbot_home / "salesbot.db")
+    assert Lead.select().count() == 0 and Meeting.select().count() == 0  # the real database: untouched
+    real.close()
+    open_database(sandbox)
+    assert Meeting.select().count() == 1 and Lead.get().first_name == "Репетиция"
+
+
+def test_live_uses_the_real_database_and_reset_empties_the_sandbox(run, api_env, db, salesbot_home):
+    from salesbot.store import open_database
+
+    chat(run, ["Привет"], "--lead", "Живой", "--live")
+    chat(run, ["Привет"], "--lead", "Песочница")
+    open_database(salesbot_home / "salesbot.db")
+    assert [lead.first_name for lead in Lead.select()] == ["Живой"]
+    result = chat(run, [], "--reset", "--lead", "Новый")
+    assert "Emptied the sandbox" in result.stderr
+    open_database(salesbot_home / "chat-sandbox.db")
+    assert [lead.first_name for lead in Lead.select()] == ["Новый"]
+    assert "cannot be combined" in run("chat", "--reset", "--live", code=1).stderr
+
+
+def test_the_guest_is_greeted_without_a_made_up_name(run, api_env, db):
+    out = chat(run, []).stdout
+    assert out.startswith("Здравствуйте! 👋") and "Гость" not in out
+
+
+def test_demo_needs_no_key_and_no_server(run, db):
+    from salesbot.demo import DEMO_REPLIES
+
+    out = chat(run, ["Здравствуйте", "Нужен сайт для кафе", "Хочу обсудить", "3"], "--demo").stdout
+    for text, _, _ in DEMO_REPLIES:
+        assert text in out
+    assert "Отлично, записал вас на встречу: завтра, 24 декабря, в 10:00 по московскому времени." in out
+
+
+def test_stdin_that_is_not_utf8_is_read_with_replacement_and_kept(run, db):
+    with freeze_time("2025-12-23 11:05:00", real_asyncio=True):  # the runner takes bytes as stdin too
+        result = run("chat", "--demo", input="Сайт для ".encode() + b"\xff\xfe" + "кафе\n".encode())
+    assert "Traceback" not in result.stderr
+    stored = [m.text for m in Message.select().where(Message.role == "lead")]
+    assert stored == ["/start", "Сайт для \ufffd\ufffdкафе"]
+
+
+def test_chat_logs_warnings_only_unless_verbose(run, db):
+    quiet = chat(run, ["Хочу обсудить", "Да", "Давайте", "1"], "--demo")
+    assert "INFO" not in quiet.stderr and "booked a meeting" not in quiet.stderr
+    loud = chat(run, ["Хочу обсудить", "Да", "Давайте", "1"], "--demo", "-v")
+    assert "booked a meeting" in loud.stderr
+
+
+def test_ctrl_c_at_the_prompt_quits_at_once():
+    import asyncio
+    import os
+    import signal
+    import time
+
+    from salesbot.terminal import prompt_lines
+
+    class Console:
+        def input(self, prompt):
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the read blocks
+            time.sleep(0.3)  # the blocking read: Ctrl-C must cut it short
+            return "after Ctrl-C"
+
+        def print(self, *args, **kwargs):
+            pass
+
+    async def read_all():  # as in `chat`: asyncio's own SIGINT handler is installed
+        return list(prompt_lines(Console()))
+
+    began = time.monotonic()
+    assert asyncio.run(read_all()) == []
+    assert time.monotonic() - began < 0.25

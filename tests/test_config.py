@@ -85,9 +85,8 @@ def test_require_names_every_missing_variable_at_once(tmp_path):
 ])
 def test_malformed_values_are_named(tmp_path, env, value, says):
     settings = load_settings({"SALESBOT_HOME": str(tmp_path), env: value}, tmp_path)
-    with pytest.raises(ConfigError, match=says) as caught:
-        settings.validate()
-    assert env in str(caught.value)
+    problems = settings.validate()
+    assert len(problems) == 1 and says in problems[0] and env in problems[0]
 
 
 def test_typed_values(tmp_path):
@@ -120,3 +119,92 @@ def test_the_data_folder_is_private(tmp_path):
     settings = load_settings({"SALESBOT_HOME": str(tmp_path / "new-home")}, tmp_path)
     home = ensure_home(settings)
     assert home.is_dir() and (home.stat().st_mode & 0o777) == 0o700
+
+
+# --- issue 15: one .env reader, one syntax --------------------------------------------------------
+
+
+def test_a_quoted_value_may_carry_a_comment_and_crlf_and_a_bom_are_fine(tmp_path):
+    env = tmp_path / ".env"
+    env.write_bytes("\ufeffA=\"va#lue\" # the comment\r\nB='x y'   # note\r\nC = plain # note\r\nD=#only\r\n"
+                    .encode())
+    assert parse_env_file(env) == {"A": "va#lue", "B": "x y", "C": "plain", "D": ""}
+
+
+def test_text_after_a_closing_quote_is_an_error(tmp_path):
+    env = write(tmp_path / ".env", 'A="one" two\n')
+    with pytest.raises(ConfigError, match="line 1: text after the closing quote in the value of A"):
+        parse_env_file(env)
+
+
+def test_an_env_file_that_is_not_utf8_is_one_clear_error_naming_it(tmp_path):
+    env = tmp_path / ".env"
+    env.write_bytes("A=1\nSALESBOT_TZ=Европа\n".encode("cp1251"))
+    with pytest.raises(ConfigError) as caught:
+        parse_env_file(env)
+    assert str(env) in str(caught.value) and "not UTF-8" in str(caught.value) and "line 2" in str(caught.value)
+
+
+@pytest.mark.parametrize("line", ["123456:AAE-very-secret-bot-token-value", "sk-ant-api03-secret=tail-of-it",
+                                  "TOKEN='sk-ant-secret-unclosed", "TOKEN='sk-ant-secret' trailing-secret"])
+def test_no_error_echoes_any_part_of_the_line(tmp_path, line):
+    env = write(tmp_path / ".env", f"{line}\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_env_file(env)
+    message = str(caught.value).replace(str(env), "")
+    for piece in ("123456", "AAE", "sk-ant", "secret", "tail", "trailing"):
+        assert piece not in message
+
+
+def test_missing_settings_name_both_env_places(tmp_path):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    settings = load_settings({"SALESBOT_HOME": str(tmp_path / "home")}, cwd)
+    with pytest.raises(ConfigError) as caught:
+        settings.require("ANTHROPIC_API_KEY")
+    assert str(cwd / ".env") in str(caught.value) and str(tmp_path / "home" / ".env") in str(caught.value)
+
+
+def test_an_unknown_salesbot_name_warns_with_the_closest_known_one(tmp_path, caplog):
+    write(tmp_path / ".env", "SALESBOT_WORK_HOUR=10:00-18:00\nOTHER_TOOL=x\n")
+    with caplog.at_level("WARNING"):
+        load_settings({"SALESBOT_HOME": str(tmp_path), "SALESBOT_TIMEZONE": "UTC"}, tmp_path)
+    text = caplog.text
+    assert "SALESBOT_WORK_HOUR" in text and "did you mean SALESBOT_WORK_HOURS?" in text
+    assert "SALESBOT_TIMEZONE" in text and "OTHER_TOOL" not in text
+
+
+def test_relative_paths_are_under_salesbot_home_and_a_relative_home_is_refused(tmp_path):
+    settings = load_settings({"SALESBOT_HOME": str(tmp_path / "data"), "SALESBOT_DB": "db/sales.db",
+                              "SALESBOT_PROMPT_FILE": "prompt.md"}, tmp_path / "elsewhere")
+    assert settings.db_path == tmp_path / "data" / "db" / "sales.db"
+    assert settings.prompt_file == tmp_path / "data" / "prompt.md"
+    with pytest.raises(ConfigError, match="SALESBOT_HOME must be an absolute path"):
+        load_settings({"SALESBOT_HOME": "data"}, tmp_path)
+
+
+def test_the_prompt_must_be_a_regular_file_under_the_cap(tmp_path, monkeypatch):
+    import os
+
+    from salesbot import config
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # reading it would hang
+    for path, says in ((fifo, "is not a regular file"), (Path("/dev/zero"), "is not a regular file"),
+                       (tmp_path, "is not a regular file")):
+        settings = load_settings({"SALESBOT_HOME": str(tmp_path), "SALESBOT_PROMPT_FILE": str(path)}, tmp_path)
+        with pytest.raises(ConfigError, match=says):
+            config.load_prompt(settings)
+    big = write(tmp_path / "big.md", "я" * 600_000)  # 1.2 MB in UTF-8
+    settings = load_settings({"SALESBOT_HOME": str(tmp_path), "SALESBOT_PROMPT_FILE": str(big)}, tmp_path)
+    with pytest.raises(ConfigError, match="more than the 1,000,000 allowed"):
+        config.load_prompt(settings)
+
+
+def test_a_bad_setting_breaks_only_the_commands_that_use_it(run, monkeypatch, db):
+    monkeypatch.setenv("SALESBOT_WORK_HOURS", "25:00-99:00")
+    run("leads", "list")
+    run("meetings", "list")
+    run("usage")
+    monkeypatch.setenv("SALESBOT_TZ", "Mars/Olympus")
+    assert "SALESBOT_TZ: unknown time zone" in run("leads", "list", code=1).stderr

@@ -14,7 +14,7 @@ from salesbot.transport import SendError
 from tests.engine_fakes import CALENDAR, FakeLLM, make_engine, tg
 
 NOW = "2025-12-23 11:05:00"  # UTC: Tuesday 14:05 in Moscow
-SLOTS = ["Вт, 23 дек, 17:00", "Вт, 23 дек, 18:00", "Ср, 24 дек, 10:00", "Ср, 24 дек, 14:00", "Чт, 25 дек, 10:00",
+SLOTS = ["Сегодня, 17:00", "Сегодня, 18:00", "Завтра, 10:00", "Завтра, 14:00", "Чт, 25 дек, 10:00",
          "Чт, 25 дек, 14:00"]  # up to two a day, spread over the day, over three working days
 NO_MEETING_ACTION = {"meeting_action": "none", "proposed_time": ""}
 
@@ -80,7 +80,7 @@ def test_booked_meetings_are_not_offered(engine):
     Meeting.create(lead=other, starts_at=datetime(2025, 12, 23, 14, 0), source="slot")  # 17:00 Moscow
     llm.enqueue(Answer("Выберите время", "hot", True))
     dialogue.run(tg(text="Когда можно созвониться?"))
-    assert transport.last.labels[:3] == ["Вт, 23 дек, 18:00", "Ср, 24 дек, 10:00", "Ср, 24 дек, 14:00"]
+    assert transport.last.labels[:3] == ["Сегодня, 18:00", "Завтра, 10:00", "Завтра, 14:00"]
 
 
 def press_slot(dialogue, transport, label, user_id=101):
@@ -91,28 +91,28 @@ def test_choosing_a_slot_books_it_and_tells_the_managers(engine):
     dialogue, llm, transport = engine
     llm.enqueue(Answer("Выберите время", "warm", True))
     dialogue.run(tg(text="Давайте созвонимся"))
-    press_slot(dialogue, transport, "Ср, 24 дек, 10:00")
+    press_slot(dialogue, transport, "Завтра, 10:00")
     meeting = Meeting.get()
     assert (meeting.starts_at, meeting.source, meeting.status) == (datetime(2025, 12, 24, 7, 0), "slot", "booked")
     lead = lead_of()
     assert lead.status == "hot"
     confirmation = transport.to(101)[-1].text
-    assert "среда, 24 декабря 2025, 10:00 (Europe/Moscow)" in confirmation
+    assert "завтра, 24 декабря, в 10:00 по московскому времени" in confirmation
     manager = transport.to(777)[-1].text
-    assert "Анна (@anna)" in manager and "среда, 24 декабря 2025, 10:00" in manager
+    assert "Анна (@anna)" in manager and "завтра, 24 декабря, в 10:00" in manager
     assert "— Давайте созвонимся" in manager
-    assert messages()[-2] == ("lead", "Ср, 24 дек, 10:00")  # what was pressed is in the conversation
+    assert messages()[-2] == ("lead", "Завтра, 10:00")  # what was pressed is in the conversation
 
 
 def test_a_slot_taken_meanwhile_gets_fresh_slots(engine):
     dialogue, llm, transport = engine
     llm.enqueue(Answer("Выберите", "warm", True), Answer("Выберите", "warm", True))
     dialogue.run(tg(101, "созвон?"), tg(202, "созвон?", first_name="Борис", username="boris"))
-    press_slot(dialogue, transport, "Вт, 23 дек, 17:00", user_id=202)
-    press_slot(dialogue, transport, "Вт, 23 дек, 17:00", user_id=101)
+    press_slot(dialogue, transport, "Сегодня, 17:00", user_id=202)
+    press_slot(dialogue, transport, "Сегодня, 17:00", user_id=101)
     answer = transport.to(101)[-1]
     assert answer.text.startswith(texts.TAKEN)
-    assert "Вт, 23 дек, 17:00" not in answer.labels and answer.labels[0] == "Вт, 23 дек, 18:00"
+    assert "Сегодня, 17:00" not in answer.labels and answer.labels[0] == "Сегодня, 18:00"
     assert Meeting.select().count() == 1 and Meeting.get().lead.telegram_id == 202
 
 
@@ -120,7 +120,7 @@ def test_booking_race_two_leads_one_slot(engine, aio):
     dialogue, llm, transport = engine
     llm.enqueue(Answer("Выберите", "warm", True), Answer("Выберите", "warm", True))
     dialogue.run(tg(101, "созвон?"), tg(202, "созвон?", first_name="Борис"))
-    data = transport.to(101)[-1].data_of("Вт, 23 дек, 17:00")
+    data = transport.to(101)[-1].data_of("Сегодня, 17:00")
 
     async def both():
         await asyncio.gather(dialogue.handle(tg(101, button=data)), dialogue.handle(tg(202, button=data)))
@@ -137,7 +137,7 @@ def test_a_second_process_booking_the_slot_loses_in_the_database(engine):
     dialogue, llm, transport = engine
     llm.enqueue(Answer("Выберите", "warm", True))
     dialogue.run(tg(101, "созвон?"))
-    data = transport.to(101)[-1].data_of("Вт, 23 дек, 17:00")
+    data = transport.to(101)[-1].data_of("Сегодня, 17:00")
     other = Lead.create(telegram_id=9, first_name="Другой")
     Meeting.create(lead=other, starts_at=datetime(2025, 12, 23, 14, 0), source="slot")
     dialogue.run(tg(101, button=data))
@@ -154,14 +154,14 @@ def test_own_time_flow_confirm_and_book(engine):
     dialogue.run(tg(text="давайте в среду в 11:00"))
     lead = lead_of()
     assert lead.state == STATE_CONFIRM_TIME and lead.pending_time == datetime(2025, 12, 24, 8, 0)
-    assert transport.last.text == "Правильно понял: среда, 24 декабря 2025, 11:00 (Europe/Moscow)?"
+    assert transport.last.text == "Правильно понял: завтра, 24 декабря, в 11:00 по московскому времени?"
     assert transport.last.labels == [texts.BUTTON_CONFIRM, texts.BUTTON_OTHER]
     dialogue.run(tg(button=transport.last.data_of(texts.BUTTON_CONFIRM)))
     meeting = Meeting.get()
     assert (meeting.source, meeting.starts_at) == ("custom", datetime(2025, 12, 24, 8, 0))
     lead = lead_of()
     assert (lead.state, lead.pending_time, lead.status) == (None, None, "hot")
-    assert "среда, 24 декабря 2025, 11:00 (Europe/Moscow)" in transport.to(101)[-1].text
+    assert "завтра, 24 декабря, в 11:00 по московскому времени" in transport.to(101)[-1].text
     assert "своё время" in transport.to(777)[-1].text
     assert len(llm.calls) == 1  # the own-time step never asked Claude for a reply
 
@@ -169,10 +169,10 @@ def test_own_time_flow_confirm_and_book(engine):
 def test_own_time_not_understood_keeps_the_state(engine):
     dialogue, llm, transport = engine
     dialogue.run(tg(button="own"), tg(text="как-нибудь потом"))
-    assert transport.last.text == "Не понял, укажите день и время"
+    assert transport.last.text == texts.NOT_UNDERSTOOD and "например" in texts.NOT_UNDERSTOOD
     assert lead_of().state == STATE_OWN_TIME
     dialogue.run(tg(text="завтра"))
-    assert transport.last.text == "Во сколько вам удобно — среда, 24 декабря? Например: «в 15:00»."
+    assert transport.last.text == "Во сколько вам удобно завтра, 24 декабря? Например: «в 15:00»."
     assert lead_of().state == STATE_OWN_TIME
     assert llm.calls == []
 
@@ -180,30 +180,30 @@ def test_own_time_not_understood_keeps_the_state(engine):
 def test_a_day_then_a_time_make_one_meeting_time(engine, aio):
     dialogue, llm, transport = engine
     dialogue.run(tg(button="own"), tg(text="в пятницу"), tg(text="в 15"))
-    assert transport.last.text == "Правильно понял: пятница, 26 декабря 2025, 15:00 (Europe/Moscow)?"
+    assert transport.last.text == "Правильно понял: в пятницу, 26 декабря, в 15:00 по московскому времени?"
     dialogue.run(tg(button="re"), tg(button="own"), tg(text="послезавтра"))
     restarted, _, transport2 = make_engine()  # the day is kept in the database, not in memory
     aio.run(restarted.handle(tg(text="в 11:30")))
-    assert transport2.last.text == "Правильно понял: четверг, 25 декабря 2025, 11:30 (Europe/Moscow)?"
+    assert transport2.last.text == "Правильно понял: в четверг, 25 декабря, в 11:30 по московскому времени?"
     dialogue.run(tg(button="re"), tg(button="own"), tg(text="в пятницу"), tg(text="в субботу в 12"))
     assert transport.last.text.startswith("В это время мы не работаем")  # a full phrase wins
 
 
 @pytest.mark.parametrize("phrase, says, offered", [
     # past, too soon or too far: the next free slots from now, spread over the days
-    ("вчера в 10:00", texts.TIME_PASSED, ["Вт, 23 дек, 17:00", "Вт, 23 дек, 18:00", "Ср, 24 дек, 11:00"]),
-    ("сегодня в 15:00", texts.TOO_SOON, ["Вт, 23 дек, 17:00", "Вт, 23 дек, 18:00", "Ср, 24 дек, 11:00"]),
+    ("вчера в 10:00", texts.TIME_PASSED, ["Сегодня, 17:00", "Сегодня, 18:00", "Завтра, 11:00"]),
+    ("сегодня в 15:00", texts.TOO_SOON, ["Сегодня, 17:00", "Сегодня, 18:00", "Завтра, 11:00"]),
     ("25 февраля в 11:00", "Так далеко вперёд мы не записываем: не дальше чем на 60 дней.",
-     ["Вт, 23 дек, 17:00", "Вт, 23 дек, 18:00", "Ср, 24 дек, 11:00"]),
+     ["Сегодня, 17:00", "Сегодня, 18:00", "Завтра, 11:00"]),
     # taken or outside hours: the nearest on both sides of the time asked for
     ("в субботу в 12", "В это время мы не работаем: встречи возможны с понедельника по пятницу, с 10:00 до 19:00.",
      ["Пт, 26 дек, 17:00", "Пт, 26 дек, 18:00", "Пн, 29 дек, 10:00", "Пн, 29 дек, 11:00"]),
     ("завтра в 21:00", "В это время мы не работаем",
-     ["Ср, 24 дек, 17:00", "Ср, 24 дек, 18:00", "Чт, 25 дек, 10:00", "Чт, 25 дек, 11:00"]),
-    ("завтра в 10:00", texts.TAKEN, ["Вт, 23 дек, 17:00", "Вт, 23 дек, 18:00", "Ср, 24 дек, 11:00",
-                                     "Ср, 24 дек, 12:00"]),
+     ["Завтра, 17:00", "Завтра, 18:00", "Чт, 25 дек, 10:00", "Чт, 25 дек, 11:00"]),
+    ("завтра в 10:00", texts.TAKEN, ["Сегодня, 17:00", "Сегодня, 18:00", "Завтра, 11:00",
+                                     "Завтра, 12:00"]),
     ("завтра в 18:30", "Не успеем: встреча должна закончиться до 19:00.",
-     ["Ср, 24 дек, 17:00", "Ср, 24 дек, 18:00", "Чт, 25 дек, 10:00", "Чт, 25 дек, 11:00"]),
+     ["Завтра, 17:00", "Завтра, 18:00", "Чт, 25 дек, 10:00", "Чт, 25 дек, 11:00"]),
 ])
 def test_own_time_that_cannot_be_booked_says_why_and_offers_the_nearest(engine, phrase, says, offered):
     dialogue, llm, transport = engine
@@ -228,7 +228,7 @@ def test_restart_in_the_middle_of_the_own_time_state(engine, aio):
     dialogue.run(tg(button="own"))
     restarted, llm2, transport2 = make_engine()  # a new process: nothing in memory
     aio.run(restarted.handle(tg(text="в пятницу в 12:00")))
-    assert transport2.last.text.startswith("Правильно понял: пятница, 26 декабря 2025, 12:00")
+    assert transport2.last.text.startswith("Правильно понял: в пятницу, 26 декабря, в 12:00")
     again, _, transport3 = make_engine()
     aio.run(again.handle(tg(button=transport2.last.data_of(texts.BUTTON_CONFIRM))))
     assert Meeting.get().source == "custom" and transport3.to(101)[-1].text.startswith("Отлично, записал")
@@ -253,11 +253,11 @@ def test_booking_again_moves_the_meeting(engine):
     dialogue, llm, transport = engine
     llm.enqueue(Answer("Выберите", "warm", True))
     dialogue.run(tg(text="созвон"))
-    press_slot(dialogue, transport, "Ср, 24 дек, 10:00")
+    press_slot(dialogue, transport, "Завтра, 10:00")
     dialogue.run(tg(button="re"))
-    press_slot(dialogue, transport, "Вт, 23 дек, 17:00")
+    press_slot(dialogue, transport, "Сегодня, 17:00")
     assert [(m.status) for m in Meeting.select().order_by(Meeting.id)] == ["cancelled", "booked"]
-    assert transport.to(101)[-1].text.startswith("Готово, перенёс встречу на вторник, 23 декабря 2025, 17:00")
+    assert transport.to(101)[-1].text.startswith("Готово, перенёс встречу: сегодня, в 17:00 по московскому времени")
 
 
 def test_writing_again_after_reminders_starts_over_and_warms_a_cold_lead(engine):
@@ -452,7 +452,7 @@ def test_a_booked_lead_stays_hot_whatever_claude_says_next(engine):
     dialogue, llm, transport = engine
     llm.enqueue(Answer("Выберите время", "hot", True), Answer("Хорошо, до встречи!", "new", False))
     dialogue.run(tg(text="Давайте созвонимся"))
-    press_slot(dialogue, transport, "Ср, 24 дек, 10:00")
+    press_slot(dialogue, transport, "Завтра, 10:00")
     dialogue.run(tg(text="А что взять с собой?"))
     assert lead_of().status == "hot"
 
@@ -461,7 +461,7 @@ def test_no_slots_are_offered_to_a_lead_who_already_has_a_meeting(engine):
     dialogue, llm, transport = engine
     llm.enqueue(Answer("Выберите время", "hot", True), Answer("Можем обсудить на встрече", "hot", True))
     dialogue.run(tg(text="Давайте созвонимся"))
-    press_slot(dialogue, transport, "Ср, 24 дек, 10:00")
+    press_slot(dialogue, transport, "Завтра, 10:00")
     dialogue.run(tg(text="А сколько длится встреча?"))
     assert transport.last.text == "Можем обсудить на встрече" and transport.last.buttons is None
 
@@ -496,7 +496,7 @@ def test_pressing_a_slot_twice_books_once(engine):
     dialogue, llm, transport = engine
     llm.enqueue(Answer("Выберите время", "warm", True))
     dialogue.run(tg(text="Давайте созвонимся"))
-    data = transport.to(101)[-1].data_of("Ср, 24 дек, 10:00")
+    data = transport.to(101)[-1].data_of("Завтра, 10:00")
     dialogue.run(tg(button=data), tg(button=data))
     assert [m.status for m in Meeting.select()] == ["booked"]
     replies = [s.text for s in transport.to(101)]

@@ -386,7 +386,7 @@ def test_a_slot_pressed_on_the_hot_nudge_books_the_meeting(db, aio):
     meeting = Meeting.get()
     assert (meeting.lead_id, meeting.status, meeting.source) == (lead.id, "booked", "slot")
     assert to_utc_naive(datetime(2025, 12, 24, 16, 0, tzinfo=MSK)) == meeting.starts_at
-    assert transport.to(4242)[-1].text.startswith("Отлично, записал вас на встречу: среда, 24 декабря 2025, 16:00")
+    assert transport.to(4242)[-1].text.startswith("Отлично, записал вас на встречу: сегодня, в 16:00")
     assert Lead.get_by_id(lead.id).follow_up_count == 0  # the press is the lead speaking: the cycle is over
 
 
@@ -622,3 +622,24 @@ def test_the_dry_run_table_previews_each_reminder_and_says_why_the_rest_wait(db,
     assert "Not due now:" in table and "not silent long enough" in table and "opted out" in table
     assert "Next due: Thu 25.12.2025 07:00" not in table  # local time, in the window: 20:00 + 24 h → Thu 10:00
     assert "Next due: Thu 25.12.2025 10:00" in table
+
+
+def test_cli_json_has_the_same_shape_when_another_sweep_holds_the_lock(db, run, serve_alive, salesbot_home):
+    with freeze_time(T0 + timedelta(hours=25), real_asyncio=True):
+        quiet_lead()
+        normal = json.loads(run("follow-ups", "run", "--dry-run", "--json").stdout)
+        with followups.sweep_lock(salesbot_home) as mine:
+            assert mine
+            locked = json.loads(run("follow-ups", "run", "--json").stdout)
+    assert set(locked) == set(normal) and normal["skipped"] is None
+    assert locked["skipped"] == "another sweep is running" and locked["actions"] == []
+    assert set(locked["summary"]) == set(normal["summary"]) and not any(locked["summary"].values())
+    assert normal["now"] == "2025-12-24T12:00:00+03:00" and locked["now"].endswith("+03:00")  # SALESBOT_TZ
+
+
+def test_limit_0_means_all(db, run):
+    with freeze_time(T0 + timedelta(hours=25)):
+        for _ in range(3):
+            quiet_lead()
+        assert len(json.loads(run("follow-ups", "run", "--dry-run", "--json", "--limit", "0").stdout)["actions"]) == 3
+        assert len(json.loads(run("follow-ups", "run", "--dry-run", "--json", "--limit", "2").stdout)["actions"]) == 2

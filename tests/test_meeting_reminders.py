@@ -15,7 +15,9 @@ from tests.factories import make_lead, make_meeting
 
 BOOKED_AT = datetime(2025, 12, 22, 9, 0, tzinfo=UTC)  # Monday 12:00 in Moscow
 STARTS = datetime(2025, 12, 25, 12, 0, tzinfo=UTC)  # Thursday 15:00 in Moscow
-WHEN = "четверг, 25 декабря 2025, 15:00 (Europe/Moscow)"
+# the meeting's time as the lead reads it, a day before (the 24 h reminder) and on the day (the 2 h one)
+WHEN_DAY_BEFORE = "завтра, 25 декабря, в 15:00 по московскому времени"
+WHEN_ON_THE_DAY = "сегодня, в 15:00 по московскому времени"
 PLAN = Plan(lead_times=(timedelta(hours=24), timedelta(hours=2)), calendar=CALENDAR)
 POLICY = Policy(tz=MSK)  # the send window, 10:00-20:00 Moscow
 MEETING_BUTTONS = [texts.BUTTON_MEETING_CONFIRM, texts.BUTTON_MEETING_MOVE, texts.BUTTON_MEETING_CANCEL]
@@ -58,7 +60,8 @@ def test_reminded_24_hours_and_2_hours_before_exactly_once_each(db, aio):
         transport = RecordingTransport()
         aio.run(make_outbox(transport, managers=()).drain())  # what serve does with them
         assert [(s.peer.user_id, s.text, s.labels) for s in transport.sent] == [
-            (lead.telegram_id, texts.meeting_reminder("Анна", WHEN), MEETING_BUTTONS)] * 2
+            (lead.telegram_id, texts.meeting_reminder("Анна", WHEN_DAY_BEFORE), MEETING_BUTTONS),
+            (lead.telegram_id, texts.meeting_reminder("Анна", WHEN_ON_THE_DAY), MEETING_BUTTONS)]
         assert {row.state for row in Outbox.select()} == {"sent"}
 
 
@@ -72,7 +75,7 @@ def test_a_reminder_is_pressed_through_the_engine(db, aio):
         assert reminder.labels == MEETING_BUTTONS
         aio.run(dialogue.handle(tg(lead.telegram_id, button=reminder.data_of(texts.BUTTON_MEETING_CONFIRM))))
         assert Meeting.get_by_id(meeting.id).confirmed_at == to_utc_naive(STARTS - timedelta(hours=24))
-        assert transport.to(lead.telegram_id)[-1].text == texts.meeting_confirmed(WHEN)
+        assert transport.to(lead.telegram_id)[-1].text == texts.meeting_confirmed(WHEN_DAY_BEFORE)
 
 
 def test_none_after_a_cancel_and_a_moved_meeting_is_reminded_at_its_new_time(db):
@@ -160,7 +163,7 @@ def test_a_no_show_is_offered_new_slots_once(db, aio):
         transport = RecordingTransport()
         aio.run(make_outbox(transport, managers=()).drain())
         (offer,) = transport.sent
-        assert offer.text == texts.no_show_offer("Анна", "вторник, 23 декабря 2025, 10:00 (Europe/Moscow)")
+        assert offer.text == texts.no_show_offer("Анна", "сегодня, в 10:00 по московскому времени")
         assert offer.labels[0] == "Вт, 23 дек, 17:00" and offer.labels[-1] == texts.BUTTON_OWN_TIME
 
 
@@ -191,7 +194,7 @@ def test_the_meeting_settings(run, monkeypatch):
     monkeypatch.setenv("SALESBOT_MEETING_REMINDERS", "off")
     assert load_settings().meeting_reminders == ()
     monkeypatch.setenv("SALESBOT_MEETING_REMINDERS", "2 hours")
-    assert "SALESBOT_MEETING_REMINDERS" in run("meetings", "list", code=1).stderr
+    assert "SALESBOT_MEETING_REMINDERS" in run("follow-ups", "run", "--dry-run", code=1).stderr  # the sweep uses it
 
 
 def test_a_reminder_through_the_telegram_harness_cancel_asks_once_then_frees_the_slot(db, aio):
@@ -212,7 +215,7 @@ def test_a_reminder_through_the_telegram_harness_cancel_asks_once_then_frees_the
         sweep()
         aio.run(engine.outbox.drain())
         (reminder,) = client.sent
-        assert reminder.message == texts.meeting_reminder("Анна", WHEN)
+        assert reminder.message == texts.meeting_reminder("Анна", WHEN_ON_THE_DAY)
         buttons = [b for row in reminder.reply_markup.rows for b in row.buttons]
         assert [(b.text, b.type.data) for b in buttons] == [
             (texts.BUTTON_MEETING_CONFIRM, f"mc:{meeting.id}".encode()),
@@ -223,11 +226,11 @@ def test_a_reminder_through_the_telegram_harness_cancel_asks_once_then_frees_the
         answer, edit, question = client.requests[reminder_id:]
         assert isinstance(answer, functions.messages.SetBotCallbackAnswerRequest) and answer.message is None
         assert isinstance(edit, functions.messages.EditMessageRequest) and edit.id == reminder_id
-        assert question.message == texts.ask_cancel(WHEN)
+        assert question.message == texts.ask_cancel(WHEN_ON_THE_DAY)
         assert Meeting.get_by_id(meeting.id).status == "booked"  # asked, not yet cancelled
         question_id = len(client.requests)
         aio.run(handlers.on_callback(callback_event(client, f"mxy:{meeting.id}".encode(), msg_id=question_id)))
-        assert client.sent[-1].message == texts.meeting_cancelled(WHEN)
+        assert client.sent[-1].message == texts.meeting_cancelled(WHEN_ON_THE_DAY)
         assert Meeting.get_by_id(meeting.id).status == "cancelled"
         before = len(client.requests)  # «Подтверждаю» on the old reminder: a toast, nothing changes
         aio.run(handlers.on_callback(callback_event(client, f"mc:{meeting.id}".encode(), msg_id=reminder_id)))

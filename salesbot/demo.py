@@ -1,0 +1,43 @@
+"""`salesbot chat --demo`: the dialogue with canned answers instead of Claude, in-process.
+
+No key, no network, no second process: a DialogueLLM whose answers follow a short sales script
+(the web studio of the packaged playbook), and the rule-based time parser for the lead's own time
+(no Claude fallback). Enough to walk through greeting → questions → the meeting offer → booking.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from salesbot import timeparse
+from salesbot.conversation import Answer
+from salesbot.slots import Calendar
+
+# (reply, status, offer_meeting) for the lead's 1st, 2nd, 3rd and later messages
+DEMO_REPLIES = [
+    ("Здравствуйте! Рад помочь. Расскажите, пожалуйста, для какой задачи вы ищете решение?", "new", False),
+    ("Понял вас. Под такую задачу подойдёт корпоративный сайт — от 120 000 ₽. Какие сроки для вас важны?", "warm",
+     False),
+    ("Отлично, это как раз наш профиль. Предлагаю бесплатную консультацию: руководитель проектов покажет похожие "
+     "работы и назовёт точную цену. Выберите удобное время:", "hot", True),
+]
+
+
+def demo_reply(lead_turns: int) -> tuple[str, str, bool]:
+    """The canned answer to the lead's `lead_turns`-th message (the last one repeats)."""
+    return DEMO_REPLIES[max(1, min(lead_turns, len(DEMO_REPLIES))) - 1]
+
+
+class DemoDialogue:
+    """A DialogueLLM (conversation.DialogueLLM) that never calls Claude."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def answer(self, history: list[tuple[str, str]], context: str, lead_id: int) -> Answer:
+        self.calls += 1
+        reply, status, offer = demo_reply(sum(1 for role, _ in history if role == "user"))
+        return Answer(reply=reply, status=status, offer_meeting=offer)
+
+    async def parse_time(self, text: str, now: datetime, calendar: Calendar, lead_id: int) -> timeparse.ParseResult:
+        return await timeparse.parse(text, now, calendar.tz, None, lead_id)

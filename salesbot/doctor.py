@@ -1,0 +1,258 @@
+"""`salesbot doctor`: is this installation fit to run, and if not, what exactly is wrong.
+
+It reads and never writes: every setting with where it came from (secrets masked), the database
+(opened read-only, never created or migrated), whether `serve` runs (its lock and heartbeat), the
+last sweep, the Telegram session files; with `online`, whether Claude and Telegram accept the key
+and the token. Each finding is `ok`, `note` (worth knowing, nothing broken) or `problem`; any
+problem makes the command exit 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from salesbot import runtime
+from salesbot.config import CLAUDE_KEYS, OPTIONS, TELEGRAM_KEYS, Settings, load_prompt, load_texts
+from salesbot.errors import SalesbotError
+
+BOT_API = "https://api.telegram.org"  # getMe: the cheapest check that a bot token is accepted
+ONLINE_TIMEOUT = 15.0
+
+
+@dataclass
+class Finding:
+    area: str  # settings | database | serve | sweep | sessions | claude | telegram
+    status: str  # ok | note | problem
+    message: str
+
+
+@dataclass
+class SettingRow:
+    name: str
+    value: str | None  # secrets masked
+    source: str  # environment | a .env path | default
+    problem: str | None = None
+
+
+@dataclass
+class DatabaseInfo:
+    path: str
+    exists: bool
+    size_bytes: int | None = None
+    schema_version: str | None = None  # the newest migration applied
+    pending_migrations: list[str] = field(default_factory=list)
+    leads: int | None = None
+    messages: int | None = None
+    meetings: int | None = None
+
+
+@dataclass
+class Report:
+    version: str
+    home: str
+    env_files: list[str]
+    settings: list[SettingRow]
+    database: DatabaseInfo
+    serve: dict[str, Any]
+    last_sweep: dict[str, Any] | None
+    sessions: list[dict[str, Any]]
+    findings: list[Finding]
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "problem"]
+
+
+def mask(value: str) -> str:
+    return f"*** ({len(value)} characters)"
+
+
+def _settings(settings: Settings, findings: list[Finding]) -> list[SettingRow]:
+    rows = []
+    for option in OPTIONS:
+        raw = settings.raw.get(option.env)
+        problem = None
+        if option.parse and (raw or option.default) is not None:
+            try:
+                settings.typed(option.env)
+            except SalesbotError as exc:
+                problem = str(exc)
+        shown = mask(raw) if option.secret and raw else (raw or option.default)
+        if option.env == "SALESBOT_DB":
+            shown = str(settings.db_path)
+        rows.append(SettingRow(option.env, shown, settings.source(option.env) if raw else "default", problem))
+        if problem:
+            findings.append(Finding("settings", "problem", problem))
+    missing = [name for name in (*TELEGRAM_KEYS, *CLAUDE_KEYS) if not settings.raw.get(name)]
+    if missing:
+        findings.append(Finding("settings", "problem", f"serve needs {', '.join(missing)} (not set)"))
+    for check in (load_prompt, load_texts):
+        try:
+            check(settings)
+        except SalesbotError as exc:
+            findings.append(Finding("settings", "problem", str(exc)))
+    if not any(f.area == "settings" for f in findings):
+        findings.append(Finding("settings", "ok", "every setting is valid; serve has its credentials"))
+    return rows
+
+
+def _database(settings: Settings, findings: list[Finding]) -> DatabaseInfo:
+    from salesbot.store import MIGRATIONS
+
+    path = settings.db_path
+    info = DatabaseInfo(path=str(path), exists=path.is_file())
+    if not info.exists:
+        findings.append(Finding("database", "note", f"no database yet at {path}: the first command that writes "
+                                                    "creates it"))
+        return info
+    info.size_bytes = path.stat().st_size
+    try:
+        # read-only and without migrating: the doctor changes nothing
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                findings.append(Finding("database", "problem", f"the database {path} is damaged ({check[:200]}); "
+                                        f"run `sqlite3 {path} 'PRAGMA integrity_check'` and restore a backup"))
+                return info
+            applied = [row[0] for row in conn.execute("SELECT name FROM migrations ORDER BY id")]
+            known = [name for name, _ in MIGRATIONS]
+            info.schema_version = applied[-1] if applied else None
+            info.pending_migrations = [name for name in known if name not in applied]
+            newer = [name for name in applied if name not in known]
+            info.leads, info.messages, info.meetings = (
+                conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("lead", "message", "meeting"))
+    except sqlite3.Error as exc:
+        findings.append(Finding("database", "problem", f"cannot read the database {path}: {exc}"))
+        return info
+    if newer:
+        findings.append(Finding("database", "problem", f"the database has migration {newer[-1]}, newer than this "
+                                                       "salesbot knows: upgrade salesbot"))
+    elif info.pending_migrations:
+        findings.append(Finding("database", "note", f"{len(info.pending_migrations)} migration(s) pending; the next "
+                                                    "salesbot command applies them"))
+    else:
+        findings.append(Finding("database", "ok", f"{path}: schema {info.schema_version}, {info.leads} leads"))
+    return info
+
+
+def _serve(settings: Settings, findings: list[Finding]) -> dict[str, Any]:
+    import fcntl
+
+    lock = settings.home / "serve.lock"
+    holder = None
+    if lock.exists():
+        with open(lock) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = handle.read().strip() or "?"
+    age = runtime.serve_alive(settings.home)
+    running = holder is not None
+    alive = age is not None and age <= runtime.ALIVE_SECONDS
+    state = {"running": running, "pid": holder, "heartbeat_age_seconds": None if age is None else round(age, 1)}
+    if running and alive:
+        findings.append(Finding("serve", "ok", f"serve is running (pid {holder}, heartbeat {int(age)} s ago)"))
+    elif running:
+        findings.append(Finding("serve", "problem", f"serve holds its lock (pid {holder}) but its heartbeat is "
+                                                    f"{'missing' if age is None else f'{int(age)} s old'}: stuck?"))
+    else:
+        findings.append(Finding("serve", "problem", "serve is not running (no process holds serve.lock): nobody "
+                                                    "answers leads or delivers reminders"))
+    return state
+
+
+def _last_sweep(settings: Settings, findings: list[Finding]) -> dict[str, Any] | None:
+    last = runtime.last_sweep(settings.home)
+    if last is None:
+        findings.append(Finding("sweep", "note", "no reminder sweep has run here yet (see crontab.example)"))
+        return None
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        last["at"] = datetime.fromisoformat(last["at"].rstrip("Z")).replace(tzinfo=UTC).astimezone(settings.tz)
+    if last.get("outcome") == "failed":
+        findings.append(Finding("sweep", "problem", f"the last sweep failed: {last.get('error')}"))
+    else:
+        findings.append(Finding("sweep", "ok", f"the last sweep: {last.get('outcome')}"))
+    return last
+
+
+def _sessions(settings: Settings, findings: list[Finding]) -> list[dict[str, Any]]:
+    sessions = []
+    for path in sorted(settings.home.glob("*.session")) if settings.home.is_dir() else []:
+        entry: dict[str, Any] = {"path": str(path), "size_bytes": path.stat().st_size, "logged_in": None,
+                                 "problem": None}
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
+                row = conn.execute("SELECT auth_key FROM sessions LIMIT 1").fetchone()
+                entry["logged_in"] = bool(row and row[0])
+        except sqlite3.Error as exc:
+            entry["problem"] = (f"the Telegram session file {path} is damaged ({exc}); delete it: serve logs in "
+                                "anew with its token")
+            findings.append(Finding("sessions", "problem", entry["problem"]))
+        sessions.append(entry)
+    if not sessions:
+        findings.append(Finding("sessions", "note", "no Telegram session yet: serve makes one when it logs in"))
+    return sessions
+
+
+def _check_claude(settings: Settings) -> Finding:
+    if not settings.anthropic_api_key:
+        return Finding("claude", "problem", "ANTHROPIC_API_KEY is not set")
+
+    async def count() -> int | None:
+        client = runtime.claude_client(settings)
+        try:
+            return await client.check_prompt(load_prompt(settings))
+        finally:
+            await client.close()
+
+    try:
+        tokens = asyncio.run(count())
+    except SalesbotError as exc:
+        return Finding("claude", "problem", str(exc))
+    if tokens is None:
+        return Finding("claude", "problem", "could not reach the Claude API (see the warning above)")
+    return Finding("claude", "ok", f"the key is accepted ({settings.model}; the prompt is {tokens:,} tokens)")
+
+
+def _check_telegram(settings: Settings) -> Finding:
+    token = settings.bot_token
+    if not token:
+        return Finding("telegram", "problem", "TELEGRAM_BOT_TOKEN is not set")
+    request = urllib.request.Request(f"{BOT_API}/bot{token}/getMe")
+    try:
+        with urllib.request.urlopen(request, timeout=ONLINE_TIMEOUT) as response:
+            me = json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as exc:  # its text names the status only, never the URL with the token
+        if exc.code in (401, 404):
+            return Finding("telegram", "problem", f"Telegram rejects the bot token (HTTP {exc.code}): check "
+                                                  "TELEGRAM_BOT_TOKEN with @BotFather")
+        return Finding("telegram", "problem", f"Telegram answered HTTP {exc.code}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        return Finding("telegram", "problem", f"cannot reach Telegram ({reason})")
+    username = (me.get("result") or {}).get("username", "?")
+    return Finding("telegram", "ok", f"the bot token is accepted (@{username})")
+
+
+def diagnose(settings: Settings, online: bool = False) -> Report:
+    from salesbot import __version__
+
+    findings: list[Finding] = []
+    rows = _settings(settings, findings)
+    database = _database(settings, findings)
+    serve = _serve(settings, findings)
+    last = _last_sweep(settings, findings)
+    sessions = _sessions(settings, findings)
+    if online:
+        findings += [_check_claude(settings), _check_telegram(settings)]
+    return Report(version=__version__, home=str(settings.home), env_files=[str(p) for p in settings.env_files],
+                  settings=rows, database=database, serve=serve, last_sweep=last, sessions=sessions,
+                  findings=findings)
