@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from salesbot import __version__, logs, render, runtime
-from salesbot.cli_common import Boundary, JsonOpt, option, settings
+from salesbot.cli_common import Boundary, JsonOpt, option, settings, since_report
 from salesbot.cli_followups import followups_app
 from salesbot.cli_records import leads_app, meetings_app
 from salesbot.errors import SalesbotError, quoted
@@ -188,14 +188,7 @@ def usage(
     """Claude calls per purpose and model: tokens, cache use, estimated cost and what caching saved."""
     from salesbot import queries
 
-    loaded = settings()
-    start = option("--since", queries.parse_since, since, loaded.tz) if since else None
-    runtime.open_store(loaded)
-    report = queries.usage_report(start)
-    if as_json:
-        print_json(report)
-    else:
-        render.usage(report, start)
+    since_report(since, as_json, queries.usage_report, render.usage)
 
 
 def main() -> None:

@@ -105,3 +105,19 @@ def option(flag: str, parse: Callable[..., T], *args: Any) -> T:
         return parse(*args)
     except SalesbotError as exc:
         raise SalesbotError(f"{flag}: {exc}") from None
+
+
+def since_report(since: str | None, as_json: bool, query: Callable[[Any], Any],
+                 draw: Callable[[Any, Any], None]) -> None:
+    """A report over a period (`usage`, `follow-ups stats`): `--since` read in SALESBOT_TZ, the query,
+    then one JSON document or the drawing."""
+    from salesbot import queries, runtime
+
+    loaded = settings()
+    start = option("--since", queries.parse_since, since, loaded.tz) if since else None
+    runtime.open_store(loaded)
+    result = query(start)
+    if as_json:
+        render.print_json(result)
+    else:
+        draw(result, start)

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 import typer
 
 from salesbot import logs, render, runtime
-from salesbot.cli_common import SQLITE_MAX, JsonOpt, option, settings
+from salesbot.cli_common import SQLITE_MAX, JsonOpt, settings, since_report
 from salesbot.config import Settings
 from salesbot.errors import SalesbotError
-from salesbot.render import err, print_json
+from salesbot.render import err
 
 followups_app = typer.Typer(help="Reminders for leads who went quiet (run from cron).", no_args_is_help=True)
 
@@ -104,14 +104,7 @@ def followups_stats(
     """Per reminder step: sent, replied within 24 h / 72 h, booked afterwards, went cold."""
     from salesbot import queries
 
-    loaded = settings()
-    start = option("--since", queries.parse_since, since, loaded.tz) if since else None
-    runtime.open_store(loaded)
-    stats = queries.follow_up_stats(start)
-    if as_json:
-        print_json(stats)
-    else:
-        render.follow_up_stats(stats, start)
+    since_report(since, as_json, queries.follow_up_stats, render.follow_up_stats)
 
 
 def _sweep_document(result, loaded: Settings, skipped: str | None) -> dict[str, Any]:
