@@ -99,7 +99,8 @@ def slot_label(moment: datetime, today: date | None = None) -> str:
 
 
 _WEEKDAYS_ON = ["в понедельник", "во вторник", "в среду", "в четверг", "в пятницу", "в субботу", "в воскресенье"]
-_MONTHS_OF = ["января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября", "октября",
+WEEKDAYS = ["понедельник", "вторник", "среда", "четверг", "пятница", "суббота", "воскресенье"]
+MONTHS_GENITIVE = ["января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября", "октября",
               "ноября", "декабря"]
 
 
@@ -109,7 +110,7 @@ def day_phrase(day: date, today: date) -> str:
         return "сегодня"
     year = f" {day.year} года" if day.year != today.year else ""
     on = "завтра" if day == today + timedelta(days=1) else _WEEKDAYS_ON[day.weekday()]
-    return f"{on}, {day.day} {_MONTHS_OF[day.month - 1]}{year}"
+    return f"{on}, {day.day} {MONTHS_GENITIVE[day.month - 1]}{year}"
 
 
 def zone_phrase(moment: datetime) -> str:

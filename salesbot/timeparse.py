@@ -45,7 +45,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
-from salesbot import timewords
+from salesbot import texts, timewords
 
 if TYPE_CHECKING:
     from salesbot.llm import ClaudeClient
@@ -61,9 +61,8 @@ REASONS: dict[str, str] = {
 }
 FALLBACK_HORIZON_DAYS = 180
 
-WEEKDAYS_RU = ["понедельник", "вторник", "среда", "четверг", "пятница", "суббота", "воскресенье"]
-MONTHS_RU_GEN = ["января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября",
-                 "октября", "ноября", "декабря"]
+WEEKDAYS_RU = texts.WEEKDAYS  # the Russian names live with every other text
+MONTHS_RU_GEN = texts.MONTHS_GENITIVE
 
 
 @dataclass
@@ -94,11 +93,6 @@ def describe(moment: datetime) -> str:
     zone = getattr(moment.tzinfo, "key", str(moment.tzinfo))
     return (f"{WEEKDAYS_RU[moment.weekday()]}, {moment.day} {MONTHS_RU_GEN[moment.month - 1]} {moment.year}, "
             f"{moment:%H:%M} ({zone})")
-
-
-def describe_day(day: date) -> str:
-    """`среда, 24 декабря`."""
-    return f"{WEEKDAYS_RU[day.weekday()]}, {day.day} {MONTHS_RU_GEN[day.month - 1]}"
 
 
 # --- normalisation ------------------------------------------------------------------------------
