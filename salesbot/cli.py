@@ -147,7 +147,7 @@ def parse_time(
         elif batch:
             out.print(f"? {result.error}")
         else:
-            err.print(f"[red]Error:[/red] {result.error}: {escape(quoted(phrase))}")
+            err.print(f"[red]Error:[/red] {result.error}: {escape(quoted(phrase))}", soft_wrap=True)
         sys.stdout.flush()
 
     if not asyncio.run(runtime.parse_phrases(loaded, phrases, moment, zone, not no_llm, show)) and not batch:

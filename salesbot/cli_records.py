@@ -84,7 +84,8 @@ def meetings_list(
         render.meetings_table(rows, loaded.tz, past=past, status=wanted)
 
 
-MeetingId = Annotated[int, typer.Argument(metavar="ID", help="The meeting's id (see `meetings list`).")]
+MeetingId = Annotated[int, typer.Argument(metavar="ID", min=1, max=SQLITE_MAX, help="The meeting's id (see "
+                                                                                   "`meetings list`).")]
 
 
 def _meeting_change(loaded: Settings, change) -> None:

@@ -500,19 +500,28 @@ ENV_PREFIXES = ("SALESBOT_", "TELEGRAM_", "ANTHROPIC_")
 _NOT_OURS = {"ANTHROPIC_LOG", "ANTHROPIC_AUTH_TOKEN"}
 
 
+def _exists(env_file: Path) -> bool:
+    """Whether a `.env` file is there; a folder this user may not look into is said as such."""
+    try:
+        return env_file.is_file()
+    except PermissionError:
+        raise ConfigError(f"cannot look for {env_file}: permission denied (is {env_file.parent} "
+                          "readable by this user? SALESBOT_HOME must be its own)") from None
+
+
 def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
     environ = os.environ if environ is None else environ
     cwd = Path.cwd() if cwd is None else cwd
     local_env = cwd / ".env"
-    local = parse_env_file(local_env) if local_env.is_file() else {}
+    local = parse_env_file(local_env) if _exists(local_env) else {}
     home_value = environ.get("SALESBOT_HOME") or local.get("SALESBOT_HOME")
     home = Path(home_value).expanduser() if home_value else default_home()
     if not home.is_absolute():
         raise ConfigError("SALESBOT_HOME must be an absolute path (cron and systemd start in another folder); "
                           "got a relative one")
     home_env = home / ".env"
-    same = home_env.is_file() and local_env.is_file() and home_env.resolve() == local_env.resolve()
-    from_home = parse_env_file(home_env) if home_env.is_file() and not same else {}
+    same = _exists(home_env) and _exists(local_env) and home_env.resolve() == local_env.resolve()
+    from_home = parse_env_file(home_env) if _exists(home_env) and not same else {}
     ours = {k: v for k, v in environ.items() if k in _BY_ENV}
     raw = {**from_home, **local, **ours}
     sources = {**dict.fromkeys(from_home, str(home_env)), **dict.fromkeys(local, str(local_env)),

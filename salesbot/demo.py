@@ -23,6 +23,13 @@ DEMO_REPLIES = [
 ]
 
 
+# Once the lead has a meeting: what is left to say (moving or cancelling is in the buttons under the
+# booking confirmation, or in words: «перенесите на пятницу», «отмените встречу»).
+AFTER_BOOKING = ("Встреча назначена — руководитель проектов подготовит примеры работ. Если планы изменятся, "
+                 "её можно перенести или отменить: кнопками под подтверждением или просто напишите.", "hot", False)
+BOOKED_MARK = "У клиента уже назначена встреча"  # how the engine's context says so (prompts.context_block)
+
+
 def demo_reply(lead_turns: int) -> tuple[str, str, bool]:
     """The canned answer to the lead's `lead_turns`-th message (the last one repeats)."""
     return DEMO_REPLIES[max(1, min(lead_turns, len(DEMO_REPLIES))) - 1]
@@ -36,7 +43,8 @@ class DemoDialogue:
 
     async def answer(self, history: list[tuple[str, str]], context: str, lead_id: int) -> Answer:
         self.calls += 1
-        reply, status, offer = demo_reply(sum(1 for role, _ in history if role == "user"))
+        booked = BOOKED_MARK in context
+        reply, status, offer = AFTER_BOOKING if booked else demo_reply(sum(1 for role, _ in history if role == "user"))
         return Answer(reply=reply, status=status, offer_meeting=offer)
 
     async def parse_time(self, text: str, now: datetime, calendar: Calendar, lead_id: int) -> timeparse.ParseResult:

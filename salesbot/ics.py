@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -34,8 +35,16 @@ def _status(meeting: MeetingInfo) -> tuple[str, int]:
     return ("CONFIRMED", 1) if meeting.confirmed_at else ("TENTATIVE", 0)
 
 
+def _printable(text: str) -> str:
+    """RFC 5545 3.3.11: TEXT holds no control characters but the line break (a lead names itself)."""
+    return _CONTROL.sub("\ufffd", text)
+
+
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
 def _description(meeting: MeetingInfo) -> str:
-    lines = [f"Лид {meeting.lead_id}: {meeting.lead_name}"]
+    lines = [f"Лид {meeting.lead_id}: {_printable(meeting.lead_name)}"]
     if meeting.telegram_link:
         lines.append(f"Telegram: {meeting.telegram_link}")
     lines.append("Время: выбрано из слотов" if meeting.source == "slot" else "Время: предложено клиентом")
@@ -44,7 +53,7 @@ def _description(meeting: MeetingInfo) -> str:
     if meeting.status in _OUTCOME:
         lines.append(f"Итог: {_OUTCOME[meeting.status]}")
     if meeting.cancel_reason:
-        lines.append(f"Причина отмены: {meeting.cancel_reason}")
+        lines.append(f"Причина отмены: {_printable(meeting.cancel_reason)}")
     if meeting.moved_to:
         lines.append(f"Перенесена: встреча {meeting.moved_to}")
     lines.append(f"salesbot leads show {meeting.lead_id}")
@@ -63,7 +72,7 @@ def calendar_bytes(meetings: Iterable[MeetingInfo], length: timedelta, now: date
     calendar.add("x-wr-calname", "salesbot: встречи")
     for meeting in meetings:
         status, sequence = _status(meeting)
-        title = f"Встреча: {meeting.lead_name}"
+        title = f"Встреча: {_printable(meeting.lead_name)}"
         if meeting.status in _OUTCOME:
             title += f" ({_OUTCOME[meeting.status]})"
         event = Event()

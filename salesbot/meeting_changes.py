@@ -124,6 +124,7 @@ def cancel(meeting_id: int, reason: str | None, now: datetime, calendar: Calenda
 _REFUSALS = {
     "past": "that time has passed",
     "taken": "that time is taken by another meeting",
+    "too_far": f"more than {STAFF_HORIZON.days // 365} years ahead (the limit for staff moves)",
 }
 
 

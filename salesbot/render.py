@@ -310,7 +310,7 @@ def meetings_table(rows, tz, past: bool = False, status: str | None = None) -> N
 
 def meeting_change(change) -> None:
     """What `meetings cancel/move/done/no-show` did, in one line."""
-    who = f"lead {change.lead_id} {escape(change.lead_name)}"
+    who = f"lead {change.lead_id} {escape(visible(change.lead_name))}"
     if change.new_meeting_id is not None:
         line = (f"Meeting {change.meeting_id} ({who}) moved from {fmt_time(change.starts_at)} to "
                 f"{fmt_time(change.new_starts_at)}: it is now meeting {change.new_meeting_id}.")
@@ -377,8 +377,10 @@ def _not_due(diagnosis) -> None:
         out.print("Not due now:")
         for reason, count in diagnosis.not_due.items():
             out.print(f"  {count:>8,}  {NOT_DUE[reason]} [dim]({reason})[/dim]")
-    out.print("Next due: " + (fmt_time(diagnosis.next_due_at) if diagnosis.next_due_at else
-                              "nobody (no lead is waiting for a reminder)"))
+    if diagnosis.next_due_at:
+        out.print(f"Next due after these: {fmt_time(diagnosis.next_due_at)}")
+    else:
+        out.print("Next due after these: nobody yet (no other lead is waiting for a reminder)")
 
 
 def meetings_sweep(actions, dry_run: bool) -> None:

@@ -96,12 +96,12 @@ def meeting_plan(settings: Settings) -> MeetingPlan:
     return Plan(lead_times=settings.meeting_reminders, calendar=calendar(settings))
 
 
-def claude_client(settings: Settings) -> ClaudeClient:
+def claude_client(settings: Settings, **overrides: Any) -> ClaudeClient:
     from salesbot.llm import ClaudeClient
 
     return ClaudeClient(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
                         model=settings.model, fast_model=settings.fast_model, timeout=settings.llm_timeout,
-                        effort=settings.effort)
+                        effort=settings.effort, **overrides)
 
 
 def fallback_client(settings: Settings) -> ClaudeClient | None:
@@ -240,6 +240,13 @@ def chat(settings: Settings, transport: Any, lead_name: str | None, lines: Itera
     config = dialogue_config(settings)
     use_texts(settings)
     path = settings.db_path if live else sandbox_path(settings)
+    ledger = None
+    if not live and not demo:  # a rehearsal's Claude calls cost real money: the real ledger records them
+        from salesbot.store import append_llm_call
+
+        real = open_store(settings)
+        ledger = lambda row: append_llm_call(real, {**row, "lead_id": None,  # noqa: E731 - the sandbox's leads
+                                                    "purpose": f"rehearsal {row['purpose']}"})
     open_store(settings, path=path)
     talker = chat_lead(lead_name)
     if on_start is not None:
@@ -249,7 +256,7 @@ def chat(settings: Settings, transport: Any, lead_name: str | None, lines: Itera
         from salesbot import leads
         from salesbot.conversation import ClaudeDialogue, Dialogue
 
-        claude = None if demo else claude_client(settings)
+        claude = None if demo else claude_client(settings, **({"ledger": ledger} if ledger else {}))
         try:
             if claude is None:
                 from salesbot.demo import DemoDialogue

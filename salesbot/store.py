@@ -39,6 +39,17 @@ BUSY_TIMEOUT_MS = 10_000
 db = DatabaseProxy()
 
 
+def append_llm_call(database: SqliteDatabase, row: dict) -> None:
+    """A ledger row written to `database` itself, whatever the models are bound to: `salesbot chat`
+    rehearses in a sandbox database, and what its Claude calls cost belongs in the real ledger."""
+    columns = {field.column_name for field in LlmCall._meta.sorted_fields} - {"id"}
+    values = {key: value for key, value in row.items() if key in columns}
+    values.setdefault("created_at", str(utcnow()))
+    with database.atomic():
+        database.execute_sql(f"INSERT INTO llm_call ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                             tuple(values.values()))
+
+
 def transaction():
     """One write transaction (BEGIN IMMEDIATE; a savepoint when already inside one)."""
     return db.atomic()

@@ -17,6 +17,7 @@ from rich.markup import escape
 from salesbot import leads, texts
 from salesbot.conversation import Dialogue, Incoming, Sender
 from salesbot.leads import LeadState
+from salesbot.render import visible
 from salesbot.transport import Button, Keyboard, Peer
 
 
@@ -43,6 +44,7 @@ class TerminalTransport:
         pass  # the numbered choices are printed once; only the last ones can be typed
 
     def _print(self, text: str) -> None:
+        text = visible(text, lines=True)  # a lead's name is in the greeting: no terminal escapes from it
         if self.interactive:
             self.out.print(f"[bold magenta]бот ›[/bold magenta] {escape(text)}")
         else:

@@ -168,6 +168,14 @@ def test_demo_needs_no_key_and_no_server(run, db):
     assert "Отлично, записал вас на встречу: завтра, 24 декабря, в 10:00 по московскому времени." in out
 
 
+def test_the_demo_goes_on_after_the_booking_instead_of_asking_to_choose_again(run, db):
+    from salesbot.demo import AFTER_BOOKING, DEMO_REPLIES
+
+    out = chat(run, ["Здравствуйте", "Нужен сайт для кафе", "Хочу обсудить", "3", "А что дальше?"], "--demo").stdout
+    after = out[out.index("Отлично, записал вас на встречу"):]
+    assert AFTER_BOOKING[0] in after and DEMO_REPLIES[-1][0] not in after
+
+
 def test_stdin_that_is_not_utf8_is_read_with_replacement_and_kept(run, db):
     with freeze_time("2025-12-23 11:05:00", real_asyncio=True):  # the runner takes bytes as stdin too
         result = run("chat", "--demo", input="Сайт для ".encode() + b"\xff\xfe" + "кафе\n".encode())
@@ -206,3 +214,11 @@ def test_ctrl_c_at_the_prompt_quits_at_once():
     began = time.monotonic()
     assert asyncio.run(read_all()) == []
     assert time.monotonic() - began < 0.25
+
+
+def test_what_a_rehearsal_costs_is_in_the_real_ledger(run, api_env, db):
+    api_env.enqueue(reply("Здравствуйте! Чем помочь?", "new"))
+    chat(run, ["Здравствуйте"])
+    report = json.loads(run("usage", "--json").stdout)
+    assert [(row["purpose"], row["calls"]) for row in report["rows"]] == [("rehearsal dialogue", 1)]
+    assert Lead.select().count() == 0  # the real database has the cost, not the rehearsal's lead

@@ -208,3 +208,18 @@ def test_a_bad_setting_breaks_only_the_commands_that_use_it(run, monkeypatch, db
     run("usage")
     monkeypatch.setenv("SALESBOT_TZ", "Mars/Olympus")
     assert "SALESBOT_TZ: unknown time zone" in run("leads", "list", code=1).stderr
+
+
+def test_a_home_this_user_may_not_look_into_is_named(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    real = Path.is_file
+
+    def guarded(self):
+        if self.parent.name == "locked":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "is_file", guarded)
+    with pytest.raises(ConfigError, match=r"cannot look for .*locked/\.env: permission denied"):
+        load_settings({"SALESBOT_HOME": str(tmp_path / "locked")}, tmp_path)

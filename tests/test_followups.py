@@ -620,8 +620,9 @@ def test_the_dry_run_table_previews_each_reminder_and_says_why_the_rest_wait(db,
     assert "Ольга" in table and "hot 1" in table and "Здравствуйте, Ольга! Вы хотели записаться" in table
     assert "2 would be reminded now" in table
     assert "Not due now:" in table and "not silent long enough" in table and "opted out" in table
-    assert "Next due: Thu 25.12.2025 07:00" not in table  # local time, in the window: 20:00 + 24 h → Thu 10:00
-    assert "Next due: Thu 25.12.2025 10:00" in table
+    # local time, in the window: 20:00 + 24 h → Thu 10:00
+    assert "Next due after these: Thu 25.12.2025 07:00" not in table
+    assert "Next due after these: Thu 25.12.2025 10:00" in table
 
 
 def test_cli_json_has_the_same_shape_when_another_sweep_holds_the_lock(db, run, serve_alive, salesbot_home):
