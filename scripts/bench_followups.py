@@ -147,15 +147,21 @@ LIMIT :page
 """
 
 
-def list_all(sql: str) -> tuple[int, float, str]:
-    """Every page of a due query: (rows, seconds, the plan's first line)."""
+PATIENCE = 30.0  # seconds: a plan slower than this is stopped, its pace reported (it took 13 minutes once)
+
+
+def list_all(sql: str) -> tuple[int, float, str, bool]:
+    """Every page of a due query: (rows, seconds, the plan's first line, stopped). A plan that needs
+    more than PATIENCE seconds is stopped after the page that crossed it."""
     params = followups._params(NOW, POLICY, after=0, page=followups.PAGE)
     plan = db.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
     began, count = perf_counter(), 0
     while rows := db.execute_sql(sql, params).fetchall():
         count += len(rows)
         params["after"] = rows[-1][0]
-    return count, perf_counter() - began, plan[0][3]
+        if perf_counter() - began > PATIENCE:
+            return count, perf_counter() - began, plan[0][3], True
+    return count, perf_counter() - began, plan[0][3], False
 
 
 def options(path: Path) -> None:
@@ -193,8 +199,10 @@ def _stat_rows() -> int:
         return 0
 
 
-def _fmt(result: tuple[int, float, str]) -> str:
-    count, seconds, plan = result
+def _fmt(result: tuple[int, float, str, bool]) -> str:
+    count, seconds, plan, stopped = result
+    if stopped:
+        return f"stopped after {seconds:.0f} s at {count:,} rows ({seconds / count * 1000:.1f} ms a row)  [{plan}]"
     return f"{seconds:7.2f} s  {count:>8,} rows  [{plan}]"
 
 
@@ -259,6 +267,7 @@ def main() -> None:
     parser.add_argument("--no-options", action="store_true", help="skip the plan options")
     parser.add_argument("--no-real", action="store_true", help="skip the real run")
     opts = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # a log file sees each figure as it comes
     sizes = [int(size) for size in opts.sizes.split(",")]
     targets = {100_000: 3.0, 1_000_000: 30.0}
     failed = False
