@@ -206,7 +206,7 @@ _MAY_REMIND = ("l.status IN ('new', 'warm', 'hot') AND l.telegram_id IS NOT NULL
                " AND l.follow_up_count < 2")  # exactly the WHERE of the index lead_reminder
 _SILENT = ("((l.follow_up_count = 0 AND l.last_message_at <= :first)"
            " OR (l.follow_up_count = 1 AND l.last_follow_up_at <= :second))")
-_MEETING = ("EXISTS (SELECT 1 FROM meeting AS m WHERE m.lead_id = l.id"
+_MEETING = ("EXISTS (SELECT 1 FROM meeting AS m INDEXED BY meeting_lead WHERE m.lead_id = l.id"
             " AND ((m.status = 'booked' AND m.starts_at >= :now) OR (l.status = 'hot' AND m.status != 'cancelled')))")
 _UNANSWERED = "EXISTS (SELECT 1 FROM message AS u WHERE u.lead_id = l.id AND u.unanswered = 1)"
 _LAST_SPEAKER = "(SELECT x.role FROM message AS x WHERE x.lead_id = l.id ORDER BY x.id DESC LIMIT 1)"

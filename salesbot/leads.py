@@ -108,7 +108,8 @@ def recent_lead_texts(lead_id: int, limit: int) -> list[str]:
 
 def next_meeting_start(lead_id: int, now: datetime) -> datetime | None:
     """The lead's next booked meeting at or after `now` (naive UTC in, naive UTC out)."""
-    row = db.execute_sql("SELECT starts_at FROM meeting WHERE lead_id = ? AND status = 'booked' AND starts_at >= ?"
+    row = db.execute_sql("SELECT starts_at FROM meeting INDEXED BY meeting_lead WHERE lead_id = ? AND status = 'booked'"
+                         " AND starts_at >= ?"
                          " ORDER BY starts_at LIMIT 1", (lead_id, _stamp(now))).fetchone()
     return Meeting.starts_at.python_value(row[0]) if row else None
 
@@ -141,7 +142,8 @@ def meeting_by_id(meeting_id: int) -> MeetingState | None:
 
 def booked_meeting(lead_id: int, now: datetime) -> MeetingState | None:
     """The lead's next booked meeting that has not started by `now`."""
-    return _meeting(db.execute_sql(f"SELECT {_MEETING_COLUMNS} FROM meeting WHERE lead_id = ? AND status = 'booked'"
+    return _meeting(db.execute_sql(f"SELECT {_MEETING_COLUMNS} FROM meeting INDEXED BY meeting_lead"
+                                   " WHERE lead_id = ? AND status = 'booked'"
                                    " AND starts_at > ? ORDER BY starts_at LIMIT 1", (lead_id, _stamp(now))).fetchone())
 
 
@@ -280,7 +282,8 @@ def book(lead_id: int, start: datetime, source: str, now: datetime, calendar: Ca
     the lead hot and ends the time dialogue."""
     start_utc, now_utc = _stamp(start), _stamp(now)
     with db.atomic():
-        own = db.execute_sql("SELECT id, starts_at FROM meeting WHERE lead_id = ? AND status = 'booked'"
+        own = db.execute_sql("SELECT id, starts_at FROM meeting INDEXED BY meeting_lead WHERE lead_id = ?"
+                             " AND status = 'booked'"
                              " AND starts_at >= ?", (lead_id, now_utc)).fetchall()
         if any(starts_at == start_utc for _, starts_at in own):
             return None, None  # pressed twice: already booked

@@ -111,7 +111,8 @@ def list_leads(tz: ZoneInfo, status: str | None = None, limit: int | None = 50) 
 _LEADS_SQL = """
 SELECT l.id, l.first_name, l.username, l.status, l.state, l.telegram_id, l.created_at, l.last_message_at,
        l.follow_up_count, l.last_follow_up_at, l.opted_out, l.cold_reason,
-       (SELECT min(m.starts_at) FROM meeting AS m WHERE m.lead_id = l.id AND m.status = 'booked' AND m.starts_at >= ?),
+       (SELECT min(m.starts_at) FROM meeting AS m INDEXED BY meeting_lead
+        WHERE m.lead_id = l.id AND m.status = 'booked' AND m.starts_at >= ?),
        l.opted_out_reason,
        (SELECT count(*) FROM message AS u WHERE u.lead_id = l.id AND u.unanswered = 1),
        (SELECT count(*) FROM outbox AS o WHERE o.lead_id = l.id AND o.state = 'failed')
