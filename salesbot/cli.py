@@ -167,7 +167,13 @@ def doctor(
     serve runs, the last sweep, the Telegram session files. Exits 1 naming what is wrong."""
     from salesbot import doctor as checks
 
-    loaded = settings()
+    try:
+        loaded = settings()
+    except SalesbotError as exc:
+        if not as_json:
+            raise
+        print_json({"ok": False, "findings": [{"area": "settings", "status": "problem", "message": str(exc)}]})
+        raise typer.Exit(1) from None
     report = checks.diagnose(loaded, online=online)
     if as_json:
         print_json({**render.plain(report), "ok": not report.problems})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import urllib.error
 import urllib.request
@@ -130,7 +131,12 @@ def _database(settings: Settings, findings: list[Finding]) -> DatabaseInfo:
             info.leads, info.messages, info.meetings = (
                 conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("lead", "message", "meeting"))
     except sqlite3.Error as exc:
-        findings.append(Finding("database", "problem", f"cannot read the database {path}: {exc}"))
+        reason = str(exc)
+        if "readonly" in reason or "read-only" in reason or not os.access(path.parent, os.W_OK):
+            # a WAL database needs its folder writable even to be read (its -shm and -wal files)
+            reason += (f"; the folder {path.parent} is not writable by this user, and SQLite needs it for the "
+                       "database's -wal and -shm files, even to read")
+        findings.append(Finding("database", "problem", f"cannot read the database {path}: {reason}"))
         return info
     if newer:
         findings.append(Finding("database", "problem", f"the database has migration {newer[-1]}, newer than this "

@@ -112,3 +112,14 @@ def test_online_asks_claude_and_telegram(run, healthy, monkeypatch, bot_api, clo
         result = run("doctor", "--online", code=1)
     assert "key rejected" in result.stdout and "Telegram rejects the bot token (HTTP 401)" in result.stdout
     assert "revoked-token-value" not in result.stdout + result.stderr
+
+
+def test_doctor_json_reports_a_malformed_env_file_as_a_finding(run, salesbot_home):
+    import json
+
+    salesbot_home.mkdir(exist_ok=True)
+    (salesbot_home / ".env").write_text("SALESBOT_TZ=\"Europe/Moscow\n", encoding="utf-8")  # an unclosed quote
+    result = run("doctor", "--json", code=1)
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["findings"][0]["area"] == "settings"
+    assert ".env" in report["findings"][0]["message"]
