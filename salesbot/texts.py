@@ -261,11 +261,7 @@ def _cap(text: str) -> str:
 
 def days_word(n: int) -> str:
     """`1 день`, `3 дня`, `60 дней`."""
-    if n % 10 == 1 and n % 100 != 11:
-        return f"{n} день"
-    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-        return f"{n} дня"
-    return f"{n} дней"
+    return f"{n} {_plural(n, 'день', 'дня', 'дней')}"
 
 
 def too_far(days: int) -> str:
