@@ -93,18 +93,6 @@ def _summary(lead: Lead, next_meeting: datetime | None, tz: ZoneInfo, unanswered
     )
 
 
-def _next_meeting_subquery(now: datetime):
-    return (
-        Meeting.select(fn.MIN(Meeting.starts_at))
-        .where((Meeting.lead == Lead.id) & (Meeting.status == "booked") & (Meeting.starts_at >= now))
-    )
-
-
-def list_leads(tz: ZoneInfo, status: str | None = None, limit: int | None = 50) -> list[LeadSummary]:
-    """Leads, newest activity first (their last message, or when they were created)."""
-    return list(iter_leads(tz, status, limit))
-
-
 # Fixed SQL read straight from the cursor: `leads list --limit 0` on 100k leads built every row as a
 # Peewee model first (3.6 s and 342 MB as JSON). The ORDER BY matches the lead_activity indexes
 # (migration 002), so rows come in index order with no sort, and the plan needs no statistics.
@@ -146,13 +134,6 @@ def iter_leads(tz: ZoneInfo, status: str | None = None, limit: int | None = 50) 
             yield LeadSummary(lead_id, first_name, username, status_, state, telegram_id, local(created_at),
                               local(last_message_at), follow_ups, local(last_follow_up_at), bool(opted_out),
                               cold_reason, local(next_meeting), opted_out_reason, unanswered, undelivered)
-
-
-def _parse_dt(value) -> datetime | None:
-    # A subquery's value comes back as the stored text, not through the field's converter.
-    if value is None or isinstance(value, datetime):
-        return value
-    return Meeting.starts_at.python_value(value)
 
 
 @dataclass
@@ -252,10 +233,6 @@ def _labels(keyboard: str | None) -> list[str] | None:
         return [str(button[0]) for row in json.loads(keyboard) for button in row]
     except (ValueError, TypeError, IndexError):
         return None
-
-
-def upcoming_meetings(tz: ZoneInfo, limit: int | None = None, now: datetime | None = None) -> list[MeetingInfo]:
-    return list_meetings(tz, limit=limit, now=now)
 
 
 def list_meetings(tz: ZoneInfo, *, past: bool = False, status: str | None = None, limit: int | None = None,

@@ -252,7 +252,6 @@ async def serve(settings, build: Callable[[TelethonTransport], tuple[Dialogue, O
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    poller: asyncio.Task | None = None
     resumes: list[asyncio.Task] = []
     try:
         try:

@@ -87,7 +87,7 @@ def crowd(db):
 
 def test_the_direct_json_is_the_generic_conversion(crowd, run):
     with freeze_time(NOW):
-        rows = queries.list_leads(MSK, limit=None)
+        rows = list(queries.iter_leads(MSK, limit=None))
         listed = json.loads(run("leads", "list", "--limit", "0", "--json").stdout)
     assert [render.lead_json(row) for row in rows] == render.plain(rows) == listed
     by_id = {row["id"]: row for row in listed}
