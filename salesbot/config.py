@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from salesbot.errors import ConfigError, quoted
-from salesbot.slots import END_OF_DAY
+from salesbot.time.slots import END_OF_DAY
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_FAST_MODEL = "claude-haiku-5-5"

@@ -31,8 +31,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from salesbot import leads, texts
-from salesbot.store import db, to_utc_naive
+from salesbot import texts
+from salesbot.store import db, leads, to_utc_naive
 from salesbot.transport import BotUnauthorized, Button, Keyboard, Peer, SendError, Transport
 
 log = logging.getLogger(__name__)

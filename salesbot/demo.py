@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from salesbot import timeparse
-from salesbot.conversation import Answer
-from salesbot.slots import Calendar
+from salesbot.dialogue.engine import Answer
+from salesbot.time import parse as timeparse
+from salesbot.time.slots import Calendar
 
 # (reply, status, offer_meeting) for the lead's 1st, 2nd, 3rd and later messages
 DEMO_REPLIES = [

@@ -47,9 +47,9 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from salesbot import delivery, keyboards, leads, store, texts
-from salesbot.slots import Calendar, at_clock, clock_label, free_slots
-from salesbot.store import Lead, db, to_utc_naive
+from salesbot import delivery, keyboards, store, texts
+from salesbot.store import Lead, db, leads, to_utc_naive
+from salesbot.time.slots import Calendar, at_clock, clock_label, free_slots
 from salesbot.transport import Keyboard
 
 log = logging.getLogger(__name__)

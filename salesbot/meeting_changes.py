@@ -16,10 +16,12 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from salesbot import delivery, keyboards, leads, store, texts, timeparse
+from salesbot import delivery, keyboards, store, texts
 from salesbot.errors import NotFoundError, SalesbotError
-from salesbot.leads import LeadState, MeetingState
-from salesbot.slots import Calendar, clock_label, free_slots
+from salesbot.store import leads
+from salesbot.store.leads import LeadState, MeetingState
+from salesbot.time import parse as timeparse
+from salesbot.time.slots import Calendar, clock_label, free_slots
 
 log = logging.getLogger(__name__)
 

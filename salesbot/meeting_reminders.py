@@ -24,9 +24,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from salesbot import delivery, keyboards, leads, store, texts
-from salesbot.slots import Calendar, free_slots
-from salesbot.store import Meeting, db, to_utc_naive
+from salesbot import delivery, keyboards, store, texts
+from salesbot.store import Meeting, db, leads, to_utc_naive
+from salesbot.time.slots import Calendar, free_slots
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from salesbot.config import CLAUDE_KEYS, TELEGRAM_KEYS, Settings, ensure_home, load_prompt, load_texts
 from salesbot.errors import SalesbotError
-from salesbot.slots import Calendar
+from salesbot.time.slots import Calendar
 
 if TYPE_CHECKING:
-    from salesbot.conversation import Dialogue, DialogueConfig
+    from salesbot.claude.client import ClaudeClient
+    from salesbot.dialogue.engine import Dialogue, DialogueConfig
     from salesbot.followups import Policy, SweepResult
-    from salesbot.llm import ClaudeClient
     from salesbot.meeting_reminders import Plan as MeetingPlan
     from salesbot.transport import Transport
 
@@ -76,7 +76,7 @@ def calendar(settings: Settings) -> Calendar:
 
 
 def dialogue_config(settings: Settings) -> DialogueConfig:
-    from salesbot.conversation import DialogueConfig
+    from salesbot.dialogue.engine import DialogueConfig
 
     return DialogueConfig(calendar=calendar(settings), manager_ids=settings.manager_ids,
                           max_chars=settings.max_message_chars, history_turns=settings.history_turns)
@@ -97,7 +97,7 @@ def meeting_plan(settings: Settings) -> MeetingPlan:
 
 
 def claude_client(settings: Settings, **overrides: Any) -> ClaudeClient:
-    from salesbot.llm import ClaudeClient
+    from salesbot.claude.client import ClaudeClient
 
     return ClaudeClient(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
                         model=settings.model, fast_model=settings.fast_model, timeout=settings.llm_timeout,
@@ -114,7 +114,7 @@ def fallback_client(settings: Settings) -> ClaudeClient | None:
 
 def dialogue(settings: Settings, transport: Transport, claude: ClaudeClient, prompt: str) -> Dialogue:
     """The engine as `serve` and `chat` run it: the Claude client, the playbook, the calendar."""
-    from salesbot.conversation import ClaudeDialogue, Dialogue
+    from salesbot.dialogue.engine import ClaudeDialogue, Dialogue
 
     return Dialogue(ClaudeDialogue(claude, prompt), transport, dialogue_config(settings))
 
@@ -141,8 +141,9 @@ def check_serve(settings: Settings) -> None:
 
 def serve(settings: Settings) -> None:
     """`salesbot serve`: the Telegram bot until SIGINT/SIGTERM; one per SALESBOT_HOME."""
-    from salesbot import leads, telegram
+    from salesbot import telegram
     from salesbot.delivery import Outbox
+    from salesbot.store import leads
 
     prompt = load_prompt(settings)  # read once, before Telegram is reached
     use_texts(settings)
@@ -155,7 +156,7 @@ def serve(settings: Settings) -> None:
 
             def build(transport):
                 outbox = Outbox(transport, managers=settings.manager_ids, may_remind=policy(settings).in_window)
-                from salesbot.conversation import ClaudeDialogue, Dialogue
+                from salesbot.dialogue.engine import ClaudeDialogue, Dialogue
 
                 return Dialogue(ClaudeDialogue(claude, prompt), transport, dialogue_config(settings),
                                 outbox=outbox), outbox
@@ -253,8 +254,8 @@ def chat(settings: Settings, transport: Any, lead_name: str | None, lines: Itera
         on_start(ChatSession(talker.id, talker.first_name or "", path, live, demo))
 
     async def main() -> None:
-        from salesbot import leads
-        from salesbot.conversation import ClaudeDialogue, Dialogue
+        from salesbot.dialogue.engine import ClaudeDialogue, Dialogue
+        from salesbot.store import leads
 
         claude = None if demo else claude_client(settings, **({"ledger": ledger} if ledger else {}))
         try:
@@ -278,7 +279,7 @@ def chat(settings: Settings, transport: Any, lead_name: str | None, lines: Itera
 async def parse_phrases(settings: Settings, phrases: Iterable[str], now: datetime, zone, use_claude: bool,
                         on_result: Callable[[str, Any], None]) -> bool:
     """`salesbot parse-time`: each phrase through the rules (and the Claude fallback); True when all parsed."""
-    from salesbot import timeparse
+    from salesbot.time import parse as timeparse
 
     claude = fallback_client(settings) if use_claude else None
     if claude is not None:

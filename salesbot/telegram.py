@@ -21,8 +21,8 @@ from telethon.tl import functions, types
 from telethon.tl.custom import Button as TgButton
 
 from salesbot import texts
-from salesbot.conversation import Dialogue, Incoming, Sender
 from salesbot.delivery import Outbox
+from salesbot.dialogue.engine import Dialogue, Incoming, Sender
 from salesbot.errors import BotUnauthorizedError, SalesbotError
 from salesbot.transport import BotUnauthorized, Keyboard, Peer, SendError
 

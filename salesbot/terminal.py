@@ -14,10 +14,11 @@ from typing import IO
 from rich.console import Console
 from rich.markup import escape
 
-from salesbot import leads, texts
-from salesbot.conversation import Dialogue, Incoming, Sender
-from salesbot.leads import LeadState
-from salesbot.render import visible
+from salesbot import texts
+from salesbot.cli.render import visible
+from salesbot.dialogue.engine import Dialogue, Incoming, Sender
+from salesbot.store import leads
+from salesbot.store.leads import LeadState
 from salesbot.transport import Button, Keyboard, Peer
 
 

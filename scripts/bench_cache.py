@@ -35,10 +35,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from salesbot import llm, prompts
+from salesbot.claude import client as llm
+from salesbot.claude import prompts
+from salesbot.claude.pricing import Tokens, cost_usd, uncached_cost_usd
 from salesbot.config import DEFAULT_MODEL, PACKAGED_PROMPT
-from salesbot.conversation import ClaudeDialogue
-from salesbot.pricing import Tokens, cost_usd, uncached_cost_usd
+from salesbot.dialogue.engine import ClaudeDialogue
 from scripts.fake_claude import FakeClaude, Reply
 
 LEAD_TURNS = [

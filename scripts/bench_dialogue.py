@@ -28,10 +28,10 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from salesbot import texts
-from salesbot.conversation import Answer, Dialogue, DialogueConfig, Incoming, Sender
 from salesbot.delivery import Outbox
-from salesbot.slots import Calendar
+from salesbot.dialogue.engine import Answer, Dialogue, DialogueConfig, Incoming, Sender
 from salesbot.store import Lead, Message, open_database
+from salesbot.time.slots import Calendar
 
 
 class SlowModel:

@@ -35,8 +35,8 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from salesbot import followups
-from salesbot.slots import Calendar
 from salesbot.store import db, open_database
+from salesbot.time.slots import Calendar
 
 NOW = datetime(2025, 12, 24, 9, 0, tzinfo=UTC)  # Wednesday 12:00 in Moscow: inside the send window
 NOW_DB = "2025-12-24 09:00:00"
@@ -228,7 +228,7 @@ def dry_run(path: Path, counts: dict[str, int]) -> tuple[float, float]:
 def json_output(path: Path) -> tuple[float, float]:
     """The dry run as `follow-ups run --dry-run --json` writes it (to a file): the streamed writer
     with the direct conversion, against the old per-action `render.dumps` (the generic dataclass walk)."""
-    from salesbot import render
+    from salesbot.cli import render
 
     open_database(path)
     timings = []

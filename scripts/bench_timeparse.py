@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from salesbot.timeparse import ParseResult, parse_rules
+from salesbot.time.parse import ParseResult, parse_rules
 from tests.timeparse_corpus import HELD_OUT, MEANT, NOW, REFUSED, TZ
 from tests.timeparse_heldout import HELD_OUT_2, NOWS
 

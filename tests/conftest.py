@@ -150,7 +150,7 @@ def aio():
 
 
 def make_claude(api, clock, **overrides):
-    from salesbot.llm import ClaudeClient
+    from salesbot.claude.client import ClaudeClient
 
     params = {"api_key": TEST_KEY, "base_url": api.url, "model": "claude-sonnet-5-5",
               "fast_model": "claude-haiku-5-5", "timeout": 5, "sleep": clock.sleep, "clock": clock, **overrides}

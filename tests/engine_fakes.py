@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
-from salesbot import timeparse
-from salesbot.conversation import Answer, Dialogue, DialogueConfig, Incoming, Sender
 from salesbot.delivery import Outbox
-from salesbot.slots import Calendar
+from salesbot.dialogue.engine import Answer, Dialogue, DialogueConfig, Incoming, Sender
+from salesbot.time import parse as timeparse
+from salesbot.time.slots import Calendar
 from salesbot.transport import Keyboard, Peer
 
 MSK = ZoneInfo("Europe/Moscow")

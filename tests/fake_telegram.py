@@ -785,8 +785,8 @@ async def serving(server: FakeTelegram, settings, engine_factory):
     """`salesbot.telegram.serve` running against the fake until the block ends (then SIGTERM, as
     systemd stops it). `engine_factory(transport)` makes the engine; its outbox waits (retries, the
     delivery loop's poll) run on the fake's clock. Yields the serve task."""
-    from salesbot import leads
     from salesbot import telegram as adapter
+    from salesbot.store import leads
 
     def build(transport):
         engine = engine_factory(transport)

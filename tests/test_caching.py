@@ -4,11 +4,11 @@ import logging
 
 import pytest
 
-from salesbot import prompts
+from salesbot.claude import prompts
+from salesbot.claude.pricing import min_cacheable_tokens
 from salesbot.config import PACKAGED_PROMPT
-from salesbot.conversation import ClaudeDialogue
+from salesbot.dialogue.engine import ClaudeDialogue
 from salesbot.errors import LLMUnavailable
-from salesbot.pricing import min_cacheable_tokens
 from salesbot.store import LlmCall
 from scripts.fake_claude import Reply, count_tokens
 from tests.factories import make_lead
@@ -148,7 +148,7 @@ def test_window_start_moves_in_steps_so_the_prefix_survives():
 
 
 def test_the_prompt_is_counted_once_by_the_api_and_a_short_one_warns(claude, fake_api, caplog):
-    with caplog.at_level(logging.INFO, logger="salesbot.llm"):
+    with caplog.at_level(logging.INFO, logger="salesbot.claude.client"):
         tokens = claude.run(claude.check_prompt(PROMPT))
         assert claude.run(claude.check_prompt(PROMPT)) == tokens
         short = claude.run(claude.check_prompt("Ты бот."))

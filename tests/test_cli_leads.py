@@ -176,7 +176,7 @@ def test_a_locked_database_is_a_clear_error_not_a_traceback(run, salesbot_home, 
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("PRAGMA journal_mode=wal")
     holder.execute("BEGIN IMMEDIATE")
-    monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr(store.connection, "BUSY_TIMEOUT_MS", 100)
     try:
         result = run("leads", "list", code=1)
     finally:
@@ -190,8 +190,8 @@ def test_a_locked_database_is_a_clear_error_not_a_traceback(run, salesbot_home, 
 def test_the_store_raises_typed_errors_for_what_sqlite_refuses(db, tmp_path, monkeypatch):
     import sqlite3
 
-    from salesbot import leads
     from salesbot.errors import StoreError
+    from salesbot.store import leads
 
     lead = make_lead()
     holder = sqlite3.connect(db.database, isolation_level=None)

@@ -6,7 +6,7 @@ import pytest
 from freezegun import freeze_time
 
 from salesbot import texts
-from salesbot.conversation import STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer, Dialogue, Incoming, Sender
+from salesbot.dialogue.engine import STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer, Dialogue, Incoming, Sender
 from salesbot.errors import LLMUnavailable
 from salesbot.store import Lead, Meeting, Message
 from salesbot.store import Outbox as OutboxRow
@@ -388,7 +388,7 @@ def test_status_from_claude_is_held_to_the_schema(claude, fake_api, frozen, aio)
     import json
 
     from salesbot.config import PACKAGED_PROMPT
-    from salesbot.conversation import ClaudeDialogue
+    from salesbot.dialogue.engine import ClaudeDialogue
     from scripts.fake_claude import Reply
     from tests.engine_fakes import RecordingTransport
 
@@ -417,7 +417,7 @@ def test_an_unexpected_error_still_gets_the_lead_a_polite_answer(engine, caplog)
 
 
 def test_a_long_conversation_keeps_its_cached_prefix_for_several_turns(frozen, aio):
-    from salesbot.conversation import DialogueConfig
+    from salesbot.dialogue.engine import DialogueConfig
 
     llm = FakeLLM()
     dialogue = Dialogue(llm, make_engine()[2], DialogueConfig(calendar=CALENDAR, history_turns=8))
@@ -558,8 +558,8 @@ def test_while_shutting_down_messages_are_stored_and_left_for_the_next_start(eng
 
 
 def test_a_busy_database_is_retried_while_storing_a_message(engine, monkeypatch):
-    from salesbot import leads
     from salesbot.errors import StoreError
+    from salesbot.store import leads
 
     dialogue, llm, transport = engine
     real = leads.record_lead_message
@@ -577,8 +577,8 @@ def test_a_busy_database_is_retried_while_storing_a_message(engine, monkeypatch)
 
 
 def test_a_database_that_stays_broken_still_gets_the_lead_the_fallback(engine, monkeypatch, caplog):
-    from salesbot import leads
     from salesbot.errors import StoreError
+    from salesbot.store import leads
 
     dialogue, llm, transport = engine
 

@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from salesbot import doctor, runtime
+from salesbot import runtime
+from salesbot.cli import doctor
 from salesbot.store import MIGRATIONS
 from tests.test_cli_serve import TELEGRAM
 

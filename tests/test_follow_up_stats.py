@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from freezegun import freeze_time
 
-from salesbot import followups, leads, queries
+from salesbot import followups
 from salesbot.followups import Policy
-from salesbot.store import Lead, to_utc_naive
+from salesbot.store import Lead, leads, queries, to_utc_naive
 from tests.engine_fakes import CALENDAR, MSK, make_engine, tg
 
 T0 = datetime(2025, 12, 23, 8, 0, tzinfo=UTC)  # Tuesday 11:00 in Moscow

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from freezegun import freeze_time
 
-from salesbot import followups, leads, runtime, texts
+from salesbot import followups, runtime, texts
 from salesbot.config import load_settings
 from salesbot.delivery import Outbox as Deliverer
 from salesbot.followups import Policy
-from salesbot.store import Lead, Meeting, Message, Outbox, to_utc_naive
+from salesbot.store import Lead, Meeting, Message, Outbox, leads, to_utc_naive
 from salesbot.transport import SendError
 from tests.engine_fakes import CALENDAR, MSK, ManualSleep, RecordingTransport, make_engine, make_outbox, tg
 from tests.telegram_fakes import CapturingClient
@@ -601,7 +601,7 @@ def test_the_sweeps_plan_does_not_depend_on_statistics(db):
 
 
 def test_the_actions_json_is_the_dataclass_as_it_was(db):
-    from salesbot import render
+    from salesbot.cli import render
 
     with freeze_time(T0 + timedelta(hours=25)):
         quiet_lead(first_name=None, username="anna_k")

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from salesbot import llm
+from salesbot.claude import client as llm
 from salesbot.errors import LLMUnavailable
 from salesbot.store import LlmCall
 from scripts.fake_claude import Drop, Error, Hang, Raw, Reply, Trickle
@@ -27,7 +27,7 @@ def only_row():
 
 def test_429_with_retry_after_waits_that_long_and_logs(claude, fake_api, clock, caplog):
     fake_api.enqueue(Error(429, "rate_limit_error", headers={"retry-after": "1"}), Reply("Добрый день!"))
-    with caplog.at_level(logging.WARNING, logger="salesbot.llm"):
+    with caplog.at_level(logging.WARNING, logger="salesbot.claude.client"):
         result = ask(claude)
     assert result.text == "Добрый день!"
     assert len(fake_api.requests) == 2
@@ -47,7 +47,7 @@ def test_retry_after_ms_is_preferred(claude, fake_api, clock):
 
 def test_500_500_200_makes_three_requests(claude, fake_api, clock, caplog):
     fake_api.enqueue(Error(500), Error(500), Reply("ok"))
-    with caplog.at_level(logging.WARNING, logger="salesbot.llm"):
+    with caplog.at_level(logging.WARNING, logger="salesbot.claude.client"):
         assert ask(claude).text == "ok"
     assert len(fake_api.requests) == 3
     assert len(clock.waits) == 2 and all(2 <= w <= 30 for w in clock.waits)  # backoff with jitter
@@ -270,7 +270,7 @@ def test_typed_spend_limits_are_never_retried_even_when_the_header_says_so(claud
 
 def test_the_request_id_is_logged_with_every_failure_and_stored(claude, fake_api, caplog):
     fake_api.enqueue(Error(500), Error(529, "overloaded_error"), Error(529, "overloaded_error"))
-    with caplog.at_level(logging.WARNING, logger="salesbot.llm"), pytest.raises(LLMUnavailable):
+    with caplog.at_level(logging.WARNING, logger="salesbot.claude.client"), pytest.raises(LLMUnavailable):
         ask(claude)
     ids = [f"req_fake_{n:04d}" for n in (1, 2, 3)]
     assert all(rid in caplog.text for rid in ids)
@@ -336,7 +336,7 @@ def test_a_model_without_effort_is_not_sent_one(fake_api, clock, db, aio):
 
 
 def test_the_stand_in_refuses_what_the_api_refuses(claude, fake_api):
-    from salesbot.prompts import cache_control
+    from salesbot.claude.prompts import cache_control
 
     def refused(**params):
         with pytest.raises(LLMUnavailable, match="400 invalid_request_error"):

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from freezegun import freeze_time
 
-from salesbot import leads, meeting_reminders, texts
+from salesbot import meeting_reminders, texts
 from salesbot.followups import Policy
 from salesbot.meeting_reminders import Plan
-from salesbot.store import Meeting, MeetingReminder, Outbox, to_utc_naive
+from salesbot.store import Meeting, MeetingReminder, Outbox, leads, to_utc_naive
 from tests.engine_fakes import CALENDAR, MSK, RecordingTransport, make_engine, make_outbox, tg
 from tests.factories import make_lead, make_meeting
 

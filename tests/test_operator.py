@@ -93,7 +93,7 @@ def test_a_read_only_database_still_reads_and_a_write_says_read_only(run, salesb
     path = salesbot_home / "salesbot.db"
     fill(path, leads=3)
     # Tests run as root, whom file modes do not stop: the check is what decides how to open.
-    monkeypatch.setattr(store, "writable", lambda p: False)
+    monkeypatch.setattr(store.connection, "writable", lambda p: False)
     assert "lead 2" in run("leads", "list").stdout
     database = store.open_database(path)
     with pytest.raises(SalesbotError, match="read-only"):
@@ -102,8 +102,7 @@ def test_a_read_only_database_still_reads_and_a_write_says_read_only(run, salesb
 
 
 def test_a_full_disk_says_disk_full_not_cannot_rollback(db):
-    from salesbot import leads
-    from salesbot.store import Lead
+    from salesbot.store import Lead, leads
 
     pages = db.execute_sql("PRAGMA page_count").fetchone()[0]
     db.execute_sql(f"PRAGMA max_page_count = {pages + 1}")  # SQLITE_FULL, as on a full disk
@@ -130,7 +129,7 @@ def test_version(run):
 
 def test_verbose_after_the_command(run):
     result = run("leads", "list", "-v")
-    assert "DEBUG salesbot.store: applied migration" in result.stderr
+    assert "DEBUG salesbot.store.migrations: applied migration" in result.stderr
     assert "No leads yet." in result.stdout
     assert "DEBUG" not in run("leads", "list", "--limit", "3").stderr
 
@@ -169,7 +168,7 @@ def test_control_characters_in_names_and_messages_are_made_visible(run, db):
 def test_leads_show_wraps_with_an_indent_cuts_long_messages_and_shows_buttons(run, db, monkeypatch):
     import json as jsonlib
 
-    from salesbot import render
+    from salesbot.cli import render
     from salesbot.store import Message
     from tests.factories import make_lead
 

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 import pytest
 from freezegun import freeze_time
 
-from salesbot import queries, render
-from salesbot.queries import LeadSummary
-from salesbot.store import Lead, Message, Outbox
+from salesbot.cli import render
+from salesbot.store import Lead, Message, Outbox, queries
+from salesbot.store.queries import LeadSummary
 from tests.engine_fakes import MSK
 from tests.factories import make_lead, make_meeting
 

@@ -163,8 +163,8 @@ def test_a_leads_meetings_are_looked_up_through_its_own_index(db):
     (`leads list --limit 0` went from 1.5 s to 17 s at 100k leads). The lookups name their index."""
     from datetime import UTC, datetime
 
-    from salesbot import leads, queries
-    from salesbot.slots import Calendar
+    from salesbot.store import leads, queries
+    from salesbot.time.slots import Calendar
     from tests.engine_fakes import CALENDAR
 
     seen: list[str] = []

@@ -5,8 +5,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from freezegun import freeze_time
 
-from salesbot import prompts, timewords
-from salesbot.timeparse import describe, normalise, parse, parse_rules
+from salesbot.claude import prompts
+from salesbot.time import words as timewords
+from salesbot.time.parse import describe, normalise, parse, parse_rules
 from scripts.fake_claude import Error, Reply
 from tests.timeparse_corpus import HELD_OUT, MEANT, NOW, PERIOD, REFUSED, TZ
 from tests.timeparse_heldout import HELD_OUT_2, NOWS

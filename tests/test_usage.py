@@ -3,8 +3,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from salesbot import render
-from salesbot.pricing import Tokens, cost_usd
+from salesbot.claude.pricing import Tokens, cost_usd
+from salesbot.cli import render
 from salesbot.store import LlmCall, utcnow
 
 

@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
-from salesbot import delivery, keyboards, leads, prompts, store, texts, timeparse
+from salesbot import delivery, keyboards, store, texts
+from salesbot.claude import prompts
 from salesbot.delivery import Outbox
 from salesbot.errors import LLMUnavailable, StoreError
 from salesbot.keyboards import moment_of, slot_data
-from salesbot.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, LeadState, MeetingState
-from salesbot.slots import Calendar, at_clock, check, clock_label, free_slots, slots_around, slots_in
+from salesbot.store import leads
+from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, LeadState, MeetingState
+from salesbot.time import parse as timeparse
+from salesbot.time.slots import Calendar, at_clock, check, clock_label, free_slots, slots_around, slots_in
 from salesbot.transport import Keyboard, Transport
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from peewee import JOIN, SQL, Case, fn
 
-from salesbot import leads, pricing
+from salesbot.claude import pricing
 from salesbot.errors import NotFoundError, SalesbotError, quoted
 from salesbot.store import (
     LEAD_STATUSES,
@@ -25,6 +25,7 @@ from salesbot.store import (
     Outbox,
     db,
     display_name,
+    leads,
     to_local,
     to_utc_naive,
     utcnow,

@@ -15,12 +15,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from salesbot import __version__, logs, render, runtime
-from salesbot.cli_common import Boundary, JsonOpt, option, settings, since_report
-from salesbot.cli_followups import followups_app
-from salesbot.cli_records import leads_app, meetings_app
+from salesbot import __version__, logs, runtime
+from salesbot.cli import render
+from salesbot.cli.common import Boundary, JsonOpt, option, settings, since_report
+from salesbot.cli.followups import followups_app
+from salesbot.cli.records import leads_app, meetings_app
+from salesbot.cli.render import err, out, print_json
 from salesbot.errors import SalesbotError, quoted
-from salesbot.render import err, out, print_json
 
 app = typer.Typer(
     cls=Boundary,
@@ -130,8 +131,9 @@ def parse_time(
     """Print the meeting time a lead's phrase means (rules first, Claude only as a fallback)."""
     import asyncio
 
-    from salesbot import queries, timeparse
     from salesbot.config import parse_zone
+    from salesbot.store import queries
+    from salesbot.time import parse as timeparse
 
     loaded = settings()
     zone = parse_zone("--tz", tz) if tz else loaded.tz
@@ -165,7 +167,7 @@ def doctor(
 ) -> None:
     """Check this installation: settings and where each came from (secrets masked), the database, whether
     serve runs, the last sweep, the Telegram session files. Exits 1 naming what is wrong."""
-    from salesbot import doctor as checks
+    from salesbot.cli import doctor as checks
 
     try:
         loaded = settings()
@@ -192,7 +194,7 @@ def usage(
     as_json: JsonOpt = False,
 ) -> None:
     """Claude calls per purpose and model: tokens, cache use, estimated cost and what caching saved."""
-    from salesbot import queries
+    from salesbot.store import queries
 
     since_report(since, as_json, queries.usage_report, render.usage)
 

@@ -12,11 +12,12 @@ from typing import Annotated, Any
 
 import typer
 
-from salesbot import logs, render, runtime
-from salesbot.cli_common import SQLITE_MAX, JsonOpt, settings, since_report
+from salesbot import logs, runtime
+from salesbot.cli import render
+from salesbot.cli.common import SQLITE_MAX, JsonOpt, settings, since_report
+from salesbot.cli.render import err
 from salesbot.config import Settings
 from salesbot.errors import SalesbotError
-from salesbot.render import err
 
 followups_app = typer.Typer(help="Reminders for leads who went quiet (run from cron).", no_args_is_help=True)
 
@@ -102,7 +103,7 @@ def followups_stats(
     as_json: JsonOpt = False,
 ) -> None:
     """Per reminder step: sent, replied within 24 h / 72 h, booked afterwards, went cold."""
-    from salesbot import queries
+    from salesbot.store import queries
 
     since_report(since, as_json, queries.follow_up_stats, render.follow_up_stats)
 

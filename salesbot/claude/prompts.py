@@ -241,7 +241,7 @@ FALLBACK_ANSWER_TOKENS = 200
 
 
 def fallback_prompt(text: str, local_now: datetime) -> str:
-    from salesbot.timeparse import WEEKDAYS_RU, describe  # timeparse imports this module lazily too
+    from salesbot.time.parse import WEEKDAYS_RU, describe  # timeparse imports this module lazily too
 
     calendar = "\n".join(
         f"- {d:%Y-%m-%d}: {WEEKDAYS_RU[d.weekday()]}"

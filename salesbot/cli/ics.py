@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from salesbot.queries import MeetingInfo
+from salesbot.store.queries import MeetingInfo
 
 PRODID = "-//salesbot//meetings//RU"
 _OUTCOME = {"done": "состоялась", "no_show": "клиент не пришёл", "cancelled": "отменена"}

@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from salesbot import render, runtime
-from salesbot.cli_common import SQLITE_MAX, JsonOpt, LimitOpt, option, settings
+from salesbot import runtime
+from salesbot.cli import render
+from salesbot.cli.common import SQLITE_MAX, JsonOpt, LimitOpt, option, settings
+from salesbot.cli.render import err, out, print_json
 from salesbot.config import Settings
-from salesbot.render import err, out, print_json
 
 leads_app = typer.Typer(help="Look at leads and their conversations.", no_args_is_help=True)
 meetings_app = typer.Typer(help="Meetings: list them, cancel or move one (the lead is told), record the outcome, "
@@ -29,7 +30,7 @@ def leads_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Leads, newest activity first: status, last message, reminders sent, next meeting."""
-    from salesbot import queries
+    from salesbot.store import queries
 
     wanted = queries.check_status(status)
     loaded = settings()
@@ -50,7 +51,7 @@ def leads_show(
                                                       f"{render.LONG_MESSAGE:,} characters).")] = False,
 ) -> None:
     """One lead: its details, the whole conversation (with the buttons offered) and its meetings."""
-    from salesbot import queries
+    from salesbot.store import queries
 
     loaded = settings()
     runtime.open_store(loaded)
@@ -72,7 +73,7 @@ def meetings_list(
 ) -> None:
     """Upcoming booked meetings, soonest first, in the business time zone: the lead (name, @username, a
     tg:// link), whether the lead confirmed, the outcome."""
-    from salesbot import queries
+    from salesbot.store import queries
 
     wanted = queries.check_meeting_status(status)
     loaded = settings()
@@ -160,8 +161,8 @@ def meetings_export(
     from datetime import timedelta
     from pathlib import Path
 
-    from salesbot import ics as ics_file
-    from salesbot import queries
+    from salesbot.cli import ics as ics_file
+    from salesbot.store import queries
 
     loaded = settings()
     length = timedelta(minutes=loaded.slot_minutes)

@@ -28,8 +28,8 @@ from datetime import UTC, date, datetime
 
 from peewee import IntegrityError
 
-from salesbot.slots import Calendar, Problem, check
 from salesbot.store import Lead, Meeting, db, to_utc_naive, utcnow
+from salesbot.time.slots import Calendar, Problem, check
 
 log = logging.getLogger(__name__)
 

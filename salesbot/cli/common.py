@@ -15,10 +15,11 @@ import typer
 from typer import core as typer_core
 from typer.core import TyperGroup
 
-from salesbot import logs, render
+from salesbot import logs
+from salesbot.cli import render
+from salesbot.cli.render import err
 from salesbot.config import Settings, load_settings
 from salesbot.errors import QUOTE_LIMIT, SalesbotError
-from salesbot.render import err
 
 T = TypeVar("T")
 
@@ -111,7 +112,8 @@ def since_report(since: str | None, as_json: bool, query: Callable[[Any], Any],
                  draw: Callable[[Any, Any], None]) -> None:
     """A report over a period (`usage`, `follow-ups stats`): `--since` read in SALESBOT_TZ, the query,
     then one JSON document or the drawing."""
-    from salesbot import queries, runtime
+    from salesbot import runtime
+    from salesbot.store import queries
 
     loaded = settings()
     start = option("--since", queries.parse_since, since, loaded.tz) if since else None

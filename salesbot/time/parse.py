@@ -45,10 +45,11 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
-from salesbot import texts, timewords
+from salesbot import texts
+from salesbot.time import words as timewords
 
 if TYPE_CHECKING:
-    from salesbot.llm import ClaudeClient
+    from salesbot.claude.client import ClaudeClient
 
 log = logging.getLogger(__name__)
 
@@ -500,7 +501,7 @@ def parse_rules(text: str, now: datetime, tz: ZoneInfo | None = None) -> tuple[P
 
 async def parse_with_claude(text: str, now: datetime, tz: ZoneInfo, claude: ClaudeClient,
                             lead_id: int | None = None) -> ParseResult:
-    from salesbot import prompts
+    from salesbot.claude import prompts
     from salesbot.errors import LLMUnavailable
 
     local_now = now.astimezone(tz)

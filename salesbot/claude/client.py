@@ -31,9 +31,9 @@ from typing import Any
 import anthropic
 from tenacity import wait_random_exponential
 
-from salesbot import prompts
+from salesbot.claude import prompts
+from salesbot.claude.pricing import EFFORTS, effort_for, min_cacheable_tokens, thinking_of
 from salesbot.errors import ConfigError, LLMUnavailable
-from salesbot.pricing import EFFORTS, effort_for, min_cacheable_tokens, thinking_of
 from salesbot.store import LlmCall
 
 log = logging.getLogger(__name__)
