@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from salesbot.dialogue.engine import Answer
+from salesbot.dialogue import Answer
 from salesbot.time import parse as timeparse
 from salesbot.time.slots import Calendar
 

@@ -26,7 +26,7 @@ from salesbot.time.slots import Calendar
 
 if TYPE_CHECKING:
     from salesbot.claude.client import ClaudeClient
-    from salesbot.dialogue.engine import Dialogue, DialogueConfig
+    from salesbot.dialogue import Dialogue, DialogueConfig
     from salesbot.followups import Policy, SweepResult
     from salesbot.meeting_reminders import Plan as MeetingPlan
     from salesbot.transport import Transport
@@ -76,7 +76,7 @@ def calendar(settings: Settings) -> Calendar:
 
 
 def dialogue_config(settings: Settings) -> DialogueConfig:
-    from salesbot.dialogue.engine import DialogueConfig
+    from salesbot.dialogue import DialogueConfig
 
     return DialogueConfig(calendar=calendar(settings), manager_ids=settings.manager_ids,
                           max_chars=settings.max_message_chars, history_turns=settings.history_turns)
@@ -114,7 +114,8 @@ def fallback_client(settings: Settings) -> ClaudeClient | None:
 
 def dialogue(settings: Settings, transport: Transport, claude: ClaudeClient, prompt: str) -> Dialogue:
     """The engine as `serve` and `chat` run it: the Claude client, the playbook, the calendar."""
-    from salesbot.dialogue.engine import ClaudeDialogue, Dialogue
+    from salesbot.claude.dialogue import ClaudeDialogue
+    from salesbot.dialogue import Dialogue
 
     return Dialogue(ClaudeDialogue(claude, prompt), transport, dialogue_config(settings))
 
@@ -156,7 +157,8 @@ def serve(settings: Settings) -> None:
 
             def build(transport):
                 outbox = Outbox(transport, managers=settings.manager_ids, may_remind=policy(settings).in_window)
-                from salesbot.dialogue.engine import ClaudeDialogue, Dialogue
+                from salesbot.claude.dialogue import ClaudeDialogue
+                from salesbot.dialogue import Dialogue
 
                 return Dialogue(ClaudeDialogue(claude, prompt), transport, dialogue_config(settings),
                                 outbox=outbox), outbox
@@ -254,7 +256,8 @@ def chat(settings: Settings, transport: Any, lead_name: str | None, lines: Itera
         on_start(ChatSession(talker.id, talker.first_name or "", path, live, demo))
 
     async def main() -> None:
-        from salesbot.dialogue.engine import ClaudeDialogue, Dialogue
+        from salesbot.claude.dialogue import ClaudeDialogue
+        from salesbot.dialogue import Dialogue
         from salesbot.store import leads
 
         claude = None if demo else claude_client(settings, **({"ledger": ledger} if ledger else {}))

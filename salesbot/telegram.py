@@ -22,7 +22,7 @@ from telethon.tl.custom import Button as TgButton
 
 from salesbot import texts
 from salesbot.delivery import Outbox
-from salesbot.dialogue.engine import Dialogue, Incoming, Sender
+from salesbot.dialogue import Dialogue, Incoming, Sender
 from salesbot.errors import BotUnauthorizedError, SalesbotError
 from salesbot.transport import BotUnauthorized, Keyboard, Peer, SendError
 

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from salesbot import texts
 from salesbot.cli.render import visible
-from salesbot.dialogue.engine import Dialogue, Incoming, Sender
+from salesbot.dialogue import Dialogue, Incoming, Sender
 from salesbot.store import leads
 from salesbot.store.leads import LeadState
 from salesbot.transport import Button, Keyboard, Peer

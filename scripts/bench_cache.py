@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from salesbot.claude import client as llm
 from salesbot.claude import prompts
+from salesbot.claude.dialogue import ClaudeDialogue
 from salesbot.claude.pricing import Tokens, cost_usd, uncached_cost_usd
 from salesbot.config import DEFAULT_MODEL, PACKAGED_PROMPT
-from salesbot.dialogue.engine import ClaudeDialogue
 from scripts.fake_claude import FakeClaude, Reply
 
 LEAD_TURNS = [

@@ -32,7 +32,7 @@ import pytest
 from salesbot import delivery, runtime
 from salesbot.config import load_settings
 from salesbot.delivery import Outbox
-from salesbot.dialogue.engine import Answer, Dialogue
+from salesbot.dialogue import Answer, Dialogue
 from tests.engine_fakes import CALENDAR
 from tests.fake_telegram import API_HASH, API_ID, BOT_TOKEN, FakeTelegram, serving, until
 
@@ -48,7 +48,7 @@ class EchoModel:
 
 
 async def one_run(server: FakeTelegram, settings, leads: int, messages: int, rate: float | None) -> dict:
-    from salesbot.dialogue.engine import DialogueConfig
+    from salesbot.dialogue import DialogueConfig
 
     queued: dict[str, float] = {}
     accepted: dict[str, float] = {}

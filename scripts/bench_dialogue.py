@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from salesbot import texts
 from salesbot.delivery import Outbox
-from salesbot.dialogue.engine import Answer, Dialogue, DialogueConfig, Incoming, Sender
+from salesbot.dialogue import Answer, Dialogue, DialogueConfig, Incoming, Sender
 from salesbot.store import Lead, Message, open_database
 from salesbot.time.slots import Calendar
 

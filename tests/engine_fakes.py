@@ -9,7 +9,7 @@ from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
 from salesbot.delivery import Outbox
-from salesbot.dialogue.engine import Answer, Dialogue, DialogueConfig, Incoming, Sender
+from salesbot.dialogue import Answer, Dialogue, DialogueConfig, Incoming, Sender
 from salesbot.time import parse as timeparse
 from salesbot.time.slots import Calendar
 from salesbot.transport import Keyboard, Peer

@@ -5,9 +5,9 @@ import logging
 import pytest
 
 from salesbot.claude import prompts
+from salesbot.claude.dialogue import ClaudeDialogue
 from salesbot.claude.pricing import min_cacheable_tokens
 from salesbot.config import PACKAGED_PROMPT
-from salesbot.dialogue.engine import ClaudeDialogue
 from salesbot.errors import LLMUnavailable
 from salesbot.store import LlmCall
 from scripts.fake_claude import Reply, count_tokens

@@ -6,7 +6,7 @@ import pytest
 from freezegun import freeze_time
 
 from salesbot import texts
-from salesbot.dialogue.engine import STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer, Dialogue, Incoming, Sender
+from salesbot.dialogue import STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer, Dialogue, Incoming, Sender
 from salesbot.errors import LLMUnavailable
 from salesbot.store import Lead, Meeting, Message
 from salesbot.store import Outbox as OutboxRow
@@ -387,8 +387,8 @@ def test_status_from_claude_is_held_to_the_schema(claude, fake_api, frozen, aio)
     """Whatever the lead writes, a status outside new/warm/hot never reaches the database."""
     import json
 
+    from salesbot.claude.dialogue import ClaudeDialogue
     from salesbot.config import PACKAGED_PROMPT
-    from salesbot.dialogue.engine import ClaudeDialogue
     from scripts.fake_claude import Reply
     from tests.engine_fakes import RecordingTransport
 
@@ -417,7 +417,7 @@ def test_an_unexpected_error_still_gets_the_lead_a_polite_answer(engine, caplog)
 
 
 def test_a_long_conversation_keeps_its_cached_prefix_for_several_turns(frozen, aio):
-    from salesbot.dialogue.engine import DialogueConfig
+    from salesbot.dialogue import DialogueConfig
 
     llm = FakeLLM()
     dialogue = Dialogue(llm, make_engine()[2], DialogueConfig(calendar=CALENDAR, history_turns=8))

@@ -11,7 +11,7 @@ from telethon import Button, errors, events
 from telethon.tl import functions, types
 
 from salesbot import telegram, texts
-from salesbot.dialogue.engine import Answer
+from salesbot.dialogue import Answer
 from salesbot.store import Lead
 from tests.engine_fakes import make_engine
 from tests.fake_telegram import BOT_ID, BOT_TOKEN, FakeTelegram, serving, settle, until

@@ -7,7 +7,7 @@ import pytest
 from freezegun import freeze_time
 
 from salesbot import texts
-from salesbot.dialogue.engine import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer
+from salesbot.dialogue import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer
 from salesbot.store import Lead, Meeting
 from tests.engine_fakes import make_engine, tg
 

@@ -11,7 +11,7 @@ import pytest
 from freezegun import freeze_time
 
 from salesbot import delivery, followups, telegram, texts
-from salesbot.dialogue.engine import Answer
+from salesbot.dialogue import Answer
 from salesbot.errors import BotUnauthorizedError, SalesbotError
 from salesbot.followups import Policy
 from salesbot.store import Lead, Message

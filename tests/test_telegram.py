@@ -11,7 +11,7 @@ from telethon import errors, events
 from telethon.tl import functions, types
 
 from salesbot import telegram, texts
-from salesbot.dialogue.engine import Answer
+from salesbot.dialogue import Answer
 from salesbot.store import Lead, Message
 from salesbot.transport import BotUnauthorized, Button, Peer, SendError
 from tests.engine_fakes import make_engine

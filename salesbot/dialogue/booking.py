@@ -1,0 +1,250 @@
+"""The booking flow: offering slots, the lead's own time and its confirm step, and a booked meeting's
+buttons (confirm, move, cancel). Only this class books, moves or cancels for a lead; the state it
+waits in (own time, confirm a time, confirm a cancel) is kept in the database, so a restart in the
+middle changes nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+
+from salesbot import keyboards, texts
+from salesbot.dialogue.turn import DialogueLLM, Turn
+from salesbot.dialogue.voice import Voice, joined
+from salesbot.keyboards import moment_of
+from salesbot.store import leads
+from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, MeetingState
+from salesbot.time.slots import Calendar, at_clock, check, clock_label, free_slots, slots_around, slots_in
+
+log = logging.getLogger(__name__)
+
+RECENT_FOR_MANAGERS = 5
+PERIOD_SLOTS = 6  # at most this many slots offered for a part of a day ("в пятницу после обеда")
+
+
+class Booking:
+    def __init__(self, llm: DialogueLLM, voice: Voice, calendar: Calendar, now: Callable[[], datetime]) -> None:
+        self.llm = llm
+        self.voice = voice
+        self.calendar = calendar
+        self.now = now
+
+    # --- offering ------------------------------------------------------------------------------
+
+    async def offer_slots(self, turn: Turn, text: str, status: str | None = None,
+                          slots: list[datetime] | None = None) -> None:
+        """`text` with slot buttons: `slots`, or the next free ones spread over the coming working days."""
+        if slots is None:
+            slots = free_slots(self.now(), self.calendar, self._booked_starts())
+        if not slots:
+            text = f"{text}\n\n{texts.NO_SLOTS}" if text != texts.CHOOSE_SLOT else texts.NO_SLOTS
+        await self.voice.say(turn, text, keyboards.slots(slots, self.calendar.tz, self.voice.today()), status=status)
+
+    async def offer_instead(self, turn: Turn, problem: str, wanted: datetime, prefix: str | None = None,
+                            status: str | None = None) -> None:
+        """Why `wanted` cannot be booked, and free slots instead: from both sides of it when it is taken
+        or outside hours; the next ones from now when it is past, too soon or too far ahead."""
+        booked = self._booked_starts()
+        if problem in ("taken", "outside_hours", "ends_late"):
+            slots = slots_around(wanted, self.now(), self.calendar, booked)
+        else:
+            slots = free_slots(self.now(), self.calendar, booked)
+        await self.offer_slots(turn, joined(prefix, f"{problem_text(problem, self.calendar)} {texts.NEAREST_SLOTS}"),
+                               status=status, slots=slots)
+
+    async def offer_period(self, turn: Turn, day: date | None, period: tuple[time, time],
+                           prefix: str | None, status: str | None) -> None:
+        """"в пятницу после обеда", "вечером": the free slots in that part of that day (today while it
+        lasts, when no day was named), or, when there are none, the nearest on both sides of it."""
+        cal, now = self.calendar, self.now()
+        if day is None:
+            today = now.astimezone(cal.tz).date()
+            day = today if at_clock(today, period[1], cal.tz) > now else today + timedelta(days=1)
+        start, end = max(period[0], cal.opens), min(period[1], cal.closes)
+        if start >= end:  # the part of the day is outside working hours altogether
+            start, end = period
+        booked = self._booked_starts()
+        slots = slots_in(day, (start, end), now, cal, booked)[:PERIOD_SLOTS]
+        leads.set_state(turn.lead.id, STATE_OWN_TIME, pending_day=day)  # "в 15" next means that day at 15:00
+        labels = (texts.day_phrase(day, self.voice.today()), clock_label(start), clock_label(end))
+        if slots:
+            await self.offer_slots(turn, joined(prefix, texts.period_slots(*labels)), status=status, slots=slots)
+        else:
+            around = slots_around(at_clock(day, start, cal.tz), now, cal, booked)
+            await self.offer_slots(turn, joined(prefix, texts.period_full(*labels)), status=status, slots=around)
+
+    # --- the lead's own time -------------------------------------------------------------------
+
+    async def own_time(self, turn: Turn, text: str, prefix: str | None = None, status: str | None = None) -> None:
+        """The lead's words for a time: in the own-time step, or (with Claude's reply as `prefix`)
+        written anywhere in the conversation. Understood and bookable → «Правильно понял: …?»."""
+        lead = turn.lead
+        result = await self.llm.parse_time(text, self.now(), self.calendar, lead.id)
+        if result.kind == "need_time" and result.period is not None:
+            await self.offer_period(turn, result.day, result.period, prefix, status)
+            return
+        if result.kind == "need_time" and result.day is not None:
+            # "завтра": remember the day, so a following "в 15" means tomorrow at 15:00
+            leads.set_state(lead.id, STATE_OWN_TIME, pending_day=result.day)
+            day = texts.day_phrase(result.day, self.voice.today())
+            await self.voice.say(turn, joined(prefix, texts.need_time_for(day)), status=status)
+            return
+        if result.ok and result.time_only and lead.state == STATE_OWN_TIME and lead.pending_day:
+            result.when = datetime.combine(lead.pending_day, result.when.time(), tzinfo=self.calendar.tz)
+        if result.kind == "past":
+            await self.offer_slots(turn, joined(prefix, f"{texts.TIME_PASSED} {texts.NEAREST_SLOTS}"), status=status)
+            return
+        if not result.ok:
+            # In the conversation a phrase the parser cannot place is just conversation: Claude's reply
+            # alone. In the own-time step the lead is asked again.
+            await self.voice.say(turn, prefix if prefix is not None else
+                                 texts.NOT_UNDERSTOOD if result.kind != "need_time" else texts.NEED_TIME,
+                                 status=status)
+            return
+        problem = check(result.when, self.now(), self.calendar, self._booked_starts(exclude_lead=lead.id))
+        if problem:
+            leads.set_state(lead.id, STATE_OWN_TIME)
+            await self.offer_instead(turn, problem, result.when, prefix, status)
+            return
+        leads.set_state(lead.id, STATE_CONFIRM_TIME, pending_time=result.when)
+        await self.voice.say(turn, joined(prefix, texts.confirm_own_time(self.voice.when(result.when))),
+                             keyboards.confirm_time(result.when), status=status)
+
+    async def confirm_own_time(self, turn: Turn) -> None:
+        """«да» to «Правильно понял: …?»."""
+        await self.book(turn, turn.lead.pending_time, "custom")
+
+    async def decline_own_time(self, turn: Turn) -> None:
+        """«нет» to «Правильно понял: …?»: another time, in words or from the slots."""
+        leads.set_state(turn.lead.id, STATE_OWN_TIME)
+        await self.offer_slots(turn, texts.ANOTHER_TIME)
+
+    async def ask_own_time(self, turn: Turn) -> None:
+        leads.set_state(turn.lead.id, STATE_OWN_TIME)
+        await self.voice.say(turn, texts.ASK_OWN_TIME)
+
+    # --- buttons -------------------------------------------------------------------------------
+
+    async def on_button(self, turn: Turn) -> None:
+        lead, data = turn.lead, turn.incoming.button or ""
+        if action := keyboards.meeting_action(data):
+            await self.on_meeting_button(turn, *action)
+        elif data == keyboards.OWN:
+            await self.ask_own_time(turn)
+        elif data == keyboards.OTHER:
+            leads.set_state(lead.id, None)
+            await self.offer_slots(turn, texts.CHOOSE_SLOT)
+        elif data.startswith("s:") and (moment := moment_of(data)):
+            await self.book(turn, moment, "slot")
+        elif data.startswith("ok:") and (moment := moment_of(data)):
+            if lead.state != STATE_CONFIRM_TIME or lead.pending_time != moment:
+                await self.offer_slots(turn, f"{texts.STALE_BUTTON} {texts.CHOOSE_SLOT}")
+            else:
+                await self.book(turn, moment, "custom")
+        else:
+            log.info("unknown button %r from lead %s", data, lead.id)
+            await self.offer_slots(turn, f"{texts.STALE_BUTTON} {texts.CHOOSE_SLOT}")
+
+    async def on_meeting_button(self, turn: Turn, action: str, meeting_id: int) -> None:
+        """«Подтверждаю», «Перенести», «Отменить» (and the answer to «Отменить встречу?») on a meeting."""
+        lead = turn.lead
+        meeting = leads.meeting_by_id(meeting_id)
+        if meeting is None or meeting.lead_id != lead.id or meeting.status != "booked" \
+                or meeting.starts_at <= self.now():
+            await self.meeting_gone(turn)
+        elif action == keyboards.CONFIRM:
+            leads.confirm_meeting(meeting.id, self.now())
+            await self.voice.say(turn, texts.meeting_confirmed(self.voice.when(meeting.starts_at)))
+            if meeting.confirmed_at is None:
+                await self.voice.tell_managers(texts.manager_meeting_confirmed(
+                    lead.first_name, lead.id, lead.username, self.voice.when(meeting.starts_at)))
+        elif action == keyboards.MOVE:
+            await self.move(turn)
+        elif action == keyboards.CANCEL:
+            await self.ask_cancel(turn, meeting)
+        elif action == keyboards.CANCEL_YES:
+            await self.cancel(turn, meeting)
+        else:
+            await self.keep(turn, meeting)
+
+    # --- a booked meeting ----------------------------------------------------------------------
+
+    async def move(self, turn: Turn, prefix: str | None = None, status: str | None = None) -> None:
+        leads.set_state(turn.lead.id, None)
+        await self.offer_slots(turn, joined(prefix, texts.CHOOSE_NEW_TIME), status=status)
+
+    async def keep(self, turn: Turn, meeting: MeetingState) -> None:
+        leads.set_state(turn.lead.id, None)
+        await self.voice.say(turn, texts.meeting_kept(self.voice.when(meeting.starts_at)),
+                             keyboards.meeting(meeting.id))
+
+    async def meeting_gone(self, turn: Turn) -> None:
+        """A button of a meeting that was moved, cancelled or is over: the current one, or slots."""
+        current = leads.booked_meeting(turn.lead.id, self.now())
+        if current is None:
+            await self.offer_slots(turn, f"{texts.MEETING_GONE} {texts.CHOOSE_SLOT}")
+        else:
+            await self.voice.say(turn, f"{texts.MEETING_GONE} {texts.meeting_kept(self.voice.when(current.starts_at))}",
+                                 keyboards.meeting(current.id))
+
+    async def ask_cancel(self, turn: Turn, meeting: MeetingState, prefix: str | None = None,
+                         status: str | None = None) -> None:
+        """Cancelling asks once: «Отменить встречу — …?» with «Да, отменить» / «Нет, оставить»."""
+        leads.set_state(turn.lead.id, STATE_CONFIRM_CANCEL, pending_time=meeting.starts_at)
+        await self.voice.say(turn, joined(prefix, texts.ask_cancel(self.voice.when(meeting.starts_at))),
+                             keyboards.cancel_question(meeting.id), status=status)
+
+    async def answer_cancel(self, turn: Turn, yes: bool) -> None:
+        """«да» / «нет» in words to «Отменить встречу?»."""
+        meeting = leads.booked_meeting(turn.lead.id, self.now())
+        if meeting is None or meeting.starts_at != turn.lead.pending_time:
+            leads.set_state(turn.lead.id, None)
+            await self.meeting_gone(turn)
+        elif yes:
+            await self.cancel(turn, meeting)
+        else:
+            await self.keep(turn, meeting)
+
+    async def cancel(self, turn: Turn, meeting: MeetingState) -> None:
+        lead = turn.lead
+        if not leads.cancel_meeting(meeting.id, "lead", self.now()):
+            await self.meeting_gone(turn)
+            return
+        when = self.voice.when(meeting.starts_at)
+        log.info("lead %s cancelled meeting %s (%s)", lead.id, meeting.id, when)
+        await self.voice.say(turn, texts.meeting_cancelled(when))
+        await self.voice.tell_managers(texts.manager_meeting_cancelled(lead.first_name, lead.id, lead.username, when))
+
+    async def book(self, turn: Turn, start: datetime, source: str) -> None:
+        lead = turn.lead
+        problem, previous = leads.book(lead.id, start, source, self.now(), self.calendar)
+        if problem:
+            await self.offer_instead(turn, problem, start)
+            return
+        when = self.voice.when(start)
+        meeting = leads.booked_meeting(lead.id, self.now())
+        buttons = keyboards.meeting(meeting.id) if meeting is not None else None
+        log.info("lead %s booked a meeting: %s (%s)", lead.id, when, source)
+        await self.voice.say(turn, texts.rebooked(when) if previous else texts.booked(when), buttons)
+        if previous:
+            await self.voice.tell_managers(texts.manager_meeting_moved(lead.first_name, lead.id, lead.username,
+                                                                       self.voice.when(previous), when))
+            return
+        last = leads.recent_lead_texts(lead.id, RECENT_FOR_MANAGERS)
+        await self.voice.tell_managers(texts.manager_booking(lead.first_name, lead.id, lead.username, when, source,
+                                                             last))
+
+    def _booked_starts(self, exclude_lead: int | None = None) -> list[datetime]:
+        return leads.booked_starts(self.now() - self.calendar.slot, exclude_lead)
+
+
+def problem_text(problem: str, cal: Calendar) -> str:
+    """Why a time cannot be booked, in the lead's words."""
+    if problem == "outside_hours":
+        return texts.outside_hours(texts.work_days_text(cal.work_days), clock_label(cal.opens), clock_label(cal.closes))
+    if problem == "ends_late":
+        return texts.ends_late(clock_label(cal.closes))
+    if problem == "too_far":
+        return texts.too_far(cal.horizon.days)
+    return {"past": texts.TIME_PASSED, "too_soon": texts.TOO_SOON, "taken": texts.TAKEN}[problem]
