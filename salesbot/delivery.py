@@ -16,7 +16,7 @@ connection delays only that chat (a retry is scheduled for it alone); other chat
 keeps the whole bot under Telegram's ~30 messages a second, live replies first, reminders in what
 is left (core.telegram.org/bots/faq: "avoid sending more than 30 messages per second").
 
-This module owns the `outbox` table; the `message` rows it delivers are written by leads.py.
+The `outbox` table is written by store/outbox.py; the `message` rows it delivers by store/leads.py.
 """
 
 from __future__ import annotations
@@ -24,16 +24,14 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import json
 import logging
-import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from salesbot import texts
-from salesbot.store import db, leads, to_utc_naive
-from salesbot.transport import BotUnauthorized, Button, Keyboard, Peer, SendError, Transport
+from salesbot.store import db, leads, outbox, stamp
+from salesbot.store.outbox import Key, Row, random_id
+from salesbot.transport import BotUnauthorized, Keyboard, Peer, SendError, Transport
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +44,6 @@ POLL_SECONDS = 5.0  # how often a running `serve` looks for rows queued by anoth
 RATE = 28.0  # messages a second for the whole bot, under Telegram's ~30 (core.telegram.org/bots/faq)
 PRIORITY = {"reply": 0, "notice": 0, "reminder": 1}
 
-Key = tuple[str, int]  # ("lead", lead id) or ("chat", Telegram user id of a manager)
 
 
 def utf16_len(text: str) -> int:
@@ -78,40 +75,6 @@ def split_text(text: str, limit: int = MAX_UTF16) -> list[str]:
 # --- the outbox table ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Row:
-    id: int
-    lead_id: int | None
-    chat_id: int | None
-    kind: str
-    text: str
-    buttons: Keyboard | None
-    random_id: int
-    attempts: int
-    created_at: str
-
-    @property
-    def key(self) -> Key:
-        return ("lead", self.lead_id) if self.lead_id is not None else ("chat", self.chat_id)
-
-
-def _stamp(moment: datetime) -> str:
-    return str(to_utc_naive(moment))
-
-
-def _keyboard_json(buttons: Keyboard | None) -> str | None:
-    return json.dumps([[[b.label, b.data] for b in row] for row in buttons], ensure_ascii=False) if buttons else None
-
-
-def _keyboard(value: str | None) -> Keyboard | None:
-    return [[Button(label, data) for label, data in row] for row in json.loads(value)] if value else None
-
-
-def _random_id() -> int:
-    """messages.sendMessage's random_id: a signed 64-bit number, the same on every attempt."""
-    return random.getrandbits(64) - 2**63
-
-
 def queue_to_lead(lead_id: int, text: str, now: datetime, buttons: Keyboard | None = None,
                   kind: str = "reply", follow_up_step: str | None = None) -> list[int]:
     """Store what we say to a lead and queue it: one message and outbox row per piece of a long
@@ -122,7 +85,7 @@ def queue_to_lead(lead_id: int, text: str, now: datetime, buttons: Keyboard | No
     with db.atomic():
         for number, piece in enumerate(pieces, start=1):
             message_id = leads.record_bot_message(lead_id, piece, now)
-            ids.append(_insert(lead_id, None, message_id, kind, piece,
+            ids.append(outbox.insert(lead_id, None, message_id, kind, piece,
                                buttons if number == len(pieces) else None, now, follow_up_step))
     return ids
 
@@ -130,83 +93,8 @@ def queue_to_lead(lead_id: int, text: str, now: datetime, buttons: Keyboard | No
 def queue_to_chat(chat_id: int, text: str, now: datetime) -> list[int]:
     """Queue a notice to a manager (no conversation of ours to store it in)."""
     with db.atomic():
-        return [_insert(None, chat_id, None, "notice", piece, None, now) for piece in split_text(text)]
+        return [outbox.insert(None, chat_id, None, "notice", piece, None, now) for piece in split_text(text)]
 
-
-def _insert(lead_id, chat_id, message_id, kind, text, buttons, now, follow_up_step=None) -> int:
-    cursor = db.execute_sql(
-        "INSERT INTO outbox (lead_id, chat_id, message_id, kind, text, buttons, random_id, state, attempts,"
-        " not_before, created_at, follow_up_step) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
-        (lead_id, chat_id, message_id, kind, text, _keyboard_json(buttons), _random_id(), _stamp(now), _stamp(now),
-         follow_up_step))
-    return cursor.lastrowid
-
-
-_ROW_COLUMNS = "id, lead_id, chat_id, kind, text, buttons, random_id, attempts, created_at, not_before"
-
-
-def _next_queued(key: Key) -> tuple[Row, str] | None:
-    column = "lead_id" if key[0] == "lead" else "chat_id"
-    row = db.execute_sql(f"SELECT {_ROW_COLUMNS} FROM outbox WHERE {column} = ? AND state = 'queued'"
-                         " ORDER BY id LIMIT 1", (key[1],)).fetchone()
-    if row is None:
-        return None
-    return Row(row[0], row[1], row[2], row[3], row[4], _keyboard(row[5]), row[6], row[7], row[8]), row[9]
-
-
-def due_keys(now: datetime) -> list[Key]:
-    rows = db.execute_sql("SELECT DISTINCT lead_id, chat_id FROM outbox WHERE state = 'queued' AND not_before <= ?",
-                          (_stamp(now),)).fetchall()
-    return [("lead", lead_id) if lead_id is not None else ("chat", chat_id) for lead_id, chat_id in rows]
-
-
-def _sent(row: Row, telegram_id: int | None, now: datetime) -> None:
-    with db.atomic():
-        db.execute_sql("UPDATE outbox SET state = 'sent', telegram_message_id = ?, attempts = attempts + 1,"
-                       " sent_at = ?, error = NULL WHERE id = ?", (telegram_id, _stamp(now), row.id))
-        if row.kind == "reminder":
-            leads.follow_up_sent(row.lead_id, now)
-
-
-def _later(row: Row, error: str, at: datetime, count_attempt: bool) -> None:
-    with db.atomic():
-        db.execute_sql("UPDATE outbox SET attempts = attempts + ?, not_before = ?, error = ? WHERE id = ?",
-                       (int(count_attempt), _stamp(at), error, row.id))
-
-
-def _failed(row: Row, error: str) -> None:
-    with db.atomic():
-        db.execute_sql("UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = ? WHERE id = ?",
-                       (error, row.id))
-
-
-def _drop(row: Row) -> None:
-    """A reminder that is no longer to be sent: the row and the message it would have said go, and
-    the lead's claim is given back (a lead who wrote meanwhile has started over already)."""
-    with db.atomic():
-        db.execute_sql("DELETE FROM message WHERE id = (SELECT message_id FROM outbox WHERE id = ?)", (row.id,))
-        db.execute_sql("DELETE FROM outbox WHERE id = ?", (row.id,))
-        leads.release_follow_up(row.lead_id)
-
-
-def live_keyboard(lead_id: int) -> tuple[int, int | None, str | None] | None:
-    """(outbox id, Telegram message id, what was pressed) of the last keyboard sent to the lead."""
-    return db.execute_sql("SELECT id, telegram_message_id, pressed FROM outbox WHERE lead_id = ? AND state = 'sent'"
-                          " AND buttons IS NOT NULL ORDER BY id DESC LIMIT 1", (lead_id,)).fetchone()
-
-
-def press(lead_id: int, telegram_message_id: int | None, data: str) -> str:
-    """A button pressed on one of our messages: `new` (act on it), `again` (the same choice pressed
-    twice: do nothing) or `stale` (not the lead's current keyboard, or another choice on it)."""
-    live = live_keyboard(lead_id)
-    if live is None or (telegram_message_id is not None and live[1] != telegram_message_id):
-        return "stale"
-    with db.atomic():
-        cursor = db.execute_sql("UPDATE outbox SET pressed = ? WHERE id = ? AND pressed IS NULL", (data, live[0]))
-    if cursor.rowcount == 1:
-        return "new"
-    pressed = db.execute_sql("SELECT pressed FROM outbox WHERE id = ?", (live[0],)).fetchone()[0]
-    return "again" if pressed == data else "stale"
 
 
 # --- pacing ------------------------------------------------------------------------------------------
@@ -287,12 +175,12 @@ class Outbox:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             while True:
-                found = _next_queued(key)
+                found = outbox.next_queued(key)
                 if found is None:
                     return
                 row, not_before = found
                 limit = max(due_by or self.now(), self.now())
-                if not_before > _stamp(limit):
+                if not_before > stamp(limit):
                     self._retry(key, datetime.fromisoformat(not_before).replace(tzinfo=UTC))
                     return
                 due_by = None
@@ -303,7 +191,7 @@ class Outbox:
         """One attempt at one row; True when the chat may go on to its next row."""
         peer = self._peer(row)
         if peer is None:
-            _failed(row, "the lead is gone")
+            outbox.mark_failed(row, "the lead is gone")
             return True
         if row.kind == "reminder" and self._reminder_dropped(row):
             return True
@@ -320,7 +208,7 @@ class Outbox:
             return False
         except SendError as exc:
             return self._on_error(row, exc)
-        _sent(row, telegram_id, self.now())
+        outbox.mark_sent(row, telegram_id, self.now())
         return True
 
     def _reminder_dropped(self, row: Row) -> bool:
@@ -335,7 +223,7 @@ class Outbox:
                      row.id, row.lead_id)
         else:
             return False
-        _drop(row)
+        outbox.drop(row)
         return True
 
     def _on_error(self, row: Row, exc: SendError) -> bool:
@@ -343,7 +231,7 @@ class Outbox:
         if exc.retry_after is not None:  # Telegram's own instruction: not a failed attempt
             log.info("flood wait %.0f s for %s", exc.retry_after, _who(row))
             at = now + timedelta(seconds=exc.retry_after)
-            _later(row, exc.reason, at, count_attempt=False)
+            outbox.mark_later(row, exc.reason, at, count_attempt=False)
             self._retry(row.key, at)
             return False
         if exc.permanent or row.attempts + 1 >= MAX_ATTEMPTS:
@@ -351,13 +239,13 @@ class Outbox:
             return True
         at = now + timedelta(seconds=BACKOFF[min(row.attempts, len(BACKOFF) - 1)])
         log.warning("could not send to %s (%s); retrying at %s", _who(row), exc.reason, at.strftime("%H:%M:%S"))
-        _later(row, exc.reason, at, count_attempt=True)
+        outbox.mark_later(row, exc.reason, at, count_attempt=True)
         self._retry(row.key, at)
         return False
 
     def _give_up(self, row: Row, exc: SendError) -> None:
         log.warning("message %s to %s not delivered: %s", row.id, _who(row), exc.reason)
-        _failed(row, exc.reason)
+        outbox.mark_failed(row, exc.reason)
         if row.lead_id is None:
             return  # a notice to a manager: the log is all that is left
         if exc.unreachable:
@@ -374,7 +262,7 @@ class Outbox:
         peer = Peer(user_id=sender.telegram_id, access_hash=sender.access_hash)
         try:
             await self.pacer.turn(PRIORITY["reply"])
-            await self.transport.send(peer, text, None, _random_id())
+            await self.transport.send(peer, text, None, random_id())
         except (SendError, BotUnauthorized) as exc:
             log.error("could not even send the fallback to Telegram user %s: %s", sender.telegram_id, exc)
 
@@ -400,7 +288,7 @@ class Outbox:
 
     def kick(self) -> None:
         """Deliver whatever is due, in the background (a chat already being delivered is left to it)."""
-        for key in due_keys(self.now()):
+        for key in outbox.due_keys(self.now()):
             if key in self._tasks and not self._tasks[key].done():
                 continue
             if self._locks.get(key) is not None and self._locks[key].locked():
@@ -409,7 +297,7 @@ class Outbox:
 
     async def drain(self) -> None:
         """Deliver everything due now, chat after chat, and return (the terminal chat; tests)."""
-        for key in due_keys(self.now()):
+        for key in outbox.due_keys(self.now()):
             await self.deliver(key)
 
     async def run(self, heartbeat: Callable[[], None] | None = None, poll: float = POLL_SECONDS) -> None:

@@ -373,6 +373,3 @@ def sweep_lock(home: Path) -> Iterator[bool]:
     finally:
         handle.close()
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import datetime, tzinfo
 
@@ -92,3 +93,21 @@ def configure(verbose: bool = False) -> None:
     # Library chatter stays out unless asked for.
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+# Terminal control characters (C0 but newline and tab, DEL, C1, and the bidi overrides that reorder
+# what follows) in a lead's name or message are shown as escapes, never sent to the staff's terminal:
+# an ESC sequence in a Telegram name could clear the screen or rewrite what is shown.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_OR_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_char(match: re.Match) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str | None, lines: bool = False) -> str:
+    """`text` safe for a terminal: control characters as `\\x1b`-style escapes; newlines kept only
+    when `lines` (a message), else escaped too (a name is one line)."""
+    return (_CONTROL if lines else _CONTROL_OR_LINE).sub(_escape_char, text or "")

@@ -82,7 +82,7 @@ def _upcoming(meeting_id: int, now: datetime, calendar: Calendar) -> MeetingStat
 def _local_text(moment: datetime, calendar: Calendar, now: datetime | None = None) -> str:
     """The time for the operator (`describe`), or, given `now`, as a lead reads it (texts.meeting_time)."""
     local = moment.astimezone(calendar.tz)
-    return timeparse.describe(local) if now is None else texts.meeting_time(local, now.astimezone(calendar.tz).date())
+    return texts.describe(local) if now is None else texts.meeting_time(local, now.astimezone(calendar.tz).date())
 
 
 def _lead(meeting: MeetingState) -> LeadState:

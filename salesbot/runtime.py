@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -282,15 +282,17 @@ def chat(settings: Settings, transport: Any, lead_name: str | None, lines: Itera
 async def parse_phrases(settings: Settings, phrases: Iterable[str], now: datetime, zone, use_claude: bool,
                         on_result: Callable[[str, Any], None]) -> bool:
     """`salesbot parse-time`: each phrase through the rules (and the Claude fallback); True when all parsed."""
+    from salesbot.claude.timereader import ClaudeTimeReader
     from salesbot.time import parse as timeparse
 
     claude = fallback_client(settings) if use_claude else None
+    reader = ClaudeTimeReader(claude) if claude is not None else None
     if claude is not None:
         open_store(settings)  # the fallback's calls go into the usage ledger
     all_ok = True
     try:
         for phrase in phrases:
-            result = await timeparse.parse(phrase, now, zone, claude)
+            result = await timeparse.parse(phrase, now, zone, reader)
             all_ok &= result.ok
             on_result(phrase, result)
     finally:
@@ -372,7 +374,7 @@ def _sweep(settings: Settings, rules: Policy, meetings, *, dry_run: bool, limit:
     with followups.sweep_lock(settings.home) as mine:
         if not mine:
             return None
-        now = followups.utc_now()
+        now = datetime.now(UTC)
         if progress is not None:  # a count only for a bar someone watches: cron's log gets the summary only
             total = followups.count_due(now, rules) if rules.in_window(now) else None
             progress.start(min(total, limit) if total is not None and limit else total)

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from salesbot import texts
-from salesbot.cli.render import visible
 from salesbot.dialogue import Dialogue, Incoming, Sender
+from salesbot.logs import visible
 from salesbot.store import leads
 from salesbot.store.leads import LeadState
 from salesbot.transport import Button, Keyboard, Peer

@@ -104,6 +104,13 @@ MONTHS_GENITIVE = ["января", "февраля", "марта", "апреля
               "ноября", "декабря"]
 
 
+def describe(moment: datetime) -> str:
+    """`среда, 24 декабря 2025, 11:00 (Europe/Moscow)`: a moment in full, for Claude and the operator."""
+    zone = getattr(moment.tzinfo, "key", str(moment.tzinfo))
+    return (f"{WEEKDAYS[moment.weekday()]}, {moment.day} {MONTHS_GENITIVE[moment.month - 1]} {moment.year}, "
+            f"{moment:%H:%M} ({zone})")
+
+
 def day_phrase(day: date, today: date) -> str:
     """«сегодня», «завтра, 27 ноября», «в четверг, 26 ноября» (with the year only when it is not this one)."""
     if day == today:

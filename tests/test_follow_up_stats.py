@@ -46,7 +46,7 @@ def history(db, aio):
     dialogue, _, transport = make_engine(managers=())
 
     def sweep_and_send():
-        followups.sweep(followups.utc_now(), POLICY)
+        followups.sweep(datetime.now(UTC), POLICY)
         aio.run(dialogue.outbox.drain())
 
     with freeze_time(T0, real_asyncio=True) as clock:
@@ -59,14 +59,14 @@ def history(db, aio):
         aio.run(dialogue.handle(press))
         writes(ids["A"], at(27))
         clock.move_to(at(30))
-        problem, _ = leads.book(ids["A"], at(72 + 6), "slot", followups.utc_now(), CALENDAR)  # Fri 17:00
+        problem, _ = leads.book(ids["A"], at(72 + 6), "slot", datetime.now(UTC), CALENDAR)  # Fri 17:00
         assert problem is None
         clock.move_to(at(49))
         sweep_and_send()  # reminder 2 to B and C (A and D have meetings ahead)
         ids["E"] = asked(5, at(50))
         writes(ids["B"], at(55))
         clock.move_to(at(56))
-        problem, _ = leads.book(ids["B"], at(72 + 7), "slot", followups.utc_now(), CALENDAR)  # Fri 18:00
+        problem, _ = leads.book(ids["B"], at(72 + 7), "slot", datetime.now(UTC), CALENDAR)  # Fri 18:00
         assert problem is None
         clock.move_to(at(74))
         sweep_and_send()  # reminder 1 to E
@@ -120,7 +120,7 @@ def test_a_lead_who_wrote_after_a_reminder_did_not_go_cold_from_it(history, aio)
         assert Lead.get_by_id(history["C"]).status == "warm"
         for hours in (24 * 8 + 1, 24 * 9 + 1):  # Wednesday and Thursday 12:00
             clock.move_to(at(hours))
-            followups.sweep(followups.utc_now(), POLICY)
+            followups.sweep(datetime.now(UTC), POLICY)
             aio.run(outbox.drain())
         clock.move_to(at(24 * 12))
         stats = by_step(queries.follow_up_stats())

@@ -36,7 +36,7 @@ def quiet_lead(*, wrote_at=T0, bot_last=True, **fields) -> Lead:
 
 
 def sweep(**kwargs):
-    return followups.sweep(followups.utc_now(), POLICY, **kwargs)
+    return followups.sweep(datetime.now(UTC), POLICY, **kwargs)
 
 
 def deliver(aio, transport):
@@ -169,7 +169,7 @@ def test_dry_run_changes_nothing(db):
         lead = quiet_lead()
         result = sweep(dry_run=True)
         assert [(a.lead_id, a.step, a.outcome) for a in result.actions] == [(lead.id, 1, "would_send")]
-        assert followups.count_due(followups.utc_now(), POLICY) == 1
+        assert followups.count_due(datetime.now(UTC), POLICY) == 1
         assert Outbox.select().count() == 0 and Lead.get_by_id(lead.id).follow_up_count == 0
         assert Message.select().count() == 2
 
@@ -330,7 +330,7 @@ def test_the_claim_also_compares_the_leads_last_message(db, aio):
     would still match: their message resets it to 0, which it already was)."""
     with freeze_time(T0 + timedelta(hours=25)):
         lead = quiet_lead()
-        (due,) = followups.due_leads(followups.utc_now(), POLICY)
+        (due,) = followups.due_leads(datetime.now(UTC), POLICY)
         leads.record_lead_message(lead.id, "Ой, забыла ответить!", to_utc_naive(T0 + timedelta(hours=25)), False)
         assert leads.claim_follow_up(due.lead_id, due.step, due.last_message_at, due.status) is False
         assert Lead.get_by_id(lead.id).follow_up_count == 0
@@ -346,7 +346,7 @@ def test_a_hot_lead_without_a_meeting_gets_two_nudges_with_slots_then_goes_cold(
     with freeze_time(T0, real_asyncio=True) as clock:
         lead = quiet_lead(status="hot")  # wanted to buy, then went quiet
         clock.move_to(T0 + timedelta(hours=24, minutes=1))  # Wednesday 11:01 in Moscow
-        (action,) = followups.sweep(followups.utc_now(), HOT).actions
+        (action,) = followups.sweep(datetime.now(UTC), HOT).actions
         assert (action.step, action.nudge, action.becomes_cold, action.outcome) == (1, "hot", False, "queued")
         deliver(aio, transport)
         assert transport.last.text == texts.hot_follow_up(1, "Анна")
@@ -357,9 +357,9 @@ def test_a_hot_lead_without_a_meeting_gets_two_nudges_with_slots_then_goes_cold(
                                          texts.BUTTON_OWN_TIME]
         assert (Lead.get_by_id(lead.id).follow_up_count, Lead.get_by_id(lead.id).status) == (1, "hot")
         clock.move_to(T0 + timedelta(hours=48))
-        assert followups.sweep(followups.utc_now(), HOT).actions == []  # 24 h after the nudge went out
+        assert followups.sweep(datetime.now(UTC), HOT).actions == []  # 24 h after the nudge went out
         clock.move_to(T0 + timedelta(hours=48, minutes=2))  # Thursday 11:02
-        (action,) = followups.sweep(followups.utc_now(), HOT).actions
+        (action,) = followups.sweep(datetime.now(UTC), HOT).actions
         assert (action.step, action.nudge, action.becomes_cold) == (2, "hot", True)
         assert Lead.get_by_id(lead.id).status == "hot"  # cold only once it is really sent
         deliver(aio, transport)
@@ -369,14 +369,14 @@ def test_a_hot_lead_without_a_meeting_gets_two_nudges_with_slots_then_goes_cold(
         lead = Lead.get_by_id(lead.id)
         assert (lead.follow_up_count, lead.status, lead.cold_reason) == (2, "cold", "no_reply")
         clock.move_to(T0 + timedelta(days=6))
-        assert followups.sweep(followups.utc_now(), HOT).actions == []
+        assert followups.sweep(datetime.now(UTC), HOT).actions == []
         assert len(transport.sent) == 2
 
 
 def test_a_slot_pressed_on_the_hot_nudge_books_the_meeting(db, aio):
     with freeze_time(T0 + timedelta(hours=25), real_asyncio=True):
         lead = quiet_lead(status="hot", telegram_id=4242)
-        followups.sweep(followups.utc_now(), HOT)
+        followups.sweep(datetime.now(UTC), HOT)
         dialogue, _, transport = make_engine()  # serve: its outbox delivers, its engine takes the press
         aio.run(dialogue.outbox.drain())
         nudge = transport.last
@@ -394,13 +394,13 @@ def test_a_hot_lead_whose_meeting_was_cancelled_is_nudged_again(db):
     with freeze_time(T0 + timedelta(hours=25)):
         lead = quiet_lead(status="hot")
         Meeting.create(lead=lead, starts_at=to_utc_naive(T0 + timedelta(days=2)), source="slot", status="cancelled")
-        assert [(a.lead_id, a.nudge) for a in followups.sweep(followups.utc_now(), HOT).actions] == [(lead.id, "hot")]
+        assert [(a.lead_id, a.nudge) for a in followups.sweep(datetime.now(UTC), HOT).actions] == [(lead.id, "hot")]
 
 
 def test_without_a_calendar_the_hot_nudge_offers_the_leads_own_time(db):
     with freeze_time(T0 + timedelta(hours=25)):
         lead = quiet_lead(status="hot")
-        followups.sweep(followups.utc_now(), POLICY)
+        followups.sweep(datetime.now(UTC), POLICY)
     row = Outbox.get(Outbox.lead == lead.id)
     assert (row.follow_up_step, json.loads(row.buttons)) == ("hot_1", [[[texts.BUTTON_OWN_TIME, "own"]]])
 
@@ -415,7 +415,7 @@ def test_reminders_wait_for_a_send_day(db):
     with freeze_time(SATURDAY):
         lead = quiet_lead(wrote_at=SATURDAY - timedelta(hours=30))
         every_day = Policy(tz=MSK, days=frozenset(range(7)))
-        assert [a.lead_id for a in followups.sweep(followups.utc_now(), every_day, dry_run=True).actions] == [lead.id]
+        assert [a.lead_id for a in followups.sweep(datetime.now(UTC), every_day, dry_run=True).actions] == [lead.id]
         result = sweep()
         assert (result.in_window, result.actions, Outbox.select().count()) == (False, [], 0)
         dry = sweep(dry_run=True)
@@ -530,7 +530,7 @@ def test_a_lead_who_writes_during_a_flood_wait_is_not_reminded(db, aio):
         aio.run(outbox.drain())  # Telegram says: wait 30 s
         assert gate.waits == [30.0] and reminders(lead) == [("queued", texts.follow_up(1, "Анна"))]
         clock.tick(10)
-        leads.record_lead_message(lead.id, "Да, ещё актуально!", to_utc_naive(followups.utc_now()), False)
+        leads.record_lead_message(lead.id, "Да, ещё актуально!", to_utc_naive(datetime.now(UTC)), False)
         clock.tick(20)
         gate.opened.set()
         aio.run(asyncio.gather(*outbox._tasks.values()))

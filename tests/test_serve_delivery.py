@@ -5,7 +5,7 @@ ran each without a skip); the note on each says how.
 """
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
@@ -197,7 +197,7 @@ def test_a_reminder_reaches_a_lead_through_serves_session_with_no_foreign_hash(t
             telegram_server.write(anna, "Здравствуйте")
             await until(lambda: telegram_server.messages_to(anna))
         frozen.tick(timedelta(hours=25))  # a day of silence; the cron sweep queues a reminder
-        result = followups.sweep(followups.utc_now(), Policy(tz=MSK))
+        result = followups.sweep(datetime.now(UTC), Policy(tz=MSK))
         assert [a.outcome for a in result.actions] == ["queued"]
         async with serving(telegram_server, bot_settings, engine_with(FakeLLM())):
             await until(lambda: len(telegram_server.messages_to(anna)) == 2)

@@ -6,8 +6,10 @@ import pytest
 from freezegun import freeze_time
 
 from salesbot.claude import prompts
+from salesbot.claude.timereader import ClaudeTimeReader
+from salesbot.texts import describe
 from salesbot.time import words as timewords
-from salesbot.time.parse import describe, normalise, parse, parse_rules
+from salesbot.time.parse import normalise, parse, parse_rules
 from scripts.fake_claude import Error, Reply
 from tests.timeparse_corpus import HELD_OUT, MEANT, NOW, PERIOD, REFUSED, TZ
 from tests.timeparse_heldout import HELD_OUT_2, NOWS
@@ -195,7 +197,7 @@ def fallback_answer(kind, day="", hour=""):
 
 def test_fallback_only_when_rules_find_nothing(claude, fake_api):
     fake_api.enqueue(fallback_answer("datetime", "2026-01-05", "11:00"))
-    result = claude.run(parse("в первый понедельник после праздников в 11", NOW, TZ, claude))
+    result = claude.run(parse("в первый понедельник после праздников в 11", NOW, TZ, ClaudeTimeReader(claude)))
     assert (result.kind, result.source, result.when) == ("ok", "claude", at("2026-01-05 11:00"))
     body = fake_api.bodies[0]
     assert body["model"] == "claude-haiku-5-5"
@@ -206,10 +208,11 @@ def test_fallback_only_when_rules_find_nothing(claude, fake_api):
     assert "2025-12-23: вторник" in prompt and "2025-12-24: среда" in prompt and "2026-01-06: вторник" in prompt
     assert "вторник, 23 декабря 2025, 14:05" in prompt
 
-    assert claude.run(parse("завтра", NOW, TZ, claude)).kind == "need_time"  # a day, no time: no call
-    assert claude.run(parse("32 декабря в 10", NOW, TZ, claude)).kind == "invalid"  # impossible: no call
-    assert claude.run(parse("вчера в 10", NOW, TZ, claude)).kind == "past"  # the past: no call
-    assert claude.run(parse("в среду в 11", NOW, TZ, claude)).source == "rules"
+    reader = ClaudeTimeReader(claude)
+    assert claude.run(parse("завтра", NOW, TZ, reader)).kind == "need_time"  # a day, no time: no call
+    assert claude.run(parse("32 декабря в 10", NOW, TZ, reader)).kind == "invalid"  # impossible: no call
+    assert claude.run(parse("вчера в 10", NOW, TZ, reader)).kind == "past"  # the past: no call
+    assert claude.run(parse("в среду в 11", NOW, TZ, reader)).source == "rules"
     assert len(fake_api.requests) == 1
 
 
@@ -228,12 +231,12 @@ def test_fallback_only_when_rules_find_nothing(claude, fake_api):
 ])
 def test_fallback_answers_are_checked(claude, fake_api, answer, kind):
     fake_api.enqueue(answer)
-    result = claude.run(parse("когда-нибудь на неделе после праздников", NOW, TZ, claude))
+    result = claude.run(parse("когда-нибудь на неделе после праздников", NOW, TZ, ClaudeTimeReader(claude)))
     assert (result.kind, result.when) == (kind, None)
 
 
 def test_fallback_when_claude_is_unavailable_is_not_understood(claude, fake_api):
     fake_api.enqueue(*[Error(529, "overloaded_error")] * 3)
-    result = claude.run(parse("в первый понедельник после праздников", NOW, TZ, claude))
+    result = claude.run(parse("в первый понедельник после праздников", NOW, TZ, ClaudeTimeReader(claude)))
     assert (result.kind, result.error, result.when) == ("not_understood", "not understood", None)
     assert len(fake_api.requests) == 3

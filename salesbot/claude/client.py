@@ -34,7 +34,7 @@ from tenacity import wait_random_exponential
 from salesbot.claude import prompts
 from salesbot.claude.pricing import EFFORTS, effort_for, min_cacheable_tokens, thinking_of
 from salesbot.errors import ConfigError, LLMUnavailable
-from salesbot.store import LlmCall
+from salesbot.store.ledger import record_call
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,6 @@ SPEND_LIMIT_ERRORS: tuple[type[BaseException], ...] = (
 # Output room for thinking, per effort, on models that think by default (thinking tokens count
 # toward max_tokens). Generous: an unused cap costs nothing, a cut answer costs a retry.
 THINKING_HEADROOM = {"low": 3000, "medium": 6000, "high": 12000, "xhigh": 24000, "max": 32000}
-CACHE = prompts.cache_control("5m")
 
 
 class AttemptTimeout(Exception):
@@ -233,10 +232,6 @@ Ledger = Callable[[dict[str, Any]], None]
 Check = Callable[[Any], str | None]
 
 
-def store_ledger(row: dict[str, Any]) -> None:
-    LlmCall.create(**row)
-
-
 @dataclass
 class ClaudeClient:
     """Async Claude client with salesbot's deadline, retry, effort and ledger policy.
@@ -253,7 +248,7 @@ class ClaudeClient:
     deadline: float | None = None  # the whole call; default 2 x timeout
     effort: str = "low"
     max_attempts: int = MAX_ATTEMPTS
-    ledger: Ledger | None = store_ledger
+    ledger: Ledger | None = record_call
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
     _warned: set[str] = field(default_factory=set, repr=False)

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from salesbot.claude import prompts
+from salesbot.claude.timereader import ClaudeTimeReader
 from salesbot.time import parse as timeparse
 from salesbot.time.slots import Calendar
 
@@ -35,6 +36,7 @@ class ClaudeDialogue:
         self.client = client
         self.prompt = prompt
         self.planner = prompts.CachePlanner()
+        self.reader = ClaudeTimeReader(client)
 
     async def answer(self, history: list[tuple[str, str]], context: str, lead_id: int) -> Answer:
         model = self.client.model
@@ -59,4 +61,4 @@ class ClaudeDialogue:
                       meeting_action=data["meeting_action"], proposed_time=data["proposed_time"])
 
     async def parse_time(self, text: str, now: datetime, calendar: Calendar, lead_id: int) -> timeparse.ParseResult:
-        return await timeparse.parse(text, now, calendar.tz, self.client, lead_id)
+        return await timeparse.parse(text, now, calendar.tz, self.reader, lead_id)

@@ -131,9 +131,9 @@ def parse_time(
     """Print the meeting time a lead's phrase means (rules first, Claude only as a fallback)."""
     import asyncio
 
+    from salesbot import texts
     from salesbot.config import parse_zone
     from salesbot.store import queries
-    from salesbot.time import parse as timeparse
 
     loaded = settings()
     zone = parse_zone("--tz", tz) if tz else loaded.tz
@@ -145,7 +145,7 @@ def parse_time(
         if as_json:
             sys.stdout.write(json.dumps(result.as_json(), ensure_ascii=False) + "\n")
         elif result.ok:
-            out.print(timeparse.describe(result.when) + (" [dim](Claude)[/dim]" if result.source == "claude" else ""))
+            out.print(texts.describe(result.when) + (" [dim](Claude)[/dim]" if result.source == "claude" else ""))
         elif batch:
             out.print(f"? {result.error}")
         else:
@@ -194,9 +194,9 @@ def usage(
     as_json: JsonOpt = False,
 ) -> None:
     """Claude calls per purpose and model: tokens, cache use, estimated cost and what caching saved."""
-    from salesbot.store import queries
+    from salesbot.claude.usage import usage_report
 
-    since_report(since, as_json, queries.usage_report, render.usage)
+    since_report(since, as_json, usage_report, render.usage)
 
 
 def main() -> None:

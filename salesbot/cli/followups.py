@@ -6,7 +6,7 @@ import contextlib
 import io
 import re
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -81,9 +81,9 @@ def _sweep_run(loaded: Settings, dry_run: bool, as_json: bool, limit: int) -> No
                                keep=0 if stream else render.SHOWN_ACTIONS, progress=bar)
     if result is None:
         if as_json:  # the same document as a sweep's, with nothing done and why
-            from salesbot.followups import SweepResult, utc_now
+            from salesbot.followups import SweepResult
 
-            now = utc_now()
+            now = datetime.now(UTC)
             idle = SweepResult(now=now, dry_run=dry_run, in_window=runtime.policy(loaded).in_window(now))
             stream.close(_sweep_document(idle, loaded, "another sweep is running"))
         else:

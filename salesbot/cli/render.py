@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterable
@@ -24,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from salesbot import logs
+from salesbot.logs import visible
 
 # Piped output (cron mail, log files, `| less`) gets a wide page instead of rich's 80 columns.
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
@@ -32,24 +32,6 @@ err = Console(stderr=True, highlight=False)
 
 STATUS_STYLE = {"new": "cyan", "warm": "yellow", "hot": "bold red", "cold": "blue"}
 SHOWN_ACTIONS = 200  # the sweep's table; --json streams them all
-
-
-# Terminal control characters (C0 but newline and tab, DEL, C1, and the bidi overrides that reorder
-# what follows) in a lead's name or message are shown as escapes, never sent to the staff's terminal:
-# an ESC sequence in a Telegram name could clear the screen or rewrite what is shown.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_OR_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _escape_char(match: re.Match) -> str:
-    code = ord(match[0])
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def visible(text: str | None, lines: bool = False) -> str:
-    """`text` safe for a terminal: control characters as `\\x1b`-style escapes; newlines kept only
-    when `lines` (a message), else escaped too (a name is one line)."""
-    return (_CONTROL if lines else _CONTROL_OR_LINE).sub(_escape_char, text or "")
 
 
 def error_line(message: str) -> None:

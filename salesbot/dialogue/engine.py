@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from salesbot import delivery, texts
+from salesbot import texts
 from salesbot.claude import prompts
 from salesbot.delivery import Outbox
 from salesbot.dialogue.booking import Booking
@@ -42,9 +42,8 @@ from salesbot.dialogue.turn import (
 )
 from salesbot.dialogue.voice import Voice
 from salesbot.errors import LLMUnavailable, StoreError
-from salesbot.store import leads
+from salesbot.store import leads, outbox
 from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, LeadState, MeetingState
-from salesbot.time import parse as timeparse
 from salesbot.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -136,7 +135,7 @@ class Dialogue:
         lead = self.intake.known_lead(incoming.sender)
         if lead is None:
             return "stale"
-        return delivery.press(lead.id, incoming.button_message_id, incoming.button or "")
+        return outbox.press(lead.id, incoming.button_message_id, incoming.button or "")
 
     async def handle(self, incoming: Incoming) -> None:
         if not incoming.private:
@@ -242,8 +241,8 @@ class Dialogue:
     def _context(self, lead: LeadState, meeting: MeetingState | None) -> str:
         now = self.now().astimezone(self.calendar.tz)
         # for Claude the absolute date and year (it also gets today's): no «завтра» to misread
-        booked = timeparse.describe(meeting.starts_at.astimezone(self.calendar.tz)) if meeting else None
-        return prompts.context_block(timeparse.describe(now), lead.first_name, lead.status, booked)
+        booked = texts.describe(meeting.starts_at.astimezone(self.calendar.tz)) if meeting else None
+        return prompts.context_block(texts.describe(now), lead.first_name, lead.status, booked)
 
     async def _converse(self, turn: Turn) -> None:
         lead, message = turn.lead, turn.message

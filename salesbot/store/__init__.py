@@ -2,17 +2,8 @@
 (migrations.py), one writing module per table (leads.py: lead, message, meeting, meeting_reminder;
 outbox.py: outbox; ledger.py: llm_call) and the read models (queries.py)."""
 
-from salesbot.store.connection import (
-    BUSY_TIMEOUT_MS,
-    Database,
-    db,
-    open_database,
-    to_local,
-    to_utc_naive,
-    transaction,
-    utcnow,
-    writable,
-)
+from salesbot.store.clock import stamp, to_local, to_utc_naive, utcnow
+from salesbot.store.connection import BUSY_TIMEOUT_MS, Database, db, open_database, transaction, writable
 from salesbot.store.ledger import append_llm_call
 from salesbot.store.migrations import MIGRATIONS, migrate
 from salesbot.store.models import (
@@ -29,4 +20,4 @@ from salesbot.store.models import (
 
 __all__ = ["BUSY_TIMEOUT_MS", "LEAD_STATUSES", "MIGRATIONS", "BaseModel", "Database", "Lead", "LlmCall", "Meeting",
            "MeetingReminder", "Message", "Outbox", "append_llm_call", "db", "display_name", "migrate",
-           "open_database", "to_local", "to_utc_naive", "transaction", "utcnow", "writable"]
+           "open_database", "stamp", "to_local", "to_utc_naive", "transaction", "utcnow", "writable"]

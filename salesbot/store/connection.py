@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from peewee import DatabaseError, DatabaseProxy, IntegrityError, SqliteDatabase
 
 from salesbot.errors import StoreError
+from salesbot.store.migrations import check_current, migrate
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +28,6 @@ db = DatabaseProxy()
 def transaction():
     """One write transaction (BEGIN IMMEDIATE; a savepoint when already inside one)."""
     return db.atomic()
-
-
-def utcnow() -> datetime:
-    """Now as naive UTC, the storage convention (freezegun-friendly)."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def to_utc_naive(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError("an aware datetime is required")
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def to_local(stored: datetime, tz: ZoneInfo) -> datetime:
-    return stored.replace(tzinfo=UTC).astimezone(tz)
 
 
 _LOCKED_HINT = " (another salesbot process holds a long write; try again)"
@@ -150,8 +134,6 @@ def open_database(path: Path, busy_timeout_ms: int | None = None) -> SqliteDatab
                 f"{path} is an SQLite database but not salesbot's (it has no migrations table); "
                 "point SALESBOT_DB at another file"
             )
-        from salesbot.store.migrations import check_current, migrate
-
         if read_only:
             check_current(database, path)
         else:

@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime
 
 from peewee import IntegrityError
 
-from salesbot.store import Lead, Meeting, db, to_utc_naive, utcnow
+from salesbot.store import Lead, Meeting, db, stamp, utcnow
 from salesbot.time.slots import Calendar, Problem, check
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,6 @@ def _state(row: tuple | None) -> LeadState | None:
     return LeadState(id=row[0], telegram_id=row[1], access_hash=row[2], username=row[3], first_name=row[4],
                      status=row[5], state=row[6], pending_time=pending.replace(tzinfo=UTC) if pending else None,
                      pending_day=Lead.pending_day.python_value(row[8]), opted_out=bool(row[9]))
-
-
-def _stamp(moment: datetime) -> str:
-    """An aware or naive-UTC moment as stored."""
-    return str(to_utc_naive(moment) if moment.tzinfo else moment)
 
 
 # --- reads the writers' callers need ---------------------------------------------------------------
@@ -110,7 +105,7 @@ def next_meeting_start(lead_id: int, now: datetime) -> datetime | None:
     """The lead's next booked meeting at or after `now` (naive UTC in, naive UTC out)."""
     row = db.execute_sql("SELECT starts_at FROM meeting INDEXED BY meeting_lead WHERE lead_id = ? AND status = 'booked'"
                          " AND starts_at >= ?"
-                         " ORDER BY starts_at LIMIT 1", (lead_id, _stamp(now))).fetchone()
+                         " ORDER BY starts_at LIMIT 1", (lead_id, stamp(now))).fetchone()
     return Meeting.starts_at.python_value(row[0]) if row else None
 
 
@@ -144,13 +139,13 @@ def booked_meeting(lead_id: int, now: datetime) -> MeetingState | None:
     """The lead's next booked meeting that has not started by `now`."""
     return _meeting(db.execute_sql(f"SELECT {_MEETING_COLUMNS} FROM meeting INDEXED BY meeting_lead"
                                    " WHERE lead_id = ? AND status = 'booked'"
-                                   " AND starts_at > ? ORDER BY starts_at LIMIT 1", (lead_id, _stamp(now))).fetchone())
+                                   " AND starts_at > ? ORDER BY starts_at LIMIT 1", (lead_id, stamp(now))).fetchone())
 
 
 def booked_starts(since: datetime, exclude_lead: int | None = None) -> list[datetime]:
     """Starts (aware UTC) of booked meetings from `since` on, other than `exclude_lead`'s."""
     rows = db.execute_sql("SELECT starts_at FROM meeting WHERE status = 'booked' AND starts_at >= ?"
-                          " AND lead_id IS NOT ?", (_stamp(since), exclude_lead)).fetchall()
+                          " AND lead_id IS NOT ?", (stamp(since), exclude_lead)).fetchall()
     return [Meeting.starts_at.python_value(start).replace(tzinfo=UTC) for (start,) in rows]
 
 
@@ -212,7 +207,7 @@ def set_state(lead_id: int, state: str | None, *, pending_time: datetime | None 
     """The dialogue's state; each call states the whole of it (what is not given is cleared)."""
     with db.atomic():
         db.execute_sql("UPDATE lead SET state = ?, pending_time = ?, pending_day = ? WHERE id = ?",
-                       (state, _stamp(pending_time) if pending_time else None,
+                       (state, stamp(pending_time) if pending_time else None,
                         pending_day.isoformat() if pending_day else None, lead_id))
 
 
@@ -229,14 +224,14 @@ def record_lead_message(lead_id: int, text: str, at: datetime, unanswered: bool,
                 cursor = db.execute_sql(
                     "INSERT INTO message (lead_id, role, text, created_at, unanswered, telegram_message_id)"
                     " VALUES (?, 'lead', ?, ?, ?, ?)",
-                    (lead_id, text, _stamp(at), int(unanswered), telegram_message_id))
+                    (lead_id, text, stamp(at), int(unanswered), telegram_message_id))
         except IntegrityError:
             return None
         db.execute_sql(
             "UPDATE lead SET last_message_at = ?, follow_up_count = 0,"
             " cold_reason = CASE WHEN status = 'cold' THEN NULL ELSE cold_reason END,"
             " status = CASE WHEN status = 'cold' THEN 'warm' ELSE status END WHERE id = ?",
-            (_stamp(at), lead_id))
+            (stamp(at), lead_id))
     return cursor.lastrowid
 
 
@@ -244,8 +239,13 @@ def record_bot_message(lead_id: int, text: str, at: datetime) -> int:
     with db.atomic():
         cursor = db.execute_sql(
             "INSERT INTO message (lead_id, role, text, created_at, unanswered) VALUES (?, 'bot', ?, ?, 0)",
-            (lead_id, text, _stamp(at)))
+            (lead_id, text, stamp(at)))
     return cursor.lastrowid
+
+
+def forget_message(message_id: int) -> None:
+    """A bot message that was never sent and never will be (a dropped reminder)."""
+    db.execute_sql("DELETE FROM message WHERE id = ? AND role = 'bot'", (message_id,))
 
 
 def last_unanswered(lead_id: int) -> tuple[int, str] | None:
@@ -280,7 +280,7 @@ def book(lead_id: int, start: datetime, source: str, now: datetime, calendar: Ca
     lead's other upcoming meeting is moved, not doubled: it is cancelled (by `by`) and points at the
     new one; the unique index on booked start times decides a race between two leads. Booking makes
     the lead hot and ends the time dialogue."""
-    start_utc, now_utc = _stamp(start), _stamp(now)
+    start_utc, now_utc = stamp(start), stamp(now)
     with db.atomic():
         own = db.execute_sql("SELECT id, starts_at FROM meeting INDEXED BY meeting_lead WHERE lead_id = ?"
                              " AND status = 'booked'"
@@ -310,7 +310,7 @@ def confirm_meeting(meeting_id: int, now: datetime) -> bool:
     """The lead confirmed (the first time counts); False when the meeting is no longer booked."""
     with db.atomic():
         cursor = db.execute_sql("UPDATE meeting SET confirmed_at = coalesce(confirmed_at, ?)"
-                                " WHERE id = ? AND status = 'booked'", (_stamp(now), meeting_id))
+                                " WHERE id = ? AND status = 'booked'", (stamp(now), meeting_id))
         return cursor.rowcount == 1
 
 
@@ -320,7 +320,7 @@ def cancel_meeting(meeting_id: int, by: str, now: datetime, reason: str | None =
     with db.atomic():
         cursor = db.execute_sql("UPDATE meeting SET status = 'cancelled', cancelled_at = ?, cancelled_by = ?,"
                                 " cancel_reason = ? WHERE id = ? AND status = 'booked'",
-                                (_stamp(now), by, reason, meeting_id))
+                                (stamp(now), by, reason, meeting_id))
         if cursor.rowcount != 1:
             return False
         db.execute_sql("UPDATE lead SET state = NULL, pending_time = NULL, pending_day = NULL"
@@ -340,7 +340,7 @@ def set_outcome(meeting_id: int, outcome: str, now: datetime) -> bool:
     with db.atomic():
         cursor = db.execute_sql("UPDATE meeting SET status = ?, outcome_at = ? WHERE id = ?"
                                 " AND status IN ('booked', 'done', 'no_show') AND starts_at <= ?",
-                                (outcome, _stamp(now), meeting_id, _stamp(now)))
+                                (outcome, stamp(now), meeting_id, stamp(now)))
         return cursor.rowcount == 1
 
 
@@ -351,7 +351,7 @@ def claim_meeting_reminder(meeting_id: int, kind: str, status: str, now: datetim
     with db.atomic():
         cursor = db.execute_sql("INSERT OR IGNORE INTO meeting_reminder (meeting_id, kind, created_at)"
                                 " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM meeting WHERE id = ? AND status = ?)",
-                                (meeting_id, kind, _stamp(now), meeting_id, status))
+                                (meeting_id, kind, stamp(now), meeting_id, status))
         return cursor.rowcount == 1
 
 
@@ -383,7 +383,7 @@ def follow_up_sent(lead_id: int, at: datetime) -> None:
         db.execute_sql("UPDATE lead SET last_follow_up_at = ?,"
                        " status = CASE WHEN follow_up_count = 2 THEN 'cold' ELSE status END,"
                        " cold_reason = CASE WHEN follow_up_count = 2 THEN 'no_reply' ELSE cold_reason END"
-                       " WHERE id = ? AND follow_up_count > 0", (_stamp(at), lead_id))
+                       " WHERE id = ? AND follow_up_count > 0", (stamp(at), lead_id))
 
 
 def release_follow_up(lead_id: int) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from peewee import SqliteDatabase
 
 from salesbot.errors import StoreError
-from salesbot.store.connection import utcnow
+from salesbot.store.clock import utcnow
 
 log = logging.getLogger(__name__)
 

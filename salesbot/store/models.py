@@ -15,7 +15,8 @@ from peewee import (
     TextField,
 )
 
-from salesbot.store.connection import db, utcnow
+from salesbot.store.clock import utcnow
+from salesbot.store.connection import db
 
 LEAD_STATUSES = ("new", "warm", "hot", "cold")
 

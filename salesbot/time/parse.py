@@ -42,14 +42,10 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from salesbot import texts
 from salesbot.time import words as timewords
-
-if TYPE_CHECKING:
-    from salesbot.claude.client import ClaudeClient
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +58,6 @@ REASONS: dict[str, str] = {
 }
 FALLBACK_HORIZON_DAYS = 180
 
-WEEKDAYS_RU = texts.WEEKDAYS  # the Russian names live with every other text
-MONTHS_RU_GEN = texts.MONTHS_GENITIVE
 
 
 @dataclass
@@ -87,13 +81,6 @@ class ParseResult:
     def as_json(self) -> dict[str, Any]:
         return {"text": self.text, "datetime": self.when.isoformat() if self.when else None,
                 "error": self.error, "source": self.source}
-
-
-def describe(moment: datetime) -> str:
-    """`среда, 24 декабря 2025, 11:00 (Europe/Moscow)`."""
-    zone = getattr(moment.tzinfo, "key", str(moment.tzinfo))
-    return (f"{WEEKDAYS_RU[moment.weekday()]}, {moment.day} {MONTHS_RU_GEN[moment.month - 1]} {moment.year}, "
-            f"{moment:%H:%M} ({zone})")
 
 
 # --- normalisation ------------------------------------------------------------------------------
@@ -496,46 +483,16 @@ def parse_rules(text: str, now: datetime, tz: ZoneInfo | None = None) -> tuple[P
     return result("ok", moment)
 
 
-# --- the Claude fallback (its prompt and schema live in prompts.py) -------------------------------
+# --- a reader for what the rules cannot place (claude/timereader.py) -------------------------------
 
 
-async def parse_with_claude(text: str, now: datetime, tz: ZoneInfo, claude: ClaudeClient,
-                            lead_id: int | None = None) -> ParseResult:
-    from salesbot.claude import prompts
-    from salesbot.errors import LLMUnavailable
+class TimeReader(Protocol):
+    """Reads a phrase the rules could not place (the Claude fallback); never raises."""
 
-    local_now = now.astimezone(tz)
-    try:
-        answer = await claude.complete(
-            purpose="parse_time", model=claude.fast_model, answer_tokens=prompts.FALLBACK_ANSWER_TOKENS,
-            schema=prompts.FALLBACK_SCHEMA, lead_id=lead_id,
-            messages=[{"role": "user", "content": prompts.fallback_prompt(text, local_now)}],
-        )
-    except LLMUnavailable as exc:
-        log.warning("parse-time fallback unavailable: %s", exc)
-        return ParseResult(text, "not_understood")
-    data = answer.data
-    if data["kind"] == "none":
-        return ParseResult(text, "not_understood", source="claude")
-    try:
-        day = date.fromisoformat(data["date"] or "")
-    except ValueError:
-        return ParseResult(text, "not_understood", source="claude")
-    if data["kind"] == "date_only":
-        kind: Kind = "past" if day < local_now.date() else "need_time"
-        return ParseResult(text, kind, source="claude")
-    m = re.fullmatch(r"(\d{1,2}):(\d{2})", data["time"] or "")
-    if not m or int(m[1]) > 23 or int(m[2]) > 59:
-        return ParseResult(text, "not_understood", source="claude")
-    moment = datetime.combine(day, time(int(m[1]), int(m[2])), tzinfo=tz)
-    if moment <= local_now:
-        return ParseResult(text, "past", source="claude")
-    if moment > local_now + timedelta(days=FALLBACK_HORIZON_DAYS):
-        return ParseResult(text, "not_understood", source="claude")
-    return ParseResult(text, "ok", moment, "claude")
+    async def __call__(self, text: str, now: datetime, tz: ZoneInfo, lead_id: int | None) -> ParseResult: ...
 
 
-async def parse(text: str, now: datetime, tz: ZoneInfo, claude: ClaudeClient | None = None,
+async def parse(text: str, now: datetime, tz: ZoneInfo, reader: TimeReader | None = None,
                 lead_id: int | None = None) -> ParseResult:
     """Rules first; Claude only when the rules cannot place the phrase at all.
 
@@ -543,6 +500,6 @@ async def parse(text: str, now: datetime, tz: ZoneInfo, claude: ClaudeClient | N
     about "32 декабря" could only produce a confident wrong date.
     """
     result, _ = parse_rules(text, now, tz)
-    if result.kind != "not_understood" or claude is None or not text.strip():
+    if result.kind != "not_understood" or reader is None or not text.strip():
         return result
-    return await parse_with_claude(text, now, tz, claude, lead_id)
+    return await reader(text, now, tz, lead_id)

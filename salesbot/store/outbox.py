@@ -1,0 +1,123 @@
+"""The one writer of the `outbox` table: rows queued, claimed in order per chat, and marked sent,
+retried, failed or dropped (delivery.py decides which). The `message` rows it points at are written
+by leads.py."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime
+
+from salesbot.store import db, leads, stamp
+from salesbot.transport import Button, Keyboard
+
+Key = tuple[str, int]  # ("lead", lead id) or ("chat", Telegram user id of a manager)
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    lead_id: int | None
+    chat_id: int | None
+    kind: str
+    text: str
+    buttons: Keyboard | None
+    random_id: int
+    attempts: int
+    created_at: str
+
+    @property
+    def key(self) -> Key:
+        return ("lead", self.lead_id) if self.lead_id is not None else ("chat", self.chat_id)
+
+
+def keyboard_json(buttons: Keyboard | None) -> str | None:
+    return json.dumps([[[b.label, b.data] for b in row] for row in buttons], ensure_ascii=False) if buttons else None
+
+
+def keyboard_of(value: str | None) -> Keyboard | None:
+    return [[Button(label, data) for label, data in row] for row in json.loads(value)] if value else None
+
+
+def random_id() -> int:
+    """messages.sendMessage's random_id: a signed 64-bit number, the same on every attempt."""
+    return random.getrandbits(64) - 2**63
+
+
+def insert(lead_id, chat_id, message_id, kind, text, buttons, now, follow_up_step=None) -> int:
+    cursor = db.execute_sql(
+        "INSERT INTO outbox (lead_id, chat_id, message_id, kind, text, buttons, random_id, state, attempts,"
+        " not_before, created_at, follow_up_step) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+        (lead_id, chat_id, message_id, kind, text, keyboard_json(buttons), random_id(), stamp(now), stamp(now),
+         follow_up_step))
+    return cursor.lastrowid
+
+
+_ROW_COLUMNS = "id, lead_id, chat_id, kind, text, buttons, random_id, attempts, created_at, not_before"
+
+
+def next_queued(key: Key) -> tuple[Row, str] | None:
+    column = "lead_id" if key[0] == "lead" else "chat_id"
+    row = db.execute_sql(f"SELECT {_ROW_COLUMNS} FROM outbox WHERE {column} = ? AND state = 'queued'"
+                         " ORDER BY id LIMIT 1", (key[1],)).fetchone()
+    if row is None:
+        return None
+    return Row(row[0], row[1], row[2], row[3], row[4], keyboard_of(row[5]), row[6], row[7], row[8]), row[9]
+
+
+def due_keys(now: datetime) -> list[Key]:
+    rows = db.execute_sql("SELECT DISTINCT lead_id, chat_id FROM outbox WHERE state = 'queued' AND not_before <= ?",
+                          (stamp(now),)).fetchall()
+    return [("lead", lead_id) if lead_id is not None else ("chat", chat_id) for lead_id, chat_id in rows]
+
+
+def mark_sent(row: Row, telegram_id: int | None, now: datetime) -> None:
+    with db.atomic():
+        db.execute_sql("UPDATE outbox SET state = 'sent', telegram_message_id = ?, attempts = attempts + 1,"
+                       " sent_at = ?, error = NULL WHERE id = ?", (telegram_id, stamp(now), row.id))
+        if row.kind == "reminder":
+            leads.follow_up_sent(row.lead_id, now)
+
+
+def mark_later(row: Row, error: str, at: datetime, count_attempt: bool) -> None:
+    with db.atomic():
+        db.execute_sql("UPDATE outbox SET attempts = attempts + ?, not_before = ?, error = ? WHERE id = ?",
+                       (int(count_attempt), stamp(at), error, row.id))
+
+
+def mark_failed(row: Row, error: str) -> None:
+    with db.atomic():
+        db.execute_sql("UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = ? WHERE id = ?",
+                       (error, row.id))
+
+
+def drop(row: Row) -> None:
+    """A reminder that is no longer to be sent: the row and the message it would have said go, and
+    the lead's claim is given back (a lead who wrote meanwhile has started over already)."""
+    with db.atomic():
+        message_id = db.execute_sql("SELECT message_id FROM outbox WHERE id = ?", (row.id,)).fetchone()
+        db.execute_sql("DELETE FROM outbox WHERE id = ?", (row.id,))
+        if message_id and message_id[0] is not None:
+            leads.forget_message(message_id[0])
+        leads.release_follow_up(row.lead_id)
+
+
+def live_keyboard(lead_id: int) -> tuple[int, int | None, str | None] | None:
+    """(outbox id, Telegram message id, what was pressed) of the last keyboard sent to the lead."""
+    return db.execute_sql("SELECT id, telegram_message_id, pressed FROM outbox WHERE lead_id = ? AND state = 'sent'"
+                          " AND buttons IS NOT NULL ORDER BY id DESC LIMIT 1", (lead_id,)).fetchone()
+
+
+def press(lead_id: int, telegram_message_id: int | None, data: str) -> str:
+    """A button pressed on one of our messages: `new` (act on it), `again` (the same choice pressed
+    twice: do nothing) or `stale` (not the lead's current keyboard, or another choice on it)."""
+    live = live_keyboard(lead_id)
+    if live is None or (telegram_message_id is not None and live[1] != telegram_message_id):
+        return "stale"
+    with db.atomic():
+        cursor = db.execute_sql("UPDATE outbox SET pressed = ? WHERE id = ? AND pressed IS NULL", (data, live[0]))
+    if cursor.rowcount == 1:
+        return "new"
+    pressed = db.execute_sql("SELECT pressed FROM outbox WHERE id = ?", (live[0],)).fetchone()[0]
+    return "again" if pressed == data else "stale"
