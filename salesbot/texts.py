@@ -58,7 +58,7 @@ CHAT_GUEST = "Гость"  # the name of a `salesbot chat` lead started without 
 CANCEL_WORDS = {"отмена", "отменить", "/cancel", "cancel", "стоп запись"}
 # Typed instead of pressing «Да, записать» while a time waits for confirmation
 CONFIRM_WORDS = {"да", "ага", "ок", "ok", "окей", "верно", "правильно", "подтверждаю", "да, записать", "записать",
-                 "да записать", "yes", "давайте", "да, верно", "да, всё верно", "все верно", "всё верно"}
+                 "да записать", "yes", "давайте", "да, верно", "да, всё верно", "всё верно"}
 
 
 _slot_minutes = 60  # SALESBOT_SLOT_MINUTES, set by configure()

@@ -207,3 +207,35 @@ def test_the_pacer_keeps_the_rate_and_lets_live_replies_go_first(aio):
     assert order[0][0] == "reply"  # queued last, sent first
     gaps = [round(b[1] - a[1], 3) for a, b in itertools.pairwise(order)]
     assert gaps == [0.04, 0.04, 0.04]  # 25 a second
+
+
+def test_a_reply_queued_after_reminders_overtakes_those_still_waiting_for_their_turn(frozen, aio):
+    """Through the outbox (the rows' kinds decide the priority): three reminders from the sweep are
+    waiting for the pacer when a lead writes; the answer goes out at the next turn, not after them."""
+    transport = RecordingTransport()
+    outbox = make_outbox(transport)
+    clock = [0.0]
+
+    async def sleep(seconds):
+        await asyncio.sleep(0)
+        clock[0] += seconds
+
+    outbox.pacer = Pacer(rate=25.0, clock=lambda: clock[0], sleep=sleep)
+    quiet = [make_lead(last_message_ago=delivery.timedelta(days=2), follow_up_count=1) for _ in range(3)]  # claimed
+    for lead in quiet:
+        delivery.queue_to_lead(lead.id, f"Напоминание {lead.id}", delivery.datetime.now(delivery.UTC),
+                               kind="reminder")
+    asker = make_lead()
+
+    async def run():
+        reminders = [asyncio.get_running_loop().create_task(outbox.deliver(("lead", lead.id))) for lead in quiet]
+        await asyncio.sleep(0)  # every reminder is now waiting for its turn
+        outbox.to_lead(asker.id, "Ответ на вопрос")
+        await outbox.deliver(("lead", asker.id))
+        await asyncio.gather(*reminders)
+
+    aio.run(run())
+    sent = [s.text for s in transport.sent]
+    # at most the one reminder already let through by the pacer is ahead of it (with one priority for
+    # all, the answer is last)
+    assert len(sent) == 4 and sent.index("Ответ на вопрос") <= 1

@@ -120,3 +120,18 @@ def test_the_readme_example_texts_file_is_accepted(tmp_path):
     settings = write_texts(tmp_path, example)
     texts.configure(load_texts(settings), 60)
     assert "«Пиксель»" in texts.greeting("Анна") and "разбор проекта на час" in texts.greeting("Анна")
+
+
+@pytest.mark.parametrize("typed", ["все верно", "Всё верно!", "ВСЕ ВЕРНО", "да, все верно", "  всё   верно . "])
+def test_confirm_words_match_with_e_or_yo_case_spaces_and_end_punctuation(typed):
+    from salesbot.dialogue.turn import said
+
+    assert said(typed, texts.CONFIRM_WORDS)
+    assert not said(typed.lower().replace("верно", "неверно"), texts.CONFIRM_WORDS)
+
+
+def test_word_lists_hold_each_word_once_whatever_its_e_or_yo():
+    """A word listed with ё and again with е would hide a broken ё/е match (round 3's review)."""
+    for words in (texts.CANCEL_WORDS, texts.CONFIRM_WORDS, texts.CANCEL_YES_WORDS, texts.CANCEL_NO_WORDS,
+                  texts.DECLINE_WORDS):
+        assert len({w.replace("ё", "е") for w in words}) == len(words), sorted(words)
