@@ -44,6 +44,17 @@ def packaged_texts():
 
 
 @pytest.fixture
+def frozen(db):
+    """The clock frozen at NOW (tests/engine_fakes.py); asyncio keeps its real time."""
+    from freezegun import freeze_time
+
+    from tests.engine_fakes import NOW
+
+    with freeze_time(NOW, real_asyncio=True) as clock:
+        yield clock
+
+
+@pytest.fixture
 def db(salesbot_home: Path):
     """The migrated store in the test's home, models bound to it."""
     from salesbot.store import open_database

@@ -15,6 +15,7 @@ from salesbot.time.slots import Calendar
 from salesbot.transport import Keyboard, Peer
 
 MSK = ZoneInfo("Europe/Moscow")
+NOW = "2025-12-23 11:05:00"  # the tests' frozen moment, in UTC: a Tuesday, 14:05 in Moscow
 CALENDAR = Calendar(tz=MSK, work_days=frozenset(range(5)), opens=time(10), closes=time(19),
                     slot=timedelta(minutes=60), min_notice=timedelta(minutes=120))
 

@@ -3,7 +3,6 @@ import itertools
 from datetime import datetime
 
 import pytest
-from freezegun import freeze_time
 
 from salesbot import texts
 from salesbot.dialogue import STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer, Dialogue, Incoming, Sender
@@ -13,16 +12,9 @@ from salesbot.store import Outbox as OutboxRow
 from salesbot.transport import SendError
 from tests.engine_fakes import CALENDAR, FakeLLM, make_engine, tg
 
-NOW = "2025-12-23 11:05:00"  # UTC: Tuesday 14:05 in Moscow
 SLOTS = ["Сегодня, 17:00", "Сегодня, 18:00", "Завтра, 10:00", "Завтра, 14:00", "Чт, 25 дек, 10:00",
          "Чт, 25 дек, 14:00"]  # up to two a day, spread over the day, over three working days
 NO_MEETING_ACTION = {"meeting_action": "none", "proposed_time": ""}
-
-
-@pytest.fixture
-def frozen(db):
-    with freeze_time(NOW, real_asyncio=True) as clock:
-        yield clock
 
 
 @pytest.fixture

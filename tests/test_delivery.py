@@ -4,9 +4,6 @@ import asyncio
 import itertools
 import json
 
-import pytest
-from freezegun import freeze_time
-
 from salesbot import delivery, texts
 from salesbot.delivery import MAX_UTF16, Outbox, Pacer, split_text, utf16_len
 from salesbot.store import Lead
@@ -14,14 +11,6 @@ from salesbot.store import Outbox as Row
 from salesbot.transport import BotUnauthorized, Button, SendError
 from tests.engine_fakes import ManualSleep, RecordingTransport, make_outbox
 from tests.factories import make_lead
-
-NOW = "2025-12-23 11:05:00"
-
-
-@pytest.fixture
-def frozen(db):
-    with freeze_time(NOW, real_asyncio=True) as clock:
-        yield clock
 
 
 def states(lead) -> list[tuple[str, str]]:

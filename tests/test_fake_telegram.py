@@ -13,10 +13,8 @@ from telethon.tl import functions, types
 from salesbot import telegram, texts
 from salesbot.dialogue import Answer
 from salesbot.store import Lead
-from tests.engine_fakes import make_engine
+from tests.engine_fakes import NOW, make_engine
 from tests.fake_telegram import BOT_ID, BOT_TOKEN, FakeTelegram, serving, settle, until
-
-NOW = "2025-12-23 11:05:00"  # a Tuesday, 14:05 in Moscow: slots are free
 
 
 def run(coro):

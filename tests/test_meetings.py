@@ -9,9 +9,8 @@ from freezegun import freeze_time
 from salesbot import texts
 from salesbot.dialogue import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer
 from salesbot.store import Lead, Meeting
-from tests.engine_fakes import make_engine, tg
+from tests.engine_fakes import NOW, make_engine, tg
 
-NOW = "2025-12-23 11:05:00"  # UTC: Tuesday 14:05 in Moscow
 MEETING_BUTTONS = [texts.BUTTON_MEETING_CONFIRM, texts.BUTTON_MEETING_MOVE, texts.BUTTON_MEETING_CANCEL]
 
 

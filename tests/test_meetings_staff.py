@@ -10,10 +10,9 @@ from freezegun import freeze_time
 
 from salesbot import texts
 from salesbot.store import Meeting, MeetingReminder, Outbox, open_database
-from tests.engine_fakes import MSK, RecordingTransport, make_engine, make_outbox, tg
+from tests.engine_fakes import MSK, NOW, RecordingTransport, make_engine, make_outbox, tg
 from tests.factories import database_at, make_lead, make_meeting
 
-NOW = "2025-12-23 11:05:00"  # UTC: Tuesday 14:05 in Moscow
 WED_10 = datetime(2025, 12, 24, 7, 0)  # naive UTC, as stored: Wednesday 10:00 in Moscow
 MEETING_BUTTONS = [texts.BUTTON_MEETING_CONFIRM, texts.BUTTON_MEETING_MOVE, texts.BUTTON_MEETING_CANCEL]
 

@@ -14,10 +14,8 @@ from freezegun import freeze_time
 from salesbot.cli import render
 from salesbot.store import Lead, Message, Outbox, queries
 from salesbot.store.queries import LeadSummary
-from tests.engine_fakes import MSK
+from tests.engine_fakes import MSK, NOW
 from tests.factories import make_lead, make_meeting
-
-NOW = "2025-12-23 11:05:00"
 
 
 def summaries(count: int, most: list[int]):

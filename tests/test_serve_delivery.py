@@ -16,10 +16,8 @@ from salesbot.errors import BotUnauthorizedError, SalesbotError
 from salesbot.followups import Policy
 from salesbot.store import Lead, Message
 from salesbot.store import Outbox as Row
-from tests.engine_fakes import MSK, FakeLLM, make_engine
+from tests.engine_fakes import MSK, NOW, FakeLLM, make_engine
 from tests.fake_telegram import serving, settle, until
-
-NOW = "2025-12-23 11:05:00"  # Tuesday 14:05 in Moscow
 
 
 def run(coro):
