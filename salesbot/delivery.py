@@ -1,6 +1,6 @@
 """The outbox: a message to a lead or a manager is a row first, and `sent` only once Telegram accepted it.
 
-A transactional outbox (../shared/STYLE.md): the engine writes the message and its outbox row in
+A transactional outbox: the engine writes the message and its outbox row in
 the same transaction as its decision; `Outbox.deliver` then sends the chat's queued rows oldest
 first and records what came back:
 

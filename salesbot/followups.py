@@ -96,7 +96,6 @@ class Policy:
         return f"{'–'.join(map(clock_label, self.window))} {self.tz.key}, {days}"
 
 
-STEPS = ("follow_up_1", "follow_up_2", "hot_1", "hot_2")  # outbox.follow_up_step; `follow-ups stats` rows
 
 
 @dataclass

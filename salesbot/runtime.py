@@ -26,10 +26,9 @@ from salesbot.time.slots import Calendar
 
 if TYPE_CHECKING:
     from salesbot.claude.client import ClaudeClient
-    from salesbot.dialogue import Dialogue, DialogueConfig
+    from salesbot.dialogue import DialogueConfig
     from salesbot.followups import Policy, SweepResult
     from salesbot.meeting_reminders import Plan as MeetingPlan
-    from salesbot.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +109,6 @@ def fallback_client(settings: Settings) -> ClaudeClient | None:
         log.debug("ANTHROPIC_API_KEY is not set: parsing with the rules only")
         return None
     return claude_client(settings)
-
-
-def dialogue(settings: Settings, transport: Transport, claude: ClaudeClient, prompt: str) -> Dialogue:
-    """The engine as `serve` and `chat` run it: the Claude client, the playbook, the calendar."""
-    from salesbot.claude.dialogue import ClaudeDialogue
-    from salesbot.dialogue import Dialogue
-
-    return Dialogue(ClaudeDialogue(claude, prompt), transport, dialogue_config(settings))
 
 
 def use_texts(settings: Settings) -> None:

@@ -1,5 +1,5 @@
 """Times as the store keeps them: naive UTC, written the way Peewee's DateTimeField writes them
-(DESIGN.md). The one place that converts between aware moments and stored values."""
+(the README's Database section). The one place that converts between aware moments and stored values."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The SQLite connection: WAL, a busy timeout, BEGIN IMMEDIATE, and SQLite's failures as StoreError.
 
-Times are naive UTC, stored the way Peewee's DateTimeField stores them (DESIGN.md). `serve` and the
+Times are naive UTC, stored the way Peewee's DateTimeField stores them (README, Database). `serve` and the
 cron sweep use the same file at once, so the database runs in WAL mode with a busy timeout and
 every write transaction starts with BEGIN IMMEDIATE: a writer waits for the lock up front instead of
 failing half-way when it tries to upgrade a read lock.

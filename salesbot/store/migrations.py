@@ -1,6 +1,6 @@
 """Numbered migrations: each a list of SQL statements applied once, in order, inside one transaction,
 and recorded in the `migrations` table (simonw/llm's migrations.py is the model). Never edit a
-released migration: add the next one. Columns beyond DESIGN.md's are nullable or carry an SQL
+released migration: add the next one. Columns beyond the original schema's are nullable or carry an SQL
 default so rows inserted by hand stay valid."""
 
 from __future__ import annotations

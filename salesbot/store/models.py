@@ -1,4 +1,4 @@
-"""The Peewee models: the tables as DESIGN.md names them. Reads may use them; every write of a table
+"""The Peewee models: the tables as the README's Database section names them. Reads may use them; every write of a table
 goes through its one writer (leads.py, outbox.py, ledger.py). The DDL lives in migrations.py, and a
 test checks that the migrated schema and these models agree."""
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from peewee import JOIN, SQL
+from peewee import JOIN
 
 from salesbot.errors import NotFoundError, SalesbotError, quoted
 from salesbot.store import (
@@ -30,7 +30,6 @@ from salesbot.store import (
 )
 
 # Matches the expression of the lead_activity indexes (migration 002) so ORDER BY … LIMIT uses them.
-ACTIVITY = SQL("coalesce(last_message_at, created_at)")
 
 
 def check_status(value: str | None) -> str | None:
