@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from salesbot.config import CLAUDE_KEYS, TELEGRAM_KEYS, Settings, ensure_home, load_prompt, load_texts
-from salesbot.errors import SalesbotError
+from salesbot.errors import ConfigError, SalesbotError
 from salesbot.time.slots import Calendar
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from salesbot.dialogue import DialogueConfig
     from salesbot.followups import Policy, SweepResult
     from salesbot.meeting_reminders import Plan as MeetingPlan
+    from salesbot.time.busy import BusyTimes
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,37 @@ def reset_sandbox(settings: Settings) -> bool:
 
 
 def calendar(settings: Settings) -> Calendar:
-    opens, closes = settings.work_hours
-    return Calendar(tz=settings.tz, work_days=settings.work_days, opens=opens, closes=closes,
+    """The one calendar every booking question goes to: working hours (per day when so written),
+    breaks, days off, public holidays, and the owner's busy times as the last refresh left them in
+    SALESBOT_HOME (`busy_times` below; `serve` keeps them fresh)."""
+    from salesbot.time.calendar import DaysOff, public_holidays
+
+    hours = settings.work_hours
+    work_days, day_hours = settings.work_days, hours.by_day()
+    if hours.per_day:
+        if settings.source("SALESBOT_WORK_DAYS") != "default" and settings.work_days != frozenset(day_hours):
+            raise ConfigError("SALESBOT_WORK_HOURS gives hours per day, so it names the working days itself; "
+                              "SALESBOT_WORK_DAYS lists other days: leave it unset (or make them agree)")
+        work_days = frozenset(day_hours)
+        opens, closes = min(span[0] for span in day_hours.values()), max(span[1] for span in day_hours.values())
+    else:
+        assert hours.every_day is not None
+        opens, closes = hours.every_day
+    days_off = DaysOff(settings.days_off, public_holidays(settings.holidays))
+    return Calendar(tz=settings.tz, work_days=work_days, opens=opens, closes=closes,
                     slot=timedelta(minutes=settings.slot_minutes),
                     min_notice=timedelta(minutes=settings.min_notice_minutes),
-                    horizon=timedelta(days=settings.booking_days))
+                    horizon=timedelta(days=settings.booking_days), day_hours=day_hours,
+                    breaks=settings.breaks, days_off=days_off, busy=busy_times(settings))
+
+
+def busy_times(settings: Settings) -> BusyTimes | None:
+    """The owner's busy times from SALESBOT_BUSY_ICS (None when there are no feeds)."""
+    from salesbot.time.busy import BusyTimes, feeds_of
+
+    if not settings.busy_sources:
+        return None
+    return BusyTimes(settings.home, feeds_of(settings.busy_sources), settings.tz)
 
 
 def dialogue_config(settings: Settings) -> DialogueConfig:
