@@ -101,10 +101,10 @@ def busy_times(settings: Settings) -> BusyTimes | None:
     return BusyTimes(settings.home, feeds_of(settings.busy_sources), settings.tz)
 
 
-def dialogue_config(settings: Settings) -> DialogueConfig:
+def dialogue_config(settings: Settings, cal: Calendar | None = None) -> DialogueConfig:
     from salesbot.dialogue import DialogueConfig
 
-    return DialogueConfig(calendar=calendar(settings), manager_ids=settings.manager_ids,
+    return DialogueConfig(calendar=cal or calendar(settings), manager_ids=settings.manager_ids,
                           max_chars=settings.max_message_chars, history_turns=settings.history_turns)
 
 
@@ -120,6 +120,32 @@ def meeting_plan(settings: Settings) -> MeetingPlan:
     from salesbot.meeting_reminders import Plan
 
     return Plan(lead_times=settings.meeting_reminders, calendar=calendar(settings))
+
+
+@dataclass
+class FreeTimes:
+    """`salesbot slots`: the free slot starts from `start` for `days` days, and how each feed fared."""
+
+    start: datetime
+    end: datetime
+    slots: list[datetime]
+    calendar: Calendar
+    feeds: list[Any]  # busy.FeedState, one per SALESBOT_BUSY_ICS item
+
+
+def free_times(settings: Settings, start: datetime | None, days: int, now: datetime | None = None) -> FreeTimes:
+    """The free times the bot would offer, the feeds fetched first (a failing one keeps its last copy)."""
+    from salesbot.store import leads
+    from salesbot.time.slots import free_between
+
+    cal = calendar(settings)
+    now = now or datetime.now(UTC)
+    feeds = cal.busy.refresh(now, cal.horizon, quiet=True) if cal.busy is not None else []
+    open_store(settings)
+    start = max(start or now, now)
+    end = start + timedelta(days=days)
+    slots = free_between(start, end, now, cal, leads.booked_starts(now - cal.slot))
+    return FreeTimes(start.astimezone(cal.tz), end.astimezone(cal.tz), slots, cal, feeds)
 
 
 def claude_client(settings: Settings, **overrides: Any) -> ClaudeClient:
@@ -172,20 +198,26 @@ def serve(settings: Settings) -> None:
 
         async def main() -> None:
             claude = claude_client(settings)
+            cal = calendar(settings)  # one calendar: the feeds' refresher updates the busy times it asks
 
             def build(transport):
                 outbox = Outbox(transport, managers=settings.manager_ids, may_remind=policy(settings).in_window)
                 from salesbot.claude.dialogue import ClaudeDialogue
                 from salesbot.dialogue import Dialogue
 
-                return Dialogue(ClaudeDialogue(claude, prompt), transport, dialogue_config(settings),
+                return Dialogue(ClaudeDialogue(claude, prompt), transport, dialogue_config(settings, cal),
                                 outbox=outbox), outbox
 
+            feeds = None
+            if cal.busy is not None:  # in the background: a lead never waits for a calendar server
+                feeds = asyncio.create_task(cal.busy.keep_fresh(cal.horizon, lambda: datetime.now(UTC)))
             try:
                 await claude.check_prompt(prompt)  # the prompt's tokens, and whether it can be cached
                 await telegram.serve(settings, build, leads.leads_with_unanswered,
                                      heartbeat=lambda: beat(settings.home))
             finally:
+                if feeds is not None:
+                    feeds.cancel()
                 await claude.close()
 
         asyncio.run(main())

@@ -12,6 +12,7 @@ its number and host only (`feed 1 (https://calendar.google.com/…)`), never its
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import contextlib
 import hashlib
@@ -259,7 +260,7 @@ def window_for(now: datetime, horizon: timedelta) -> tuple[datetime, datetime]:
 
 
 def refresh(home: Path, feed: Feed, now: datetime, horizon: timedelta, tz: ZoneInfo,
-            timeout: float = TIMEOUT) -> FeedState:
+            timeout: float = TIMEOUT, quiet: bool = False) -> FeedState:
     """Fetch one feed and keep it: a new copy replaces the old only once it reads as a calendar; a
     failure is recorded and the last good copy stays in use."""
     state = read_state(home, feed)
@@ -290,14 +291,15 @@ def refresh(home: Path, feed: Feed, now: datetime, horizon: timedelta, tz: ZoneI
         state.fetched_at = now.timestamp()
         state.error = state.error_at = None
     except FeedError as exc:
+        new = state.error != str(exc)  # serve asks every few minutes: a lasting failure is logged once
         state.error, state.error_at = str(exc), now.timestamp()
-        log.warning("busy times: %s: %s; %s", feed.label, exc,
-                    "keeping the copy from " + _ago(now, state.fetched_at) if state.has_copy else "no copy yet")
+        (log.debug if quiet or not new else log.warning)("busy times: %s: %s; %s", feed.label, exc,
+                    "keeping the copy from " + ago(now, state.fetched_at) if state.has_copy else "no copy yet")
     _save(home, feed, state)
     return state
 
 
-def _ago(now: datetime, stamp: float | None) -> str:
+def ago(now: datetime, stamp: float | None) -> str:
     if stamp is None:
         return "never"
     minutes = int((now.timestamp() - stamp) // 60)
@@ -332,6 +334,25 @@ class BusyTimes:
         self._starts, self._ends, self._window, self._extra = (
             starts, ends, (max(w[0] for w in windows), min(w[1] for w in windows)) if windows else None, {})
         return states
+
+    def refresh(self, now: datetime, horizon: timedelta, timeout: float = TIMEOUT,
+                quiet: bool = False) -> list[FeedState]:
+        """Fetch every feed (each keeps its last good copy when it fails), then use what they hold;
+        `quiet`: failures are not logged (the caller shows them)."""
+        for feed in self.feeds:
+            refresh(self.home, feed, now, horizon, self.tz, timeout, quiet)
+        return self.reload()
+
+    async def keep_fresh(self, horizon: timedelta, now, every: timedelta = REFRESH_EVERY) -> None:
+        """`serve`'s background task: refresh in a worker thread (parsing a big calendar takes a
+        second or two, which the event loop must not wait for), then sleep; never raises, so a feed's
+        trouble never stops the bot. `now` is the clock (a callable)."""
+        while True:
+            try:
+                await asyncio.to_thread(self.refresh, now(), horizon)
+            except Exception:  # a bug here must not end serve: the last copies stay in use
+                log.exception("busy times: the refresh failed")
+            await asyncio.sleep(every.total_seconds())
 
     def busy(self, start: datetime, end: datetime) -> bool:
         """Does any busy event overlap [start, end)?"""

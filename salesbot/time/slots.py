@@ -205,3 +205,26 @@ def slots_in(day: date, period: tuple[time, time], now: datetime, cal: Calendar,
     booked = list(booked)
     start, end = period
     return [slot for slot in _free_on(day, now, cal, booked) if start <= slot.time() < end]
+
+
+def free_between(start: datetime, end: datetime, now: datetime, cal: Calendar,
+                 booked: Iterable[datetime]) -> list[datetime]:
+    """Every free slot start in [start, end): the grid the bot's offers are chosen from (`salesbot
+    slots` lists exactly these)."""
+    booked = list(booked)
+    found: list[datetime] = []
+    day, last = start.astimezone(cal.tz).date(), end.astimezone(cal.tz).date()
+    while day <= last:
+        found += [slot for slot in _free_on(day, now, cal, booked) if start <= slot < end]
+        day += timedelta(days=1)
+    return found
+
+
+def closed_because(day: date, cal: Calendar) -> str | None:
+    """Why nothing at all can be booked on `day` (`holiday: …`, `day off`, `not a working day`), or None."""
+    reason = getattr(cal.days_off, "reason", None)
+    if reason is not None and (why := reason(day)):
+        return why
+    if day in cal.days_off:
+        return "day off"
+    return None if cal.hours(day) is not None else "not a working day"
