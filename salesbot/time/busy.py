@@ -343,7 +343,8 @@ class BusyTimes:
             refresh(self.home, feed, now, horizon, self.tz, timeout, quiet)
         return self.reload()
 
-    async def keep_fresh(self, horizon: timedelta, now, every: timedelta = REFRESH_EVERY) -> None:
+    async def keep_fresh(self, horizon: timedelta, now, every: timedelta = REFRESH_EVERY,
+                         sleep=asyncio.sleep) -> None:
         """`serve`'s background task: refresh in a worker thread (parsing a big calendar takes a
         second or two, which the event loop must not wait for), then sleep; never raises, so a feed's
         trouble never stops the bot. `now` is the clock (a callable)."""
@@ -352,7 +353,7 @@ class BusyTimes:
                 await asyncio.to_thread(self.refresh, now(), horizon)
             except Exception:  # a bug here must not end serve: the last copies stay in use
                 log.exception("busy times: the refresh failed")
-            await asyncio.sleep(every.total_seconds())
+            await sleep(every.total_seconds())
 
     def busy(self, start: datetime, end: datetime) -> bool:
         """Does any busy event overlap [start, end)?"""
