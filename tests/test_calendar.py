@@ -354,3 +354,40 @@ def test_calendar_settings_read_well(db, monkeypatch):
     assert calendar.busy.feeds[0].url.startswith("https://calendar.yandex.ru/export/")
     secrets = settings.secrets()
     assert any(SECRET in s and s.startswith("https://") for s in secrets)
+
+
+def test_pruning_a_calendar_of_years_keeps_every_busy_time(monkeypatch):
+    """A big calendar is pruned of what cannot touch the window before it is parsed: the busy times
+    must be exactly those of the whole calendar, edge cases included."""
+    past = []
+    for i in range(busy.PRUNE_FROM + 50):  # plenty of single events, long past
+        day = date(2024, 1, 1) + timedelta(days=i)
+        past += ["BEGIN:VEVENT", f"UID:old-{i}@test", "DTSTAMP:20260301T000000Z",
+                 f"DTSTART;TZID=Europe/Moscow:{day:%Y%m%d}T100000", f"DTEND;TZID=Europe/Moscow:{day:%Y%m%d}T110000",
+                 "END:VEVENT"]
+    past += [
+        # a series that ended in 2025, one occurrence of which was moved into the window
+        "BEGIN:VEVENT", "UID:ended@test", "DTSTAMP:20260301T000000Z", "DTSTART;TZID=Europe/Moscow:20250106T150000",
+        "DTEND;TZID=Europe/Moscow:20250106T160000", "RRULE:FREQ=WEEKLY;UNTIL=20250331T000000Z", "END:VEVENT",
+        "BEGIN:VEVENT", "UID:ended@test", "DTSTAMP:20260301T000000Z",
+        "RECURRENCE-ID;TZID=Europe/Moscow:20250113T150000", "DTSTART;TZID=Europe/Moscow:20260320T150000",
+        "DTEND;TZID=Europe/Moscow:20260320T160000", "END:VEVENT",
+        # a vacation that began before the window and runs into it
+        "BEGIN:VEVENT", "UID:vacation@test", "DTSTAMP:20260301T000000Z", "DTSTART;VALUE=DATE:20260301",
+        "DTEND;VALUE=DATE:20260318", "END:VEVENT",
+        # a series with no end, begun two years ago; and one with a folded RRULE line
+        "BEGIN:VEVENT", "UID:forever@test", "DTSTAMP:20260301T000000Z", "DTSTART:20240103T070000Z",
+        "DTEND:20240103T073000Z", "RRULE:FREQ=WEEKLY", "END:VEVENT",
+        "BEGIN:VEVENT", "UID:folded@test", "DTSTAMP:20260301T000000Z", "DTSTART:20240104T070000Z",
+        "DTEND:20240104T073000Z", "RRULE:FREQ=WEEKLY;UN", " TIL=20260402T000000Z", "END:VEVENT",
+    ]
+    text = OWNER.replace(b"END:VCALENDAR", ("\r\n".join(past) + "\r\nEND:VCALENDAR").encode())
+    start, end = at(14, 0), at(14, 0) + timedelta(days=64)
+    pruned = busy.prune(text, start.date(), end.date())
+    assert pruned.count(b"BEGIN:VEVENT") < 20 < text.count(b"BEGIN:VEVENT")
+    for uid in (b"ended@test", b"vacation@test", b"forever@test", b"folded@test", b"weekly-planning@test"):
+        assert uid in pruned
+    found = sorted(busy.expand(text, start, end, MSK))
+    monkeypatch.setattr(busy, "PRUNE_FROM", 10**9)
+    assert found == sorted(busy.expand(text, start, end, MSK))
+    assert (at(20, 15).timestamp(), at(20, 16).timestamp()) in found  # the occurrence moved into the window

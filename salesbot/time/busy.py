@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.parse
@@ -167,11 +168,69 @@ def _blocks(event) -> bool:
     return str(event.get("X-MICROSOFT-CDO-BUSYSTATUS", "BUSY")).upper() != "FREE"
 
 
+_EVENT = re.compile(rb"^BEGIN:VEVENT\r?$.*?^END:VEVENT\r?$", re.S | re.M)
+_FOLD = re.compile(rb"\r?\n[ \t]")
+_PROPERTY = re.compile(rb"^(DTSTART|DTEND|DURATION|RRULE|RDATE|RECURRENCE-ID|UID)[;:](.*?)\r?$", re.M)
+PRUNE_FROM = 200  # events: below this, parsing everything costs nothing worth saving
+SLACK = timedelta(days=2)  # dates compared as written: a zone can shift an event's day by one
+
+
+def prune(data: bytes, first: date, last: date) -> bytes:
+    """The calendar without the events that cannot touch [first, last], before the slow parse: single
+    events wholly outside it, series that ended before it or start after it, with their moved
+    occurrences when those lie outside it too. A series with RDATEs, or anything not read plainly
+    here, is kept: this only saves time (a calendar of years is mostly past), and
+    recurring-ical-events still decides what is busy."""
+    events = list(_EVENT.finditer(data))
+    if len(events) < PRUNE_FROM:
+        return data
+    low, high = (first - SLACK).strftime("%Y%m%d").encode(), (last + SLACK).strftime("%Y%m%d").encode()
+    facts = [dict(_PROPERTY.findall(_FOLD.sub(b"", match[0]))) for match in events]
+    needed: set[bytes | None] = set()  # UIDs with a block that may touch the window: kept whole
+    for props in facts:
+        if not _outside(props, low, high):
+            needed.add(props.get(b"UID"))
+    kept, position = [], 0
+    for match, props in zip(events, facts, strict=True):
+        kept.append(data[position:match.start()])
+        position = match.end()
+        if props.get(b"UID") in needed or b"UID" not in props:
+            kept.append(match[0])
+    kept.append(data[position:])
+    return b"".join(kept)
+
+
+def _day(value: bytes | None) -> bytes | None:
+    found = re.search(rb"(?:^|[:=])(\d{8})(?:T\d{6}Z?)?$", value.rsplit(b":", 1)[-1] if value else b"")
+    return found[1] if found else None
+
+
+def _outside(props: dict[bytes, bytes], low: bytes, high: bytes) -> bool:
+    """Whether this one block (a single event, a series, or a moved occurrence) surely lies outside."""
+    starts = _day(props.get(b"DTSTART"))
+    if starts is None or b"RDATE" in props:
+        return False
+    if b"RECURRENCE-ID" in props:  # a moved occurrence: where it was and where it went
+        was = _day(props[b"RECURRENCE-ID"])
+        if was is None or low <= was <= high:
+            return False
+    if starts > high:
+        return True  # begins after the window (a series too)
+    if b"RRULE" in props:
+        until = re.search(rb"UNTIL=(\d{8})", props[b"RRULE"])
+        return until is not None and until[1] < low
+    if b"DURATION" in props:
+        return False
+    ends = _day(props.get(b"DTEND")) or starts
+    return ends < low
+
+
 def expand(data: bytes, start: datetime, end: datetime, tz: ZoneInfo) -> list[tuple[float, float]]:
     """The busy intervals (epoch seconds) of an iCalendar text that touch [start, end)."""
     import icalendar
     import recurring_ical_events
 
+    data = prune(data, start.astimezone(tz).date(), end.astimezone(tz).date())
     try:
         calendars = [c for c in icalendar.Calendar.from_ical(data, multiple=True) if c.name == "VCALENDAR"]
     except Exception as exc:  # icalendar raises ValueError and others on broken text
