@@ -22,6 +22,7 @@ class FeedServer:
         self.fail: int | None = None
         self.hold: threading.Event | None = None
         self.log: list[tuple[str, dict[str, str], int]] = []  # (path, request headers, status)
+        self.answered = threading.Event()  # set at each answer (a test in another thread waits on it)
         handler = type("Handler", (_Handler,), {"feeds": self})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
@@ -83,6 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, headers: dict[str, str], status: int, body: bytes, extra: dict[str, str]) -> None:
         self.feeds.log.append((self.path, headers, status))
+        self.feeds.answered.set()
         self.send_response(status)
         for name, value in extra.items():
             self.send_header(name, value)

@@ -264,6 +264,33 @@ def test_serve_refreshes_in_the_background_and_a_lead_never_waits_for_a_feed(cal
     assert sleeps == [busy.REFRESH_EVERY.total_seconds()] and feeds.statuses()[-1] == 304
 
 
+def test_serve_refreshes_the_feeds_beside_the_bot(owner_env, frozen, monkeypatch):
+    """`salesbot serve` as runtime wires it: the engine's calendar is the one the refresher updates."""
+    from salesbot import telegram
+
+    feeds = owner_env
+    seen = {}
+
+    class Claude:
+        async def check_prompt(self, prompt):
+            return 1000
+
+        async def close(self):
+            pass
+
+    async def bot(settings, build, unanswered, heartbeat):
+        engine, _ = build(RecordingTransport())
+        seen["calendar"] = engine.calendar
+        assert await asyncio.to_thread(feeds.answered.wait, 10)  # asked in the background meanwhile
+
+    monkeypatch.setattr(runtime, "claude_client", lambda settings: Claude())
+    monkeypatch.setattr(telegram, "serve", bot)
+    runtime.serve(load_settings())
+    assert feeds.statuses() == [200]
+    assert check(at(16, 10), datetime.now(UTC), seen["calendar"], []) == "busy"
+    assert check(at(16, 11), datetime.now(UTC), seen["calendar"], []) is None
+
+
 # --- public holidays and the settings ---------------------------------------------------------------
 
 

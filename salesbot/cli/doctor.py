@@ -3,9 +3,8 @@
 It reads and never writes: every setting with where it came from (secrets masked), the database
 (opened read-only, never created or migrated), whether `serve` runs (its lock and heartbeat), the
 last sweep, the Telegram session files, the busy calendars (each copy's age and last error); with
-`online`, whether Claude and Telegram accept the key
-and the token. Each finding is `ok`, `note` (worth knowing, nothing broken) or `problem`; any
-problem makes the command exit 1.
+`online`, whether Claude and Telegram accept the key and the token. Each finding is `ok`, `note`
+(worth knowing, nothing broken) or `problem`; any problem makes the command exit 1.
 """
 
 from __future__ import annotations

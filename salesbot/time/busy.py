@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 log = logging.getLogger(__name__)
@@ -372,26 +373,29 @@ def ago(now: datetime, stamp: float | None) -> str:
 # --- what the calendar asks ---------------------------------------------------------------------------
 
 
+class _Snapshot(NamedTuple):
+    starts: list[float]  # merged busy intervals, sorted
+    ends: list[float]
+    window: tuple[float, float] | None  # the span they cover (epoch seconds); None: no copy yet
+    extra: dict[date, tuple[list[float], list[float]]]  # days beyond the window, expanded once
+
+
 class BusyTimes:
     """The merged busy intervals of every feed, as the last refresh left them on disk; `reload`
     picks up what another process (serve's refresher) wrote."""
 
     def __init__(self, home: Path, feeds: tuple[Feed, ...], tz: ZoneInfo) -> None:
         self.home, self.feeds, self.tz = home, feeds, tz
-        self._starts: list[float] = []
-        self._ends: list[float] = []
-        self._window: tuple[float, float] | None = None
-        self._extra: dict[date, tuple[list[float], list[float]]] = {}  # days beyond the window, expanded once
+        self._now = _Snapshot([], [], None, {})
         self.reload()
 
     def reload(self) -> list[FeedState]:
         states = [read_state(self.home, feed) for feed in self.feeds]
-        intervals = [pair for state in states for pair in state.intervals]
         windows = [state.window for state in states if state.window is not None]
-        starts, ends = merge(intervals)
-        # one assignment: a reader in another thread sees the old lists or the new, never a mix
-        self._starts, self._ends, self._window, self._extra = (
-            starts, ends, (max(w[0] for w in windows), min(w[1] for w in windows)) if windows else None, {})
+        starts, ends = merge(pair for state in states for pair in state.intervals)
+        window = (max(w[0] for w in windows), min(w[1] for w in windows)) if windows else None
+        # one assignment: a reader in another thread (serve's refresher writes) sees the old or the new
+        self._now = _Snapshot(starts, ends, window, {})
         return states
 
     def refresh(self, now: datetime, horizon: timedelta, timeout: float = TIMEOUT,
@@ -417,25 +421,25 @@ class BusyTimes:
     def busy(self, start: datetime, end: datetime) -> bool:
         """Does any busy event overlap [start, end)?"""
         lo, hi = start.timestamp(), end.timestamp()
-        window = self._window
-        if window is None:
+        now = self._now
+        if now.window is None:
             return False  # no feed has a copy yet: nothing known to be busy
-        if lo >= window[0] and hi <= window[1]:
-            return _overlaps(self._starts, self._ends, lo, hi)
-        return _overlaps(*self._beyond(start.astimezone(self.tz).date()), lo, hi)
+        if lo >= now.window[0] and hi <= now.window[1]:
+            return _overlaps(now.starts, now.ends, lo, hi)
+        return _overlaps(*self._beyond(start.astimezone(self.tz).date(), now.extra), lo, hi)
 
-    def _beyond(self, day: date) -> tuple[list[float], list[float]]:
+    def _beyond(self, day: date, extra: dict) -> tuple[list[float], list[float]]:
         """A day outside the expanded window (a staff move months ahead): expanded from the copies
         on demand, once per day asked."""
-        if day not in self._extra:
+        if day not in extra:
             start = datetime.combine(day, time(0), tzinfo=self.tz)
             found = []
             for feed in self.feeds:
                 copy, _ = _paths(self.home, feed)
                 with contextlib.suppress(OSError, FeedError):
                     found += expand(copy.read_bytes(), start, start + timedelta(days=1), self.tz)
-            self._extra[day] = merge(found)
-        return self._extra[day]
+            extra[day] = merge(found)
+        return extra[day]
 
 
 def _overlaps(starts: list[float], ends: list[float], lo: float, hi: float) -> bool:
