@@ -20,6 +20,7 @@ from freezegun import freeze_time
 
 from salesbot import keyboards, runtime, texts
 from salesbot.config import load_settings
+from salesbot.dialogue import Answer, Dialogue, DialogueConfig
 from salesbot.errors import ConfigError
 from salesbot.store import Meeting
 from salesbot.time import busy
@@ -67,13 +68,13 @@ def owner_env(monkeypatch, feeds):
 
 
 @pytest.fixture
-def frozen(db):
+def in_march(db):
     with freeze_time(NOW, real_asyncio=True) as clock:
         yield clock
 
 
 @pytest.fixture
-def cal(owner_env, frozen):
+def cal(owner_env, in_march):
     """The calendar as runtime builds it from the settings, its feed fetched once (as serve does)."""
     calendar = runtime.calendar(load_settings())
     calendar.busy.refresh(datetime.now(UTC), calendar.horizon)
@@ -103,8 +104,6 @@ def test_busy_events_breaks_and_days_off_are_never_free_and_the_times_around_the
 
 
 def test_the_bot_never_offers_or_books_a_blocked_time_and_says_why(cal, aio):
-    from salesbot.dialogue.engine import Answer, Dialogue, DialogueConfig
-
     llm, transport = FakeLLM(), RecordingTransport()
     dialogue = Dialogue(llm, transport, DialogueConfig(calendar=cal, manager_ids=(777,)),
                         outbox=make_outbox(transport))
@@ -175,10 +174,10 @@ def test_the_slots_command_lists_what_the_bot_offers(cal, run):
     assert "Sat 2026-03-28  not a working day" in table
 
 
-def test_the_last_copy_holds_when_the_feed_fails_or_stops(cal, owner_env, frozen, run, caplog):
+def test_the_last_copy_holds_when_the_feed_fails_or_stops(cal, owner_env, in_march, run, caplog):
     feeds = owner_env
     feeds.fail = 500
-    frozen.tick(timedelta(minutes=5))
+    in_march.tick(timedelta(minutes=5))
     with caplog.at_level(logging.INFO):
         states = cal.busy.refresh(datetime.now(UTC), cal.horizon)
     assert states[0].error == "HTTP 500" and states[0].has_copy
@@ -195,7 +194,7 @@ def test_the_last_copy_holds_when_the_feed_fails_or_stops(cal, owner_env, frozen
     doctor = run("doctor", "--json", code=1).stdout
     (line,) = [f for f in json.loads(doctor)["findings"] if f["area"] == "calendar"]
     assert line["status"] == "note" and "the last refresh failed (cannot reach it" in line["message"]
-    frozen.tick(timedelta(hours=2))  # serve has failed to refresh it for two hours: a problem
+    in_march.tick(timedelta(hours=2))  # serve has failed to refresh it for two hours: a problem
     run("slots", "--days", "1")
     (line,) = [f for f in json.loads(run("doctor", "--json", code=1).stdout)["findings"] if f["area"] == "calendar"]
     assert line["status"] == "problem" and "using the copy from 2 h ago" in line["message"]
@@ -204,10 +203,10 @@ def test_the_last_copy_holds_when_the_feed_fails_or_stops(cal, owner_env, frozen
     assert SECRET not in everything and "feed 1 (http://127.0.0.1/…)" in everything
 
 
-def test_an_unchanged_feed_is_asked_conditionally_and_a_changed_one_replaces_the_copy(cal, owner_env, frozen):
+def test_an_unchanged_feed_is_asked_conditionally_and_a_changed_one_replaces_the_copy(cal, owner_env, in_march):
     feeds = owner_env
     assert feeds.statuses() == [200]
-    frozen.tick(timedelta(minutes=5))
+    in_march.tick(timedelta(minutes=5))
     state = cal.busy.refresh(datetime.now(UTC), cal.horizon)[0]
     path, headers, status = feeds.log[-1]
     assert status == 304 and headers["If-None-Match"] == feeds.log[0][1].get("If-None-Match", headers["If-None-Match"])
@@ -217,14 +216,14 @@ def test_an_unchanged_feed_is_asked_conditionally_and_a_changed_one_replaces_the
     # the owner moves the dentist: a new ETag, a 200, the new busy time
     feeds.put(path, OWNER.replace(b"20260318T083000Z", b"20260318T113000Z").replace(b"20260318T093000Z",
                                                                                  b"20260318T123000Z"))
-    frozen.tick(timedelta(minutes=5))
+    in_march.tick(timedelta(minutes=5))
     cal.busy.refresh(datetime.now(UTC), cal.horizon)
     assert feeds.statuses()[-1] == 200
     now = datetime.now(UTC)
     assert check(at(18, 11), now, cal, []) is None and check(at(18, 14), now, cal, []) == "busy"
     # a body that is not a calendar (a login page) is refused; the good copy stays
     feeds.put(path, b"<html><body>Sign in</body></html>")
-    frozen.tick(timedelta(minutes=5))
+    in_march.tick(timedelta(minutes=5))
     state = cal.busy.refresh(datetime.now(UTC), cal.horizon)[0]
     assert state.error.startswith("not an iCalendar file") and check(at(18, 14), now, cal, []) == "busy"
 
@@ -232,8 +231,6 @@ def test_an_unchanged_feed_is_asked_conditionally_and_a_changed_one_replaces_the
 def test_serve_refreshes_in_the_background_and_a_lead_never_waits_for_a_feed(cal, owner_env, aio):
     """A feed that hangs: the lead is answered from the last copy while the refresh waits in its thread."""
     import threading
-
-    from salesbot.dialogue.engine import Answer, Dialogue, DialogueConfig
 
     feeds = owner_env
     feeds.hold = threading.Event()
@@ -264,7 +261,7 @@ def test_serve_refreshes_in_the_background_and_a_lead_never_waits_for_a_feed(cal
     assert sleeps == [busy.REFRESH_EVERY.total_seconds()] and feeds.statuses()[-1] == 304
 
 
-def test_serve_refreshes_the_feeds_beside_the_bot(owner_env, frozen, monkeypatch):
+def test_serve_refreshes_the_feeds_beside_the_bot(owner_env, in_march, monkeypatch):
     """`salesbot serve` as runtime wires it: the engine's calendar is the one the refresher updates."""
     from salesbot import telegram
 
@@ -308,8 +305,6 @@ def test_russian_holidays_include_the_governments_transfers(db, monkeypatch):
 
 
 def test_a_week_with_nothing_free_tells_the_lead_the_first_free_day(db, aio, monkeypatch):
-    from salesbot.dialogue.engine import Answer, Dialogue, DialogueConfig
-
     with freeze_time("2025-12-30 17:00:00", real_asyncio=True):
         llm, transport = FakeLLM(), RecordingTransport()
         dialogue = Dialogue(llm, transport, DialogueConfig(calendar=runtime.calendar(load_settings())),
@@ -322,8 +317,6 @@ def test_a_week_with_nothing_free_tells_the_lead_the_first_free_day(db, aio, mon
 
 
 def test_hours_per_day(db, monkeypatch, aio):
-    from salesbot.dialogue.engine import Dialogue, DialogueConfig
-
     monkeypatch.setenv("SALESBOT_WORK_HOURS", "mon-thu 10:00-19:00; fri 10:00-16:00")
     with freeze_time(NOW, real_asyncio=True):
         calendar = runtime.calendar(load_settings())
