@@ -203,6 +203,17 @@ def test_the_last_copy_holds_when_the_feed_fails_or_stops(cal, owner_env, in_mar
     assert SECRET not in everything and "feed 1 (http://127.0.0.1/…)" in everything
 
 
+def test_a_copy_not_refreshed_for_days_still_blocks_to_the_horizon(cal, in_march):
+    """serve stopped for ten days: the sweep and staff commands read the old copy, whose expansion ends
+    before the new horizon; what lies beyond is expanded from the copy when asked."""
+    in_march.tick(timedelta(days=10))
+    stale = runtime.calendar(load_settings())
+    now = datetime.now(UTC)
+    assert busy.read_state(stale.busy.home, stale.busy.feeds[0]).window[1] < (now + stale.horizon).timestamp()
+    assert check(at(18, 10, month=5), now, stale, []) == "busy"  # a Monday beyond the old expansion
+    assert check(at(18, 11, month=5), now, stale, []) is None
+
+
 def test_an_unchanged_feed_is_asked_conditionally_and_a_changed_one_replaces_the_copy(cal, owner_env, in_march):
     feeds = owner_env
     assert feeds.statuses() == [200]

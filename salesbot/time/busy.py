@@ -40,6 +40,7 @@ REFRESH_EVERY = timedelta(minutes=5)  # how often `serve` asks each feed (a 304 
 STALE_AFTER = timedelta(hours=1)  # doctor: a copy older than this while refreshes fail is a problem
 MARGIN = timedelta(days=3)  # expanded beyond the horizon, so the window need not move every day
 SCHEMES = ("http", "https", "webcal")
+BEYOND = timedelta(days=28)  # busy times beyond the expanded window are expanded this much at a time
 
 
 @dataclass(frozen=True)
@@ -377,7 +378,7 @@ class _Snapshot(NamedTuple):
     starts: list[float]  # merged busy intervals, sorted
     ends: list[float]
     window: tuple[float, float] | None  # the span they cover (epoch seconds); None: no copy yet
-    extra: dict[date, tuple[list[float], list[float]]]  # days beyond the window, expanded once
+    extra: dict[date, tuple[list[float], list[float]]]  # spans beyond the window by first day, expanded once
 
 
 class BusyTimes:
@@ -429,17 +430,19 @@ class BusyTimes:
         return _overlaps(*self._beyond(start.astimezone(self.tz).date(), now.extra), lo, hi)
 
     def _beyond(self, day: date, extra: dict) -> tuple[list[float], list[float]]:
-        """A day outside the expanded window (a staff move months ahead): expanded from the copies
-        on demand, once per day asked."""
-        if day not in extra:
-            start = datetime.combine(day, time(0), tzinfo=self.tz)
+        """Busy times outside the expanded window — a staff move months ahead, or a process reading a
+        copy that serve (stopped for days) has not re-expanded: expanded from the copies on demand, a
+        span of BEYOND at a time, once."""
+        first = date.fromordinal(day.toordinal() - day.toordinal() % BEYOND.days)  # spans on a fixed grid
+        if first not in extra:
+            start = datetime.combine(first, time(0), tzinfo=self.tz)
             found = []
             for feed in self.feeds:
                 copy, _ = _paths(self.home, feed)
                 with contextlib.suppress(OSError, FeedError):
-                    found += expand(copy.read_bytes(), start, start + timedelta(days=1), self.tz)
-            extra[day] = merge(found)
-        return extra[day]
+                    found += expand(copy.read_bytes(), start, start + BEYOND, self.tz)
+            extra[first] = merge(found)
+        return extra[first]
 
 
 def _overlaps(starts: list[float], ends: list[float], lo: float, hi: float) -> bool:
