@@ -90,11 +90,11 @@ def parse_work_hours(name: str, value: str) -> WorkHours:
         return WorkHours((), parse_span(name, text))
     spans: dict[int, Span] = {}
     for part in filter(None, (p.strip() for p in re.split(r"[;\n]", text))):
-        days, _, hours = part.rpartition(" ")
-        if not days.strip():
+        m = re.fullmatch(r"(.+?)\s+(\S+\s*-\s*\S+)", part)
+        if not m or not re.search(r"[a-zA-Z]", m[1]):
             raise ConfigError(f"{name}: expected days and hours like `mon-thu 10:00-19:00; fri 10:00-16:00`, "
                               f"got {quoted(part)}")
-        span = parse_span(name, hours)
+        days, span = m[1], parse_span(name, m[2])
         for day in parse_days(name, days.replace(" ", "")):
             if day in spans:
                 raise ConfigError(f"{name}: {DAY_NAMES[day]} is given hours twice")
