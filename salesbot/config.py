@@ -14,14 +14,23 @@ import re
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from salesbot.errors import ConfigError, quoted
-from salesbot.time.slots import END_OF_DAY
+from salesbot.time.calendar import (
+    WorkHours,
+    parse_breaks,
+    parse_clock,
+    parse_days,
+    parse_days_off,
+    parse_holidays,
+    parse_span,
+    parse_work_hours,
+)
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_FAST_MODEL = "claude-haiku-5-5"
@@ -127,50 +136,21 @@ def _float(name: str, value: str, lo: float, hi: float) -> float:
     return _number(name, value, lo, hi, float)
 
 
-def _clock(name: str, value: str) -> time:
-    m = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
-    if not m or int(m[1]) > 24 or int(m[2]) > 59 or (int(m[1]) == 24 and int(m[2])):
-        raise ConfigError(f"{name}: expected a time like 10:00, got {quoted(value)}")
-    hour, minute = int(m[1]), int(m[2])
-    return END_OF_DAY if hour == 24 else time(hour, minute)
+_clock, _hours_range, _days = parse_clock, parse_span, parse_days  # shared with the calendar's own settings
 
 
-def _hours_range(name: str, value: str) -> tuple[time, time]:
-    start, sep, end = value.partition("-")
-    if not sep:
-        raise ConfigError(f"{name}: expected a range like 10:00-19:00, got {quoted(value)}")
-    first, last = _clock(name, start), _clock(name, end)
-    if first >= last:
-        raise ConfigError(f"{name}: the range must end after it starts, got {quoted(value)}")
-    return first, last
-
-
-_DAY_NAMES = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
-
-
-def _days(name: str, value: str) -> frozenset[int]:
-    """`mon-fri`, `mon,wed,fri` or ISO numbers `1-5` (Monday is 1) → weekday numbers (Monday 0)."""
-
-    def one(token: str) -> int:
-        token = token.strip().lower()
-        if token[:3] in _DAY_NAMES:
-            return _DAY_NAMES[token[:3]]
-        if token.isdigit() and 1 <= int(token) <= 7:
-            return int(token) - 1
-        raise ConfigError(f"{name}: unknown day {quoted(token)} (use mon..sun or 1..7)")
-
-    days: set[int] = set()
-    for part in value.split(","):
-        if "-" in part:
-            a, b = (one(x) for x in part.split("-", 1))
-            if a > b:
-                raise ConfigError(f"{name}: day range {quoted(part.strip())} runs backwards")
-            days.update(range(a, b + 1))
-        elif part.strip():
-            days.add(one(part))
-    if not days:
-        raise ConfigError(f"{name}: no days given")
-    return frozenset(days)
+def _busy_sources(name: str, value: str) -> tuple[str, ...]:
+    """iCalendar addresses (http, https, webcal) or files, separated by spaces, commas or new lines. An
+    address is a secret: an error names only its position."""
+    sources = tuple(part for part in re.split(r"[\s,]+", value.strip()) if part)
+    for number, source in enumerate(sources, start=1):
+        scheme = source.split(":", 1)[0].lower() if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", source) else None
+        if scheme is not None and scheme not in ("http", "https", "webcal"):
+            raise ConfigError(f"{name}: address {number} is not http, https or webcal (got {scheme}://…)")
+        if scheme is None and not Path(source).expanduser().is_file():
+            raise ConfigError(f"{name}: item {number} is neither an http(s)/webcal address nor an existing file "
+                              f"({quoted(source)})")
+    return tuple(source if "://" in source else str(Path(source).expanduser()) for source in sources)
 
 
 def _ids(name: str, value: str) -> tuple[int, ...]:
@@ -233,8 +213,18 @@ OPTIONS: tuple[Option, ...] = (
            "max (a model without that level gets the nearest it takes).", lambda n, v: _choice(n, v, _EFFORTS)),
     Option("SALESBOT_WORK_DAYS", "mon-fri", "Days meetings can be booked: `mon-fri`, `mon,wed,fri` or `1-5`.",
            _days),
-    Option("SALESBOT_WORK_HOURS", "10:00-19:00", "Hours meetings can be booked; a meeting ends by the close.",
-           _hours_range),
+    Option("SALESBOT_WORK_HOURS", "10:00-19:00", "Hours meetings can be booked; a meeting ends by the close. "
+           "Per day: `mon-thu 10:00-19:00; fri 10:00-16:00` (the days named are then the working days).",
+           parse_work_hours),
+    Option("SALESBOT_BREAKS", "", "Breaks on every working day, no meeting overlaps one: `13:00-14:00` (several: "
+           "`13:00-14:00, 16:00-16:15`).", parse_breaks),
+    Option("SALESBOT_DAYS_OFF", "", "The business's own days off: dates and ranges, "
+           "`2026-01-10..2026-01-18, 2026-03-09`.", parse_days_off),
+    Option("SALESBOT_HOLIDAYS", "ru", "Public holidays never booked: `ru` (Russia's production calendar with its "
+           "transfers of days off), another country code (`kz`, `by`, `de-by`) or `none`.", parse_holidays),
+    Option("SALESBOT_BUSY_ICS", None, "The owner's calendars whose busy events block slots: iCalendar addresses "
+           "(http, https, webcal) or .ics files, separated by spaces. A secret: never logged whole.",
+           _busy_sources, secret=True),
     Option("SALESBOT_SLOT_MINUTES", "60", "Meeting length and slot step, in minutes.",
            lambda n, v: _int(n, v, 10, 480)),
     Option("SALESBOT_MIN_NOTICE_MINUTES", "120", "The earliest a meeting can start from now, in minutes.",
@@ -315,7 +305,12 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """The secret values in use, for redaction in error messages."""
-        return [self.raw[o.env] for o in OPTIONS if o.secret and self.raw.get(o.env)]
+        from salesbot.time.busy import secret_forms
+
+        found = [self.raw[o.env] for o in OPTIONS if o.secret and self.raw.get(o.env)]
+        if self.raw.get("SALESBOT_BUSY_ICS"):  # each address alone, too: messages may show one
+            found += secret_forms(re.split(r"[\s,]+", self.raw["SALESBOT_BUSY_ICS"].strip()))
+        return found
 
     # -- the typed settings, one attribute each (a typo is an AttributeError at import, not a KeyError) --
 
@@ -378,8 +373,24 @@ class Settings:
         return self.typed("SALESBOT_WORK_DAYS")
 
     @cached_property
-    def work_hours(self) -> tuple[time, time]:
+    def work_hours(self) -> WorkHours:
         return self.typed("SALESBOT_WORK_HOURS")
+
+    @cached_property
+    def breaks(self) -> tuple[tuple[time, time], ...]:
+        return self.typed("SALESBOT_BREAKS")
+
+    @cached_property
+    def days_off(self) -> tuple[tuple[date, date], ...]:
+        return self.typed("SALESBOT_DAYS_OFF")
+
+    @cached_property
+    def holidays(self) -> str | None:
+        return self.typed("SALESBOT_HOLIDAYS")
+
+    @cached_property
+    def busy_sources(self) -> tuple[str, ...]:
+        return self.typed("SALESBOT_BUSY_ICS") or ()
 
     @cached_property
     def slot_minutes(self) -> int:

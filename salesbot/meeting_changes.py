@@ -6,7 +6,8 @@ delivers. Nothing here talks to Telegram, so the commands work while `serve` is 
 told once it runs). A lead of `salesbot chat` has no Telegram to be told on.
 
 Staff may move a meeting to any free time in working hours, sooner than the leads' minimum notice
-and beyond their booking horizon; a time taken, past or outside hours is refused with the reason.
+and beyond their booking horizon; a time that is taken, past, outside hours, on a holiday or day off,
+in a break or busy in the owner's calendar is refused with the reason (the one calendar: slots.check).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from salesbot.errors import NotFoundError, SalesbotError
 from salesbot.store import leads
 from salesbot.store.leads import LeadState, MeetingState
 from salesbot.time import parse as timeparse
+from salesbot.time.calendar import DAY_NAMES
 from salesbot.time.slots import Calendar, clock_label, free_slots
 
 log = logging.getLogger(__name__)
@@ -126,16 +128,25 @@ def cancel(meeting_id: int, reason: str | None, now: datetime, calendar: Calenda
 _REFUSALS = {
     "past": "that time has passed",
     "taken": "that time is taken by another meeting",
+    "busy": "the owner's calendar is busy then (SALESBOT_BUSY_ICS)",
     "too_far": f"more than {STAFF_HORIZON.days // 365} years ahead (the limit for staff moves)",
 }
 
 
-def _refusal(problem: str, calendar: Calendar) -> str:
+def _refusal(problem: str, start: datetime, calendar: Calendar) -> str:
+    local = start.astimezone(calendar.tz)
     if problem in ("outside_hours", "ends_late"):
-        days = ",".join(("mon", "tue", "wed", "thu", "fri", "sat", "sun")[d] for d in sorted(calendar.work_days))
-        hours = f"{clock_label(calendar.opens)}-{clock_label(calendar.closes)}"
+        hours = "; ".join(f"{','.join(DAY_NAMES[d] for d in sorted(days))} {clock_label(first)}-{clock_label(last)}"
+                          for days, (first, last) in calendar.schedule())
         what = "it would end after closing" if problem == "ends_late" else "outside working hours"
-        return f"{what} ({days} {hours}, {calendar.slot.total_seconds() / 60:.0f}-minute meetings)"
+        return f"{what} ({hours}, {calendar.slot.total_seconds() / 60:.0f}-minute meetings)"
+    if problem == "day_off":
+        reason = getattr(calendar.days_off, "reason", lambda day: None)(local.date()) or "day off"
+        if reason.startswith("holiday: "):
+            return f"{local:%Y-%m-%d} is a public holiday ({reason.removeprefix('holiday: ')}; SALESBOT_HOLIDAYS)"
+        return f"{local:%Y-%m-%d} is a day off (SALESBOT_DAYS_OFF)"
+    if problem == "break" and (span := calendar.in_break(local, calendar.slot)):
+        return f"it overlaps the break {clock_label(span[0])}-{clock_label(span[1])} (SALESBOT_BREAKS)"
     return _REFUSALS.get(problem, problem)
 
 
@@ -150,7 +161,7 @@ def move(meeting_id: int, start: datetime, now: datetime, calendar: Calendar,
     with store.transaction():
         problem, previous = leads.book(lead.id, start, meeting.source, now, staff_calendar, by="staff")
         if problem:
-            raise SalesbotError(f"cannot move meeting {meeting_id} to {new}: {_refusal(problem, calendar)}")
+            raise SalesbotError(f"cannot move meeting {meeting_id} to {new}: {_refusal(problem, start, calendar)}")
         if previous is None:
             raise SalesbotError(f"meeting {meeting_id} is already at {new}")
         replacement = leads.booked_meeting(lead.id, now)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from salesbot.config import CLAUDE_KEYS, TELEGRAM_KEYS, Settings, ensure_home, load_prompt, load_texts
-from salesbot.errors import SalesbotError
+from salesbot.errors import ConfigError, SalesbotError
 from salesbot.time.slots import Calendar
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from salesbot.dialogue import DialogueConfig
     from salesbot.followups import Policy, SweepResult
     from salesbot.meeting_reminders import Plan as MeetingPlan
+    from salesbot.time.busy import BusyTimes
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +68,43 @@ def reset_sandbox(settings: Settings) -> bool:
 
 
 def calendar(settings: Settings) -> Calendar:
-    opens, closes = settings.work_hours
-    return Calendar(tz=settings.tz, work_days=settings.work_days, opens=opens, closes=closes,
+    """The one calendar every booking question goes to: working hours (per day when so written),
+    breaks, days off, public holidays, and the owner's busy times as the last refresh left them in
+    SALESBOT_HOME (`busy_times` below; `serve` keeps them fresh)."""
+    from salesbot.time.calendar import DaysOff, public_holidays
+
+    hours = settings.work_hours
+    work_days, day_hours = settings.work_days, hours.by_day()
+    if hours.per_day:
+        if settings.source("SALESBOT_WORK_DAYS") != "default" and settings.work_days != frozenset(day_hours):
+            raise ConfigError("SALESBOT_WORK_HOURS gives hours per day, so it names the working days itself; "
+                              "SALESBOT_WORK_DAYS lists other days: leave it unset (or make them agree)")
+        work_days = frozenset(day_hours)
+        opens, closes = min(span[0] for span in day_hours.values()), max(span[1] for span in day_hours.values())
+    else:
+        assert hours.every_day is not None
+        opens, closes = hours.every_day
+    days_off = DaysOff(settings.days_off, public_holidays(settings.holidays))
+    return Calendar(tz=settings.tz, work_days=work_days, opens=opens, closes=closes,
                     slot=timedelta(minutes=settings.slot_minutes),
                     min_notice=timedelta(minutes=settings.min_notice_minutes),
-                    horizon=timedelta(days=settings.booking_days))
+                    horizon=timedelta(days=settings.booking_days), day_hours=day_hours,
+                    breaks=settings.breaks, days_off=days_off, busy=busy_times(settings))
 
 
-def dialogue_config(settings: Settings) -> DialogueConfig:
+def busy_times(settings: Settings) -> BusyTimes | None:
+    """The owner's busy times from SALESBOT_BUSY_ICS (None when there are no feeds)."""
+    from salesbot.time.busy import BusyTimes, feeds_of
+
+    if not settings.busy_sources:
+        return None
+    return BusyTimes(settings.home, feeds_of(settings.busy_sources), settings.tz)
+
+
+def dialogue_config(settings: Settings, cal: Calendar | None = None) -> DialogueConfig:
     from salesbot.dialogue import DialogueConfig
 
-    return DialogueConfig(calendar=calendar(settings), manager_ids=settings.manager_ids,
+    return DialogueConfig(calendar=cal or calendar(settings), manager_ids=settings.manager_ids,
                           max_chars=settings.max_message_chars, history_turns=settings.history_turns)
 
 
@@ -93,6 +120,32 @@ def meeting_plan(settings: Settings) -> MeetingPlan:
     from salesbot.meeting_reminders import Plan
 
     return Plan(lead_times=settings.meeting_reminders, calendar=calendar(settings))
+
+
+@dataclass
+class FreeTimes:
+    """`salesbot slots`: the free slot starts from `start` for `days` days, and how each feed fared."""
+
+    start: datetime
+    end: datetime
+    slots: list[datetime]
+    calendar: Calendar
+    feeds: list[Any]  # busy.FeedState, one per SALESBOT_BUSY_ICS item
+
+
+def free_times(settings: Settings, start: datetime | None, days: int, now: datetime | None = None) -> FreeTimes:
+    """The free times the bot would offer, the feeds fetched first (a failing one keeps its last copy)."""
+    from salesbot.store import leads
+    from salesbot.time.slots import free_between
+
+    cal = calendar(settings)
+    now = now or datetime.now(UTC)
+    feeds = cal.busy.refresh(now, cal.horizon, quiet=True) if cal.busy is not None else []
+    open_store(settings)
+    start = max(start or now, now)
+    end = start + timedelta(days=days)
+    slots = free_between(start, end, now, cal, leads.booked_starts(now - cal.slot))
+    return FreeTimes(start.astimezone(cal.tz), end.astimezone(cal.tz), slots, cal, feeds)
 
 
 def claude_client(settings: Settings, **overrides: Any) -> ClaudeClient:
@@ -145,20 +198,26 @@ def serve(settings: Settings) -> None:
 
         async def main() -> None:
             claude = claude_client(settings)
+            cal = calendar(settings)  # one calendar: the feeds' refresher updates the busy times it asks
 
             def build(transport):
                 outbox = Outbox(transport, managers=settings.manager_ids, may_remind=policy(settings).in_window)
                 from salesbot.claude.dialogue import ClaudeDialogue
                 from salesbot.dialogue import Dialogue
 
-                return Dialogue(ClaudeDialogue(claude, prompt), transport, dialogue_config(settings),
+                return Dialogue(ClaudeDialogue(claude, prompt), transport, dialogue_config(settings, cal),
                                 outbox=outbox), outbox
 
+            feeds = None
+            if cal.busy is not None:  # in the background: a lead never waits for a calendar server
+                feeds = asyncio.create_task(cal.busy.keep_fresh(cal.horizon, lambda: datetime.now(UTC)))
             try:
                 await claude.check_prompt(prompt)  # the prompt's tokens, and whether it can be cached
                 await telegram.serve(settings, build, leads.leads_with_unanswered,
                                      heartbeat=lambda: beat(settings.home))
             finally:
+                if feeds is not None:
+                    feeds.cancel()
                 await claude.close()
 
         asyncio.run(main())

@@ -44,6 +44,11 @@ TIME_PASSED = "Это время уже прошло."
 TOO_SOON = "Так скоро не успеем подготовиться."
 OUTSIDE_HOURS = "В это время мы не работаем: встречи возможны {days}, с {start} до {end}."
 TAKEN = "Это время уже занято."
+BUSY = "Это время уже занято."  # an event in the owner's own calendar (SALESBOT_BUSY_ICS)
+DAY_OFF = "В этот день мы не работаем."  # a public holiday or one of the business's days off
+BREAK = "В это время у нас перерыв, с {start} до {end}."
+OUTSIDE_SCHEDULE = "В это время мы не работаем. Встречи возможны {schedule}."
+FIRST_FREE_DAY = "Ближайший свободный день — {day}."
 STALE_BUTTON = "Это предложение уже неактуально."
 STALE_TOAST = "Эти кнопки уже неактуальны — выберите в последнем сообщении."  # a press on an old keyboard
 NEAREST_SLOTS = "Вот ближайшее свободное время:"
@@ -155,6 +160,21 @@ def rebooked(when: str) -> str:
 
 def outside_hours(days: str, start: str, end: str) -> str:
     return OUTSIDE_HOURS.format(days=days, start=start, end=end)
+
+
+def outside_schedule(parts: list[tuple[str, str, str]]) -> str:
+    """Hours that differ by day: «… встречи возможны с понедельника по четверг, с 10:00 до 19:00;
+    по пятницам, с 10:00 до 16:00.» from (days, start, end) parts."""
+    return OUTSIDE_SCHEDULE.format(schedule="; ".join(f"{days}, с {start} до {end}" for days, start, end in parts))
+
+
+def in_break(start: str, end: str) -> str:
+    return BREAK.format(start=start, end=end)
+
+
+def first_free_day(day: str) -> str:
+    """When the coming week has nothing free: «Ближайший свободный день — в понедельник, 19 января.»"""
+    return FIRST_FREE_DAY.format(day=day)
 
 
 _DAYS_FROM = ["понедельника", "вторника", "среды", "четверга", "пятницы", "субботы", "воскресенья"]

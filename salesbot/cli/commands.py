@@ -156,6 +156,34 @@ def parse_time(
         raise typer.Exit(1)
 
 
+@app.command()
+def slots(
+    start: Annotated[str | None, typer.Option("--from", metavar="ISO", help="List from this time (ISO 8601, in "
+                                                                             "SALESBOT_TZ unless it has an offset). "
+                                                                             "Default: now.")] = None,
+    days: Annotated[int, typer.Option(metavar="N", min=1, max=366, help="How many days to list.")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help='A JSON list of {"start": ISO, "end": ISO} in '
+                                                         "SALESBOT_TZ instead of a table.")] = False,
+) -> None:
+    """The free times the bot would offer: working hours less breaks, days off, public holidays, booked
+    meetings and the owner's busy calendars (fetched first; a feed that fails is named). Exits 1 when
+    a feed has never been read, so its busy times are missing from the list."""
+    from salesbot.store import queries
+
+    loaded = settings()
+    moment = option("--from", queries.parse_moment, start, loaded.tz) if start else None
+    listing = runtime.free_times(loaded, moment, days)
+    length = listing.calendar.slot
+    if as_json:
+        print_json([{"start": slot.astimezone(loaded.tz).isoformat(),
+                     "end": (slot + length).astimezone(loaded.tz).isoformat()} for slot in listing.slots])
+    else:
+        render.free_times(listing)
+    missing = render.feed_troubles(listing.feeds, datetime.now(loaded.tz))
+    if missing:
+        raise typer.Exit(1)
+
+
 # --- reminders and usage --------------------------------------------------------------------------
 
 
@@ -166,7 +194,7 @@ def doctor(
     as_json: JsonOpt = False,
 ) -> None:
     """Check this installation: settings and where each came from (secrets masked), the database, whether
-    serve runs, the last sweep, the Telegram session files. Exits 1 naming what is wrong."""
+    serve runs, the last sweep, the Telegram session files, the busy calendars. Exits 1 naming what is wrong."""
     from salesbot.cli import doctor as checks
 
     try:

@@ -2,9 +2,9 @@
 
 It reads and never writes: every setting with where it came from (secrets masked), the database
 (opened read-only, never created or migrated), whether `serve` runs (its lock and heartbeat), the
-last sweep, the Telegram session files; with `online`, whether Claude and Telegram accept the key
-and the token. Each finding is `ok`, `note` (worth knowing, nothing broken) or `problem`; any
-problem makes the command exit 1.
+last sweep, the Telegram session files, the busy calendars (each copy's age and last error); with
+`online`, whether Claude and Telegram accept the key and the token. Each finding is `ok`, `note`
+(worth knowing, nothing broken) or `problem`; any problem makes the command exit 1.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ONLINE_TIMEOUT = 15.0
 
 @dataclass
 class Finding:
-    area: str  # settings | database | serve | sweep | sessions | claude | telegram
+    area: str  # settings | database | serve | sweep | sessions | calendar | claude | telegram
     status: str  # ok | note | problem
     message: str
 
@@ -66,6 +66,7 @@ class Report:
     last_sweep: dict[str, Any] | None
     sessions: list[dict[str, Any]]
     findings: list[Finding]
+    feeds: list[dict[str, Any]] = field(default_factory=list)  # SALESBOT_BUSY_ICS, one each
 
     @property
     def problems(self) -> list[Finding]:
@@ -208,6 +209,38 @@ def _sessions(settings: Settings, findings: list[Finding]) -> list[dict[str, Any
     return sessions
 
 
+def _feeds(settings: Settings, findings: list[Finding]) -> list[dict[str, Any]]:
+    """Each busy feed as serve's last refresh left it: the age of its copy and its last error."""
+    from salesbot.time import busy
+
+    try:
+        sources = settings.busy_sources
+    except SalesbotError:
+        return []  # the settings finding names it
+    now = datetime.now(UTC)
+    rows = []
+    for feed in busy.feeds_of(sources):
+        state = busy.read_state(settings.home, feed)
+        age = None if state.fetched_at is None else max(0.0, now.timestamp() - state.fetched_at)
+        rows.append({"feed": feed.label, "has_copy": state.has_copy, "copy_age_seconds": None if age is None
+                     else round(age), "busy_events": state.events, "error": state.error})
+        copy = f"copy from {busy.ago(now, state.fetched_at)}, {state.events} busy times ahead"
+        if not state.has_copy:
+            findings.append(Finding("calendar", "problem", f"{feed.label}: never read"
+                                    + (f" ({state.error})" if state.error else " (serve or `salesbot slots` reads it)")
+                                    + "; its busy times are not blocked"))
+        elif state.error and age is not None and age > busy.STALE_AFTER.total_seconds():
+            findings.append(Finding("calendar", "problem", f"{feed.label}: {state.error}; using the {copy}"))
+        elif state.error:
+            findings.append(Finding("calendar", "note", f"{feed.label}: the last refresh failed ({state.error}); "
+                                                        f"using the {copy}"))
+        elif age is not None and age > busy.STALE_AFTER.total_seconds():
+            findings.append(Finding("calendar", "note", f"{feed.label}: {copy}: is serve running?"))
+        else:
+            findings.append(Finding("calendar", "ok", f"{feed.label}: {copy}"))
+    return rows
+
+
 def _check_claude(settings: Settings) -> Finding:
     if not settings.anthropic_api_key:
         return Finding("claude", "problem", "ANTHROPIC_API_KEY is not set")
@@ -257,8 +290,9 @@ def diagnose(settings: Settings, online: bool = False) -> Report:
     serve = _serve(settings, findings)
     last = _last_sweep(settings, findings)
     sessions = _sessions(settings, findings)
+    feeds = _feeds(settings, findings)
     if online:
         findings += [_check_claude(settings), _check_telegram(settings)]
     return Report(version=__version__, home=str(settings.home), env_files=[str(p) for p in settings.env_files],
                   settings=rows, database=database, serve=serve, last_sweep=last, sessions=sessions,
-                  findings=findings)
+                  findings=findings, feeds=feeds)

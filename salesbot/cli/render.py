@@ -508,3 +508,42 @@ def doctor(report) -> None:
     problems = len(report.problems)
     out.print("\n" + ("[green]Nothing wrong found.[/green]" if not problems else
                       f"[bold red]{problems} problem(s)[/bold red] found (exit 1)."))
+
+
+def free_times(listing) -> None:
+    """`salesbot slots`: one line a day, its free times, or why there are none."""
+    from salesbot.time.slots import closed_because
+
+    cal = listing.calendar
+    by_day = {day: list(group) for day, group in itertools.groupby(listing.slots, key=lambda s: s.date())}
+    out.print(f"Free {int(cal.slot.total_seconds() // 60)}-minute slots from {listing.start:%Y-%m-%d %H:%M} "
+              f"to {listing.end:%Y-%m-%d %H:%M} ({listing.start.tzname()}):")
+    day = listing.start.date()
+    while day < listing.end.date() or (day == listing.end.date() and listing.end.time() != datetime.min.time()):
+        starts = by_day.get(day)
+        label = f"{day:%a %Y-%m-%d}"
+        if starts:
+            out.print(f"  {label}  " + " ".join(f"{s:%H:%M}" for s in starts))
+        else:
+            why = closed_because(day, cal) or "nothing free (booked, busy or past)"
+            out.print(f"  {label}  [dim]{escape(why)}[/dim]")
+        day = date.fromordinal(day.toordinal() + 1)
+    if not listing.slots:
+        out.print("[yellow]No free time in these days.[/yellow]")
+
+
+def feed_troubles(feeds, now: datetime) -> bool:
+    """A line on stderr for each busy feed that failed; True when one has no copy at all."""
+    missing = False
+    for state in feeds:
+        if state.error is None:
+            continue
+        if state.has_copy:
+            age = relative(datetime.fromtimestamp(state.fetched_at, now.tzinfo), now) if state.fetched_at else "?"
+            err.print(f"[yellow]Warning:[/yellow] {escape(logs.redact(state.label))}: {escape(state.error)}; its copy "
+                      f"from {age} is used", soft_wrap=True)
+        else:
+            missing = True
+            err.print(f"[red]Error:[/red] {escape(logs.redact(state.label))}: {escape(state.error)}; never read, so "
+                      "its busy times are not in this list", soft_wrap=True)
+    return missing

@@ -20,6 +20,7 @@ from salesbot.time.slots import Calendar, at_clock, check, clock_label, free_slo
 log = logging.getLogger(__name__)
 
 RECENT_FOR_MANAGERS = 5
+FREE_WEEK = timedelta(days=7)  # offered slots this far off (a vacation): the first free day is named
 PERIOD_SLOTS = 6  # at most this many slots offered for a part of a day ("в пятницу после обеда")
 
 
@@ -37,6 +38,10 @@ class Booking:
         """`text` with slot buttons: `slots`, or the next free ones spread over the coming working days."""
         if slots is None:
             slots = free_slots(self.now(), self.calendar, self._booked_starts())
+            if slots and slots[0].astimezone(self.calendar.tz).date() >= self.voice.today() + FREE_WEEK:
+                # a vacation or the New Year break: the lead hears when the business is back
+                first = slots[0].astimezone(self.calendar.tz).date()
+                text = f"{text}\n\n{texts.first_free_day(texts.day_phrase(first, self.voice.today()))}"
         if not slots:
             text = f"{text}\n\n{texts.NO_SLOTS}" if text != texts.CHOOSE_SLOT else texts.NO_SLOTS
         await self.voice.say(turn, text, keyboards.slots(slots, self.calendar.tz, self.voice.today()), status=status)
@@ -45,13 +50,11 @@ class Booking:
                             status: str | None = None) -> None:
         """Why `wanted` cannot be booked, and free slots instead: from both sides of it when it is taken
         or outside hours; the next ones from now when it is past, too soon or too far ahead."""
-        booked = self._booked_starts()
-        if problem in ("taken", "outside_hours", "ends_late"):
-            slots = slots_around(wanted, self.now(), self.calendar, booked)
-        else:
-            slots = free_slots(self.now(), self.calendar, booked)
-        await self.offer_slots(turn, joined(prefix, f"{problem_text(problem, self.calendar)} {texts.NEAREST_SLOTS}"),
-                               status=status, slots=slots)
+        slots = None  # the next free ones from now
+        if problem in ("taken", "outside_hours", "ends_late", "day_off", "break", "busy"):
+            slots = slots_around(wanted, self.now(), self.calendar, self._booked_starts())
+        reason = problem_text(problem, self.calendar, wanted)
+        await self.offer_slots(turn, joined(prefix, f"{reason} {texts.NEAREST_SLOTS}"), status=status, slots=slots)
 
     async def offer_period(self, turn: Turn, day: date | None, period: tuple[time, time],
                            prefix: str | None, status: str | None) -> None:
@@ -61,7 +64,8 @@ class Booking:
         if day is None:
             today = now.astimezone(cal.tz).date()
             day = today if at_clock(today, period[1], cal.tz) > now else today + timedelta(days=1)
-        start, end = max(period[0], cal.opens), min(period[1], cal.closes)
+        opens, closes = cal.hours(day) or (cal.opens, cal.closes)
+        start, end = max(period[0], opens), min(period[1], closes)
         if start >= end:  # the part of the day is outside working hours altogether
             start, end = period
         booked = self._booked_starts()
@@ -239,12 +243,23 @@ class Booking:
         return leads.booked_starts(self.now() - self.calendar.slot, exclude_lead)
 
 
-def problem_text(problem: str, cal: Calendar) -> str:
-    """Why a time cannot be booked, in the lead's words."""
+def problem_text(problem: str, cal: Calendar, wanted: datetime) -> str:
+    """Why `wanted` cannot be booked, in the lead's words (slots.check's problem)."""
+    local = wanted.astimezone(cal.tz)
+    hours = cal.hours(local.date())
+    if problem == "outside_hours" and len(groups := cal.schedule()) > 1:  # hours differ by day
+        if hours is not None:  # that day's own hours
+            return texts.outside_hours(texts.work_days_text(frozenset({local.weekday()})),
+                                       clock_label(hours[0]), clock_label(hours[1]))
+        return texts.outside_schedule([(texts.work_days_text(days), clock_label(span[0]), clock_label(span[1]))
+                                       for days, span in groups])
     if problem == "outside_hours":
         return texts.outside_hours(texts.work_days_text(cal.work_days), clock_label(cal.opens), clock_label(cal.closes))
     if problem == "ends_late":
-        return texts.ends_late(clock_label(cal.closes))
+        return texts.ends_late(clock_label(hours[1] if hours else cal.closes))
     if problem == "too_far":
         return texts.too_far(cal.horizon.days)
-    return {"past": texts.TIME_PASSED, "too_soon": texts.TOO_SOON, "taken": texts.TAKEN}[problem]
+    if problem == "break" and (span := cal.in_break(local, cal.slot)):
+        return texts.in_break(clock_label(span[0]), clock_label(span[1]))
+    return {"past": texts.TIME_PASSED, "too_soon": texts.TOO_SOON, "taken": texts.TAKEN, "busy": texts.BUSY,
+            "day_off": texts.DAY_OFF, "break": texts.TAKEN}[problem]
