@@ -7,7 +7,7 @@ one failure that books the wrong meeting, so they come first, per corpus; a refu
 phrases the rules answered right (the right datetime, or the right refusal and, for a day named with
 no time, the right day) and how many they refused. Corpora:
 
-- tuning: tests/timeparse_corpus.py (MEANT and REFUSED), the phrases the rules were written against;
+- tuning: tests/timeparse_corpus.py (MEANT, REFUSED and RANGES), the phrases the rules were written against;
 - held-out 1: its HELD_OUT list, written after the first rules and never used to tune them;
 - held-out 2: tests/timeparse_heldout.py, written before the issue-12 rules and never used to tune them,
   with several reference "now"s;
@@ -40,13 +40,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from salesbot.time.parse import ParseResult, parse_rules
-from tests.timeparse_corpus import HELD_OUT, MEANT, NOW, REFUSED, TZ
+from tests.timeparse_corpus import HELD_OUT, MEANT, NOW, RANGES, REFUSED, TZ
 from tests.timeparse_heldout import HELD_OUT_2, NOWS
 from tests.timeparse_heldout3 import HELD_OUT_3
 
 Case = tuple[datetime, str, str]  # (now, phrase, expected: "YYYY-MM-DD HH:MM" or a kind [+ " YYYY-MM-DD"])
 CORPORA: dict[str, list[Case]] = {
-    "tuning": [(NOW, p, e) for p, e in MEANT + REFUSED],
+    "tuning": [(NOW, p, e) for p, e in MEANT + REFUSED + RANGES],
     "held-out 1": [(NOW, p, e) for p, e in HELD_OUT],
     "held-out 2": [(NOWS[n], p, e) for n, p, e in HELD_OUT_2],
     "held-out 3": [(NOWS[n], p, e) for n, p, e in HELD_OUT_3],
