@@ -205,12 +205,19 @@ def _lead_for_managers(first_name: str | None, lead_id: int, username: str | Non
     return (first_name or f"лид {lead_id}") + (f" (@{username})" if username else "")
 
 
+SUMMARY_CHARS = 1500  # what the model learned, as a manager's notice quotes it
+
+
 def manager_booking(first_name: str | None, lead_id: int, username: str | None, when: str, source: str,
-                    last_messages: list[str]) -> str:
+                    last_messages: list[str], summary: str | None = None) -> str:
+    """A new meeting for the managers: who, when, and what the model learned of the lead (or, while it
+    has learned nothing yet, the lead's last messages)."""
     who = _lead_for_managers(first_name, lead_id, username)
     how = "своё время" if source == "custom" else "слот"
     lines = [f"📅 Новая встреча: {who}", f"Когда: {when} ({how})"]
-    if last_messages:
+    if summary:
+        lines.append(f"Что известно о клиенте: {quote(summary, SUMMARY_CHARS)}")
+    elif last_messages:
         lines.append("Последние сообщения клиента:")
         lines += [f"— {quote(text)}" for text in last_messages]
     return "\n".join(lines)
@@ -305,6 +312,20 @@ def period_slots(day: str, start: str, end: str) -> str:
 
 def period_full(day: str, start: str, end: str) -> str:
     return f"{_cap(day)}, с {start} до {end}, свободного времени нет. Вот ближайшее:"
+
+
+def _dates(first: date, last: date) -> str:
+    """«с 29 декабря по 4 января»."""
+    return f"с {first.day} {MONTHS_GENITIVE[first.month - 1]} по {last.day} {MONTHS_GENITIVE[last.month - 1]}"
+
+
+def days_slots(first: date, last: date, start: str, end: str, whole_day: bool = False) -> str:
+    """Several days asked for («на следующей неделе», «на следующей неделе после обеда»)."""
+    return f"Свободное время {_dates(first, last)}" + ("" if whole_day else f", с {start} до {end}") + ":"
+
+
+def days_full(first: date, last: date, start: str, end: str) -> str:
+    return f"{_cap(_dates(first, last))} свободного времени нет. Вот ближайшее:"
 
 
 def meeting_confirmed(when: str) -> str:
