@@ -15,7 +15,7 @@ prompt) or the lead (history) is talking.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -193,6 +193,18 @@ def conversation_messages(history: Sequence[tuple[str, str]], context: str | Non
     The breakpoint, when `history_ttl` is given, sits on the last assistant turn before the newest
     user turn; the context rides after it as the final block, where it never disturbs the cache.
     """
+    turns = _turns(history)
+    if not turns or turns[-1]["role"] != "user":
+        raise ValueError("the conversation must end with the lead's message")
+    if context:
+        turns[-1]["content"].append({"type": "text", "text": context})
+    if history_ttl and len(turns) >= 2:
+        target = turns[-2]
+        target["content"][-1] = {**target["content"][-1], "cache_control": cache_control(history_ttl)}
+    return turns
+
+
+def _turns(history: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     items = [(role, text) for role, text in history if text.strip()]
     while items and items[0][0] == "assistant":
         items.pop(0)  # the API wants the conversation to open with the user
@@ -205,14 +217,85 @@ def conversation_messages(history: Sequence[tuple[str, str]], context: str | Non
             turns[-1]["content"].append(block)
         else:
             turns.append({"role": role, "content": [block]})
-    if not turns or turns[-1]["role"] != "user":
-        raise ValueError("the conversation must end with the lead's message")
-    if context:
-        turns[-1]["content"].append({"type": "text", "text": context})
-    if history_ttl and len(turns) >= 2:
-        target = turns[-2]
-        target["content"][-1] = {**target["content"][-1], "cache_control": cache_control(history_ttl)}
     return turns
+
+
+def history_of(rows: Sequence[tuple[str, str, int | None]], max_chars: int,
+               skip: Callable[[str, str], bool] = lambda role, text: False) -> list[tuple[str, str]]:
+    """Stored messages (role, text, model_chars) as the model is shown them: the lead's as `user`; a
+    bot message split into the model's words (`assistant`) and the bot's own (`service`), as
+    message.model_chars says (NULL, from before migration 010: all the model's); each cut at
+    `max_chars`; rows `skip` names (commands, «one moment» notes) and other roles (staff notes) left out."""
+    history = []
+    for role, text, model_chars in rows:
+        if role not in ("lead", "bot") or skip(role, text):
+            continue
+        if role == "lead":
+            parts = [("user", text)]
+        elif model_chars is None:
+            parts = [("assistant", text)]
+        else:
+            parts = [("assistant", text[:model_chars]), ("service", text[model_chars:])]
+        for who, part in parts:
+            part = part.strip()
+            if len(part) > max_chars:
+                part = part[:max_chars] + "…"
+            if part:
+                history.append((who, part))
+    return history
+
+
+# --- reminders the model writes -----------------------------------------------------------------------
+
+REMINDER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"text": {"type": "string", "description": "the reminder to the client, one short message"}},
+    "required": ["text"],
+    "additionalProperties": False,
+}
+REMINDER_ANSWER_TOKENS = 400
+REMINDER_MAX_CHARS = 600
+# What a reminder must never carry: the prompt's layout, the schema's field names, the instruction itself.
+_REMINDER_LEAKS = ("service_context", "service_message", "client_message", "offer_meeting", "proposed_time",
+                   "meeting_action", "summary", "напоминание клиенту, который")
+
+
+def reminder_instruction(step: int, hours: int, with_slots: bool, first_name: str | None) -> str:
+    name = f" Клиента зовут «{escape(first_name)}» (так он подписан в Telegram)." if first_name else ""
+    last = " Это последнее напоминание: не дави и скажи, что больше не будешь беспокоить." if step == 2 else ""
+    slots = (" Под сообщением бот покажет кнопки со свободным временем для встречи: коротко пригласи выбрать, "
+             "не перечисляй время.") if with_slots else ""
+    return ("<service_context>Напиши напоминание клиенту, который не отвечает уже около "
+            f"{hours} ч.{name} Одно короткое сообщение (1–2 предложения): продолжи разговор с того, о чём клиент "
+            "спрашивал или что обсуждали последним, и задай один простой вопрос. Не повторяй прошлые сообщения, "
+            "не упрекай за молчание, не обещай того, чего нет в инструкциях, и не пиши, что клиент записан. "
+            f"Пиши на языке клиента.{slots}{last} Ответь JSON по схеме: text — текст напоминания."
+            "</service_context>")
+
+
+def reminder_messages(history: Sequence[tuple[str, str]], instruction: str) -> list[dict[str, Any]]:
+    """The conversation (as the dialogue sees it), then the instruction on the user side."""
+    turns = _turns(history)
+    block = {"type": "text", "text": instruction}
+    if turns and turns[-1]["role"] == "user":
+        turns[-1]["content"].append(block)
+    else:
+        turns.append({"role": "user", "content": [block]})
+    return turns
+
+
+def reminder_problem(data: dict[str, Any]) -> str | None:
+    """Why a model-written reminder cannot be sent: checked like a reply, shorter, and never quoting
+    the prompt's tags, the schema or the instruction."""
+    text = data.get("text", "")
+    problem = text_problem(text)
+    if problem:
+        return problem
+    if len(text) > REMINDER_MAX_CHARS:
+        return f"the reminder is {len(text)} characters, more than {REMINDER_MAX_CHARS}"
+    if any(leak in text.lower() for leak in _REMINDER_LEAKS):
+        return "the reminder quotes the instructions"
+    return None
 
 
 def has_history_breakpoint(messages: Sequence[dict[str, Any]]) -> bool:

@@ -77,6 +77,11 @@ def words(*sets: set[str]) -> Callable[[Turn], bool]:
     return lambda turn: said(turn.text, every)
 
 
+def _not_conversation(role: str, text: str) -> bool:
+    """Commands and «one moment» notes are not conversation."""
+    return (role == "lead" and command_of(text) is not None) or (role == "bot" and text == texts.ONE_MOMENT)
+
+
 class Dialogue:
     def __init__(self, llm: DialogueLLM, transport: Transport, config: DialogueConfig,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC), outbox: Outbox | None = None) -> None:
@@ -241,23 +246,7 @@ class Dialogue:
         the greeting, slot offers, «Правильно понял…», «записал вас…»), as message.model_chars says."""
         total = leads.count_messages(lead_id, upto)
         keep = total - prompts.window_start(total, self.config.history_turns)
-        history = []
-        for role, text, model_chars in leads.recent_messages(lead_id, upto, keep):
-            if (role == "lead" and command_of(text)) or (role == "bot" and text == texts.ONE_MOMENT):
-                continue  # commands and "one moment" notes are not conversation
-            if role == "lead":
-                parts = [("user", text)]
-            elif model_chars is None:  # stored before migration 010
-                parts = [("assistant", text)]
-            else:
-                parts = [("assistant", text[:model_chars]), ("service", text[model_chars:])]
-            for who, part in parts:
-                part = part.strip()
-                if len(part) > self.config.max_chars:
-                    part = part[: self.config.max_chars] + "…"
-                if part:
-                    history.append((who, part))
-        return history
+        return prompts.history_of(leads.recent_messages(lead_id, upto, keep), self.config.max_chars, _not_conversation)
 
     def _context(self, lead: LeadState, meeting: MeetingState | None) -> str:
         tz = self.calendar.tz
