@@ -12,8 +12,10 @@ MONTHS_SHORT = ["янв", "фев", "мар", "апр", "мая", "июн", "и�
 # The business's own words (SALESBOT_TEXTS_FILE may replace these; see OVERRIDABLE below)
 COMPANY = ""  # the company's name, e.g. «Пиксель»: the greeting then says «ассистент компании «Пиксель»»
 CONSULTATION = "бесплатную консультацию {duration}"  # {duration}: «на час», from SALESBOT_SLOT_MINUTES
+# {assistant}: «ассистент компании «Пиксель»» with a company name, «виртуальный ассистент» without one
+# ({company} alone, « «Пиксель»» or nothing, stays for greetings written before it)
 GREETING = (
-    "Здравствуйте{name}! 👋 Я ассистент компании{company}. Расскажите, что вас интересует, — "
+    "Здравствуйте{name}! 👋 Я {assistant}. Расскажите, что вас интересует, — "
     "отвечу на вопросы и помогу записаться на {consultation}."
 )
 STOPPED = "Хорошо, больше не буду напоминать о себе. Если захотите вернуться к разговору — просто напишите."
@@ -90,6 +92,7 @@ def greeting(first_name: str | None) -> str:
     # «Здравствуйте, Гость!» reads oddly: the name a `chat` lead gets by default is not a name
     name = f", {first_name}" if first_name and first_name != CHAT_GUEST else ""
     return GREETING.format(name=name, company=f" «{COMPANY}»" if COMPANY else "",
+                           assistant=f"ассистент компании «{COMPANY}»" if COMPANY else "виртуальный ассистент",
                            consultation=CONSULTATION.format(duration=duration(_slot_minutes)))
 
 
@@ -402,6 +405,13 @@ def _fields(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
 
 
+_STILL_TAKEN = {"greeting": {"company"}}  # placeholders the packaged text dropped that overrides may still use
+
+
+def _allowed(key: str) -> set[str]:
+    return _fields(_PACKAGED[OVERRIDABLE[key]]) | _STILL_TAKEN.get(key, set())
+
+
 def override_problems(values: dict) -> list[str]:
     """What is wrong with a set of overrides: unknown keys (with the known ones), non-text values,
     placeholders the packaged text does not have, blank texts."""
@@ -415,12 +425,12 @@ def override_problems(values: dict) -> list[str]:
             problems.append(f"{key}: empty")
         else:
             try:
-                unknown = _fields(value) - _fields(_PACKAGED[OVERRIDABLE[key]])
+                unknown = _fields(value) - _allowed(key)
             except ValueError as exc:
                 problems.append(f"{key}: {exc} (write {{{{ and }}}} for literal braces)")
                 continue
             if unknown:
-                allowed = ", ".join("{" + f + "}" for f in sorted(_fields(_PACKAGED[OVERRIDABLE[key]]))) or "none"
+                allowed = ", ".join("{" + f + "}" for f in sorted(_allowed(key))) or "none"
                 problems.append(f"{key}: unknown placeholder {{{sorted(unknown)[0]}}} (allowed: {allowed})")
     return problems
 

@@ -43,7 +43,7 @@ def test_asking_for_the_hour_names_the_day_with_its_preposition():
 
 
 def test_greeting_without_a_made_up_name_and_with_the_consultation_length():
-    assert texts.greeting(texts.CHAT_GUEST).startswith("Здравствуйте! 👋 Я ассистент компании.")
+    assert texts.greeting(texts.CHAT_GUEST).startswith("Здравствуйте! 👋 Я виртуальный ассистент. Расскажите")
     assert texts.greeting("Анна").startswith("Здравствуйте, Анна!")
     assert "бесплатную консультацию на час" in texts.greeting(None)
     texts.configure(slot_minutes=45)
@@ -79,8 +79,8 @@ def test_the_business_words_from_a_toml_file(tmp_path):
 
 @pytest.mark.parametrize("body, says", [
     ('compnay = "Пиксель"\n', "unknown key 'compnay'; the known keys are: company, greeting, consultation"),
-    ('greeting = "Привет, {lead}!"\n', "greeting: unknown placeholder {lead} (allowed: {company}, {consultation}, "
-                                       "{name})"),
+    ('greeting = "Привет, {lead}!"\n', "greeting: unknown placeholder {lead} (allowed: {assistant}, {company}, "
+                                       "{consultation}, {name})"),
     ('greeting = 5\n', "greeting: expected a text in quotes"),
     ('greeting = "Привет\n', "is not valid TOML"),
 ])
