@@ -238,3 +238,17 @@ def test_the_day_of_a_range_is_kept_across_a_restart(engine, aio):
     restarted, _, transport2 = make_engine()
     aio.run(restarted.handle(tg(text="в 11")))
     assert transport2.last.text == "Правильно понял: в пятницу, 26 декабря, в 11:00 по московскому времени?"
+
+
+def test_the_packaged_playbook_matches_the_code():
+    """Every field and status the schema has is explained; nothing the code no longer sends or the
+    product does not do is promised («Служебно:», «уточню у коллег»)."""
+    from salesbot.claude import prompts
+    from salesbot.config import PACKAGED_PROMPT
+
+    playbook = PACKAGED_PROMPT.read_text()
+    schema = prompts.DIALOGUE_SCHEMA["properties"]
+    assert all(field in playbook for field in schema)
+    assert all(f"- {status} —" in playbook for status in schema["status"]["enum"])
+    assert "Служебно:" not in playbook and "<service_context>" in playbook and "<service_message>" in playbook
+    assert "уточнишь у коллег" not in playbook and "у коллег" not in playbook
