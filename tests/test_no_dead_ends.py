@@ -252,3 +252,6 @@ def test_the_packaged_playbook_matches_the_code():
     assert all(f"- {status} —" in playbook for status in schema["status"]["enum"])
     assert "Служебно:" not in playbook and "<service_context>" in playbook and "<service_message>" in playbook
     assert "уточнишь у коллег" not in playbook and "у коллег" not in playbook
+    # the lead's language: the playbook, the rules and the schema say the same
+    assert "на его языке" in " ".join(playbook.split()) and "языке клиента" in prompts.DIALOGUE_RULES
+    assert "client's language" in schema["reply"]["description"]
