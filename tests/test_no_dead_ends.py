@@ -6,7 +6,7 @@ question inside a step, Claude's answer with the step still pending). The model 
 real rules."""
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from freezegun import freeze_time
@@ -15,15 +15,9 @@ from salesbot import followups, texts
 from salesbot.dialogue import STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer, Dialogue
 from salesbot.store import Lead, Meeting, Message
 from tests.engine_fakes import MSK, make_engine, tg
-from tests.test_conversation import NOW, lead_of, press_slot
+from tests.test_conversation import lead_of, press_slot
 
 HOT_SWEEP = followups.Policy(tz=MSK)
-
-
-@pytest.fixture
-def frozen(db):
-    with freeze_time(NOW, real_asyncio=True) as clock:
-        yield clock
 
 
 @pytest.fixture
@@ -145,7 +139,7 @@ def test_a_refusal_makes_the_lead_lost_ends_reminders_and_writing_again_undoes_i
     dialogue.run(tg(text="Не пишите мне больше"))
     assert lead_of().status == "lost"
     with freeze_time(datetime(2025, 12, 24, 12, 0)):  # a day of silence: no reminder for a lost lead
-        assert followups.sweep(followups.utc_now(), HOT_SWEEP).actions == []
+        assert followups.sweep(datetime.now(UTC), HOT_SWEEP).actions == []
     listed = json.loads(run("leads", "list", "--status", "lost", "--json").stdout)
     assert [row["status"] for row in listed] == ["lost"]
     llm.enqueue(Answer("Рад, что вы вернулись!", "warm", False))
@@ -173,7 +167,7 @@ def test_a_lead_who_cancelled_gets_no_hot_nudge(engine):
     dialogue.run(tg(button=said(transport).data_of(texts.BUTTON_CANCEL_YES)))
     assert Meeting.get_by_id(meeting.id).status == "cancelled" and lead_of().status == "hot"
     with freeze_time(datetime(2025, 12, 24, 12, 0)):
-        (action,) = followups.sweep(followups.utc_now(), HOT_SWEEP, dry_run=True).actions
+        (action,) = followups.sweep(datetime.now(UTC), HOT_SWEEP, dry_run=True).actions
     assert (action.nudge, action.text) == ("follow_up", texts.follow_up(1, "Анна"))
 
 

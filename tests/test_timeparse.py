@@ -258,5 +258,5 @@ def test_a_date_from_the_fast_model_is_kept(claude, fake_api):
     """«в день после рождества»: the model knows the day, not the time; the engine needs the day to offer
     that day's slots (it was thrown away)."""
     fake_api.enqueue(fallback_answer("date_only", "2025-12-26"))
-    result = claude.run(parse("в день после рождества", NOW, TZ, claude))
+    result = claude.run(parse("в день после рождества", NOW, TZ, ClaudeTimeReader(claude)))
     assert (result.kind, result.day, result.source) == ("need_time", datetime(2025, 12, 26).date(), "claude")
