@@ -39,7 +39,6 @@ ASK_OWN_TIME = (
 NOT_UNDERSTOOD = ("Не совсем понял, на когда вас записать. Напишите день и время одной фразой, например: "
                   "«в четверг в 15:00» или «завтра в 11»." )
 NEED_TIME = "Укажите, пожалуйста, и время — например, «завтра в 15:00»."
-NEED_TIME_FOR_DAY = "Во сколько вам удобно {day}? Например: «в 15:00»."
 CANCELLED = "Хорошо, отменил выбор времени. Если будут вопросы — пишите!"
 NOTHING_TO_CANCEL = "Отменять нечего: сейчас мы не выбираем время встречи. Если будут вопросы — пишите!"
 TIME_PASSED = "Это время уже прошло."
@@ -143,10 +142,6 @@ def zone_phrase(moment: datetime) -> str:
 def meeting_time(moment: datetime, today: date) -> str:
     """«в четверг, 26 ноября, в 11:00 по московскому времени»: a meeting's time as a lead reads it."""
     return f"{day_phrase(moment.date(), today)}, в {moment:%H:%M} {zone_phrase(moment)}"
-
-
-def need_time_for(day: str) -> str:
-    return NEED_TIME_FOR_DAY.format(day=day)
 
 
 def confirm_own_time(when: str) -> str:
