@@ -75,3 +75,28 @@ def test_a_dry_run_never_calls_claude(live, run):
         quiet_lead()
         data = json.loads(run("follow-ups", "run", "--dry-run", "--json").stdout)
     assert data["actions"][0]["text"] == texts.follow_up(1, "Анна") and live.requests == []
+
+
+def test_claude_down_stops_the_asking_for_the_rest_of_the_sweep(live, run):
+    """Three failures in a row: the other leads get the template without a call (a cron sweep ends)."""
+    live.enqueue(*[Error(400, "invalid_request_error", "bad request")] * 5)
+    with freeze_time(T0 + timedelta(hours=25), real_asyncio=True):
+        for _ in range(5):
+            quiet_lead()
+        run("follow-ups", "run")
+    assert len(live.bodies) == 3
+    assert reminder_rows() == [(texts.follow_up(1, "Анна"), 0)] * 5
+
+
+def test_the_sweeps_time_for_claude_is_bounded(claude, fake_api):
+    from salesbot.claude.reminders import ReminderWriter
+
+    ticks = iter([0.0, 10.0, 400.0])
+    writer = ReminderWriter(claude, "Ты бот.", budget=300, clock=lambda: next(ticks))
+    fake_api.enqueue(Reply(json.dumps({"text": WRITTEN}, ensure_ascii=False)))
+    history = [("user", "Сколько стоит сайт?")]
+    write = lambda: claude.run(writer.write(history, step=1, hours=24, with_slots=False,  # noqa: E731
+                                            first_name=None, lead_id=None))
+    assert write() == WRITTEN  # at 10 s
+    assert write() is None and writer.stopped == "the sweep's time for Claude is used up"  # at 400 s
+    assert len(fake_api.bodies) == 1
