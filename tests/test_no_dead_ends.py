@@ -249,3 +249,26 @@ def test_the_packaged_playbook_matches_the_code():
     # the lead's language: the playbook, the rules and the schema say the same
     assert "на его языке" in " ".join(playbook.split()) and "языке клиента" in prompts.DIALOGUE_RULES
     assert "client's language" in schema["reply"]["description"]
+
+
+def test_a_range_is_narrowed_within_that_days_own_hours_and_holidays_are_skipped(frozen, aio):
+    """Friday closes at 16:00 (SALESBOT_WORK_HOURS per day), and the 29th is a day off: «в пятницу после
+    обеда» is 14:00-16:00; «на следующей неделе» starts on the 30th."""
+    from dataclasses import replace
+    from datetime import date, time
+
+    from salesbot.dialogue import DialogueConfig
+    from tests.engine_fakes import CALENDAR, FakeLLM, RecordingTransport, make_outbox
+
+    calendar = replace(CALENDAR, day_hours={4: (time(10), time(16))}, days_off=frozenset({date(2025, 12, 29)}))
+    llm, transport = FakeLLM(), RecordingTransport()
+    dialogue = Dialogue(llm, transport, DialogueConfig(calendar=calendar, manager_ids=(777,)),
+                        outbox=make_outbox(transport))
+    llm.enqueue(Answer("Хорошо!", "hot", True, proposed_time="в пятницу после обеда"),
+                Answer("Хорошо!", "hot", True, proposed_time="на следующей неделе"))
+    aio.run(dialogue.handle(tg(text="в пятницу после обеда")))
+    assert said(transport).text == "Хорошо!\n\nСвободное время — в пятницу, 26 декабря, с 14:00 до 16:00:"
+    assert said(transport).labels == ["Пт, 26 дек, 14:00", "Пт, 26 дек, 15:00", texts.BUTTON_OWN_TIME]
+    aio.run(dialogue.handle(tg(text="отмена")))
+    aio.run(dialogue.handle(tg(text="давайте на следующей неделе")))
+    assert said(transport).labels[:2] == ["Вт, 30 дек, 10:00", "Вт, 30 дек, 14:00"]
