@@ -272,3 +272,17 @@ def test_a_range_is_narrowed_within_that_days_own_hours_and_holidays_are_skipped
     aio.run(dialogue.handle(tg(text="отмена")))
     aio.run(dialogue.handle(tg(text="давайте на следующей неделе")))
     assert said(transport).labels[:2] == ["Вт, 30 дек, 10:00", "Вт, 30 дек, 14:00"]
+
+
+def test_offer_meeting_while_a_time_waits_for_yes_asks_that_question_again(engine):
+    """Slots then would make the confirm buttons stale (a press is checked against the newest keyboard)."""
+    dialogue, llm, transport = engine
+    dialogue.run(tg(button="own"), tg(text="в пятницу в 12:00"))
+    llm.enqueue(Answer("Консультация бесплатная и ни к чему не обязывает. Давайте запишу вас!", "hot", True))
+    dialogue.run(tg(text="а это платно?"))
+    last = said(transport)
+    assert last.text == ("Консультация бесплатная и ни к чему не обязывает. Давайте запишу вас!\n\n"
+                         "Правильно понял: в пятницу, 26 декабря, в 12:00 по московскому времени?")
+    assert dialogue.press(tg(button=last.data_of(texts.BUTTON_CONFIRM))) == "new"
+    dialogue.run(tg(button=last.data_of(texts.BUTTON_CONFIRM)))
+    assert Meeting.get().starts_at == datetime(2025, 12, 26, 9, 0)

@@ -148,9 +148,15 @@ class Booking:
             leads.set_state(lead.id, STATE_OWN_TIME)
             await self.offer_instead(turn, problem, result.when, prefix, status)
             return
-        leads.set_state(lead.id, STATE_CONFIRM_TIME, pending_time=result.when)
-        await self.voice.say(turn, joined(prefix, texts.confirm_own_time(self.voice.when(result.when))),
-                             keyboards.confirm_time(result.when), status=status)
+        await self.ask_confirm(turn, result.when, prefix, status)
+
+    async def ask_confirm(self, turn: Turn, when: datetime, prefix: str | None = None,
+                          status: str | None = None) -> None:
+        """«Правильно понял: …?» with «Да, записать» / «Выбрать другое время» (asked again, it stays the
+        newest keyboard, the one a press is checked against)."""
+        leads.set_state(turn.lead.id, STATE_CONFIRM_TIME, pending_time=when)
+        await self.voice.say(turn, joined(prefix, texts.confirm_own_time(self.voice.when(when))),
+                             keyboards.confirm_time(when), status=status)
 
     async def confirm_own_time(self, turn: Turn) -> None:
         """«да» to «Правильно понял: …?»."""

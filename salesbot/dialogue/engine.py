@@ -298,7 +298,7 @@ class Dialogue:
            the next free slots;
         3. a booked meeting and `meeting_action` move → the free slots to move it to;
         4. no meeting and `offer_meeting` → the free slots (a `proposed_time` the parser could not place
-           is conversation: «когда-нибудь»);
+           is conversation: «когда-нибудь»), or, while a time waits for «да», that confirm question again;
         5. otherwise Claude's reply alone.
         Claude's reply always comes first, in the same message; the status is Claude's, applied forward
         only (store/leads.py), so neither a cancel nor a question makes a lead hot, and a refusal is `lost`.
@@ -316,6 +316,10 @@ class Dialogue:
                 return
         if meeting is not None and answer.meeting_action == "move":
             await b.move(turn, prefix=reply, status=status)
+        elif meeting is None and answer.offer_meeting and turn.lead.state == STATE_CONFIRM_TIME \
+                and turn.lead.pending_time is not None:
+            # a time waits for «да»: the question again, not slots that would make its buttons stale
+            await b.ask_confirm(turn, turn.lead.pending_time, prefix=reply, status=status)
         elif meeting is None and answer.offer_meeting:
             await b.offer_slots(turn, reply, status=status)
         else:
