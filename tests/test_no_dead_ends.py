@@ -142,6 +142,7 @@ def test_a_refusal_makes_the_lead_lost_ends_reminders_and_writing_again_undoes_i
         assert followups.sweep(datetime.now(UTC), HOT_SWEEP).actions == []
     listed = json.loads(run("leads", "list", "--status", "lost", "--json").stdout)
     assert [row["status"] for row in listed] == ["lost"]
+    assert "lost" in run("leads", "list").stdout and "lost" in run("leads", "show", str(lead_of().id)).stdout
     llm.enqueue(Answer("Рад, что вы вернулись!", "warm", False))
     dialogue.run(tg(text="Хотя нет, расскажите про интернет-магазин"))
     assert lead_of().status == "warm" and "Текущий статус: warm" in llm.calls[-1]["context"]
