@@ -76,15 +76,19 @@ def split_text(text: str, limit: int = MAX_UTF16) -> list[str]:
 
 
 def queue_to_lead(lead_id: int, text: str, now: datetime, buttons: Keyboard | None = None,
-                  kind: str = "reply", follow_up_step: str | None = None) -> list[int]:
+                  kind: str = "reply", follow_up_step: str | None = None, model_chars: int = 0) -> list[int]:
     """Store what we say to a lead and queue it: one message and outbox row per piece of a long
     text (the buttons go with the last piece). Returns the outbox row ids; nothing for a blank text.
-    `follow_up_step` names a reminder of the sweep (`follow-ups stats` counts by it)."""
+    `follow_up_step` names a reminder of the sweep (`follow-ups stats` counts by it). The first
+    `model_chars` characters of `text` are the model's words (message.model_chars, per piece)."""
     pieces = split_text(text)
     ids = []
+    at = 0
     with db.atomic():
         for number, piece in enumerate(pieces, start=1):
-            message_id = leads.record_bot_message(lead_id, piece, now)
+            at = text.index(piece, at)  # pieces are stripped slices of the text, in order
+            model = max(0, min(len(piece), model_chars - at))
+            message_id = leads.record_bot_message(lead_id, piece, now, model)
             ids.append(outbox.insert(lead_id, None, message_id, kind, piece,
                                buttons if number == len(pieces) else None, now, follow_up_step))
     return ids
@@ -158,8 +162,9 @@ class Outbox:
 
     # -- queueing --
 
-    def to_lead(self, lead_id: int, text: str, buttons: Keyboard | None = None, kind: str = "reply") -> list[int]:
-        return queue_to_lead(lead_id, text, self.now(), buttons, kind)
+    def to_lead(self, lead_id: int, text: str, buttons: Keyboard | None = None, kind: str = "reply",
+                model_chars: int = 0) -> list[int]:
+        return queue_to_lead(lead_id, text, self.now(), buttons, kind, model_chars=model_chars)
 
     def to_managers(self, text: str) -> None:
         for manager in self.managers:

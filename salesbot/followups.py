@@ -48,6 +48,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from salesbot import delivery, keyboards, store, texts
+from salesbot.claude import prompts
 from salesbot.store import Lead, db, leads, to_utc_naive
 from salesbot.time.slots import Calendar, at_clock, clock_label, free_slots
 from salesbot.transport import Keyboard
@@ -108,10 +109,11 @@ class Due:
     # As stored (text): the claim compares them with what is in the row, byte for byte.
     last_message_at: str
     status: str
+    cancelled: bool = False  # the lead cancelled a meeting: no «Вы хотели записаться…» nudge
 
     @property
     def hot(self) -> bool:
-        return self.status == "hot"
+        return self.status == "hot" and not self.cancelled
 
     @property
     def label(self) -> str:
@@ -215,7 +217,9 @@ _DUE_WHERE = f"""{_MAY_REMIND} AND l.opted_out = 0 AND {_SILENT}
   AND NOT {_MEETING} AND coalesce({_LAST_OUTBOX}, 'sent none') LIKE 'sent %' AND NOT {_UNANSWERED}
   AND {_LAST_SPEAKER} = 'bot'"""
 _DUE_SQL = f"""
-SELECT l.id, l.telegram_id, l.first_name, l.username, l.follow_up_count, l.last_message_at, l.status
+SELECT l.id, l.telegram_id, l.first_name, l.username, l.follow_up_count, l.last_message_at, l.status,
+  l.status = 'hot' AND EXISTS (SELECT 1 FROM meeting AS c INDEXED BY meeting_lead WHERE c.lead_id = l.id
+    AND c.status = 'cancelled' AND c.cancelled_by = 'lead' AND c.moved_to IS NULL)
 FROM lead AS l INDEXED BY lead_reminder
 WHERE {_DUE_WHERE} AND l.id > :after
 ORDER BY l.id
@@ -261,8 +265,9 @@ def due_leads(now: datetime, policy: Policy, limit: int | None = None) -> Iterat
     while limit is None or produced < limit:
         page = PAGE if limit is None else min(PAGE, limit - produced)
         rows = db.execute_sql(_DUE_SQL, _params(now, policy, after=after, page=page)).fetchall()
-        for lead_id, telegram_id, first_name, username, count, last_message_at, status in rows:
-            yield Due(lead_id, telegram_id, first_name, username, count + 1, last_message_at, status)
+        for lead_id, telegram_id, first_name, username, count, last_message_at, status, cancelled in rows:
+            yield Due(lead_id, telegram_id, first_name, username, count + 1, last_message_at, status,
+                      bool(cancelled))
         produced += len(rows)
         if len(rows) < page:
             return
@@ -309,11 +314,14 @@ def sweep(
     progress: Callable[[int], None] | None = None,
     on_action: Callable[[Action], None] | None = None,
     keep: int | None = None,
+    writer: Callable[[Due], str | None] | None = None,
 ) -> SweepResult:
     """One sweep at `now`: queue a reminder for each lead who is due (with dry_run, only list them,
     and say why the others are not due).
 
-    Each finished action goes to `on_action`; `keep` bounds how many stay in the result."""
+    Each finished action goes to `on_action`; `keep` bounds how many stay in the result. `writer`
+    writes a lead's reminder from the conversation (the model, runtime.py); when it gives nothing, or
+    in a dry run, the template (texts.py) goes."""
     result = SweepResult(now=now, dry_run=dry_run, in_window=policy.in_window(now))
     if dry_run:
         result.diagnosis = diagnose(now, policy)
@@ -329,7 +337,10 @@ def sweep(
         if not dry_run:
             if due.hot and keyboard is None:
                 keyboard = slot_keyboard(now, policy)
-            action.outcome = "queued" if _claim_and_queue(due, now, keyboard if due.hot else None) \
+            written = writer(due) if writer is not None else None  # outside any transaction: it may take seconds
+            action.text, model_chars = (written, len(written)) if written else (due.text, 0)
+            action.outcome = "queued" if _claim_and_queue(due, now, keyboard if due.hot else None, action.text,
+                                                          model_chars) \
                 else "claimed_elsewhere"
         result.record(action, keep)
         if on_action:
@@ -339,13 +350,25 @@ def sweep(
     return result
 
 
-def _claim_and_queue(due: Due, now: datetime, buttons: Keyboard | None) -> bool:
+def _claim_and_queue(due: Due, now: datetime, buttons: Keyboard | None, text: str, model_chars: int) -> bool:
     """Claim the lead and queue its reminder in one transaction (delivery.py sends it)."""
     with store.transaction():
         if not leads.claim_follow_up(due.lead_id, due.step, due.last_message_at, due.status):
             return False
-        delivery.queue_to_lead(due.lead_id, due.text, now, buttons, kind="reminder", follow_up_step=due.label)
+        delivery.queue_to_lead(due.lead_id, text, now, buttons, kind="reminder", follow_up_step=due.label,
+                               model_chars=model_chars)
     return True
+
+
+HISTORY_FOR_REMINDERS = 20  # the last messages a model-written reminder is written from
+
+
+def reminder_history(lead_id: int, max_chars: int = 2000) -> list[tuple[str, str]]:
+    """The conversation as the dialogue shows it to the model (no commands, no «one moment» notes, no
+    staff notes, no summary: a reminder has nothing in front of it that it must not quote)."""
+    rows = leads.recent_messages(lead_id, 2**62, HISTORY_FOR_REMINDERS)
+    skip = lambda role, text: (role == "lead" and text.startswith("/")) or text == texts.ONE_MOMENT  # noqa: E731
+    return prompts.history_of(rows, max_chars, skip)
 
 
 @contextlib.contextmanager

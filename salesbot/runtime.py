@@ -428,7 +428,47 @@ def _sweep(settings: Settings, rules: Policy, meetings, *, dry_run: bool, limit:
         if progress is not None:  # a count only for a bar someone watches: cron's log gets the summary only
             total = followups.count_due(now, rules) if rules.in_window(now) else None
             progress.start(min(total, limit) if total is not None and limit else total)
-        result = followups.sweep(now, rules, dry_run=dry_run, limit=limit, on_action=on_action, keep=keep,
-                                 progress=progress.advance if progress else None)
+        with reminder_writer(settings, rules, enabled=not dry_run and rules.in_window(now)) as writer:
+            result = followups.sweep(now, rules, dry_run=dry_run, limit=limit, on_action=on_action, keep=keep,
+                                     progress=progress.advance if progress else None, writer=writer)
         result.meetings = meeting_reminders.sweep(now, meetings, rules.in_window(now), dry_run=dry_run)
         return result
+
+
+@contextlib.contextmanager
+def reminder_writer(settings: Settings, rules: Policy, enabled: bool = True) -> Iterator[Callable | None]:
+    """What writes a lead's reminder in a real sweep: Claude, from the conversation (claude/reminders.py),
+    one call a lead on an event loop of its own; None (the templates) in a dry run, without a key, or
+    when the playbook cannot be read."""
+    if not enabled or not settings.anthropic_api_key:
+        yield None
+        return
+    from salesbot import followups
+    from salesbot.claude.reminders import ReminderWriter
+
+    try:
+        prompt = load_prompt(settings)
+    except SalesbotError as exc:
+        log.warning("reminders from the templates: %s", exc)
+        yield None
+        return
+    loop = asyncio.new_event_loop()
+
+    async def open_client() -> ClaudeClient:  # its connections belong to this loop
+        return claude_client(settings)
+
+    client = loop.run_until_complete(open_client())
+    writer = ReminderWriter(client, prompt)
+
+    def write(due: followups.Due) -> str | None:
+        silent = rules.first_after if due.step == 1 else rules.second_after
+        history = followups.reminder_history(due.lead_id, settings.max_message_chars)
+        return loop.run_until_complete(writer.write(history, step=due.step, hours=int(silent.total_seconds() // 3600),
+                                                    with_slots=due.hot, first_name=due.first_name,
+                                                    lead_id=due.lead_id))
+
+    try:
+        yield write
+    finally:
+        loop.run_until_complete(client.close())
+        loop.close()

@@ -12,8 +12,10 @@ MONTHS_SHORT = ["янв", "фев", "мар", "апр", "мая", "июн", "и�
 # The business's own words (SALESBOT_TEXTS_FILE may replace these; see OVERRIDABLE below)
 COMPANY = ""  # the company's name, e.g. «Пиксель»: the greeting then says «ассистент компании «Пиксель»»
 CONSULTATION = "бесплатную консультацию {duration}"  # {duration}: «на час», from SALESBOT_SLOT_MINUTES
+# {assistant}: «ассистент компании «Пиксель»» with a company name, «виртуальный ассистент» without one
+# ({company} alone, « «Пиксель»» or nothing, stays for greetings written before it)
 GREETING = (
-    "Здравствуйте{name}! 👋 Я ассистент компании{company}. Расскажите, что вас интересует, — "
+    "Здравствуйте{name}! 👋 Я {assistant}. Расскажите, что вас интересует, — "
     "отвечу на вопросы и помогу записаться на {consultation}."
 )
 STOPPED = "Хорошо, больше не буду напоминать о себе. Если захотите вернуться к разговору — просто напишите."
@@ -37,7 +39,6 @@ ASK_OWN_TIME = (
 NOT_UNDERSTOOD = ("Не совсем понял, на когда вас записать. Напишите день и время одной фразой, например: "
                   "«в четверг в 15:00» или «завтра в 11»." )
 NEED_TIME = "Укажите, пожалуйста, и время — например, «завтра в 15:00»."
-NEED_TIME_FOR_DAY = "Во сколько вам удобно {day}? Например: «в 15:00»."
 CANCELLED = "Хорошо, отменил выбор времени. Если будут вопросы — пишите!"
 NOTHING_TO_CANCEL = "Отменять нечего: сейчас мы не выбираем время встречи. Если будут вопросы — пишите!"
 TIME_PASSED = "Это время уже прошло."
@@ -90,6 +91,7 @@ def greeting(first_name: str | None) -> str:
     # «Здравствуйте, Гость!» reads oddly: the name a `chat` lead gets by default is not a name
     name = f", {first_name}" if first_name and first_name != CHAT_GUEST else ""
     return GREETING.format(name=name, company=f" «{COMPANY}»" if COMPANY else "",
+                           assistant=f"ассистент компании «{COMPANY}»" if COMPANY else "виртуальный ассистент",
                            consultation=CONSULTATION.format(duration=duration(_slot_minutes)))
 
 
@@ -140,10 +142,6 @@ def zone_phrase(moment: datetime) -> str:
 def meeting_time(moment: datetime, today: date) -> str:
     """«в четверг, 26 ноября, в 11:00 по московскому времени»: a meeting's time as a lead reads it."""
     return f"{day_phrase(moment.date(), today)}, в {moment:%H:%M} {zone_phrase(moment)}"
-
-
-def need_time_for(day: str) -> str:
-    return NEED_TIME_FOR_DAY.format(day=day)
 
 
 def confirm_own_time(when: str) -> str:
@@ -205,12 +203,19 @@ def _lead_for_managers(first_name: str | None, lead_id: int, username: str | Non
     return (first_name or f"лид {lead_id}") + (f" (@{username})" if username else "")
 
 
+SUMMARY_CHARS = 1500  # what the model learned, as a manager's notice quotes it
+
+
 def manager_booking(first_name: str | None, lead_id: int, username: str | None, when: str, source: str,
-                    last_messages: list[str]) -> str:
+                    last_messages: list[str], summary: str | None = None) -> str:
+    """A new meeting for the managers: who, when, and what the model learned of the lead (or, while it
+    has learned nothing yet, the lead's last messages)."""
     who = _lead_for_managers(first_name, lead_id, username)
     how = "своё время" if source == "custom" else "слот"
     lines = [f"📅 Новая встреча: {who}", f"Когда: {when} ({how})"]
-    if last_messages:
+    if summary:
+        lines.append(f"Что известно о клиенте: {quote(summary, SUMMARY_CHARS)}")
+    elif last_messages:
         lines.append("Последние сообщения клиента:")
         lines += [f"— {quote(text)}" for text in last_messages]
     return "\n".join(lines)
@@ -307,6 +312,20 @@ def period_full(day: str, start: str, end: str) -> str:
     return f"{_cap(day)}, с {start} до {end}, свободного времени нет. Вот ближайшее:"
 
 
+def _dates(first: date, last: date) -> str:
+    """«с 29 декабря по 4 января»."""
+    return f"с {first.day} {MONTHS_GENITIVE[first.month - 1]} по {last.day} {MONTHS_GENITIVE[last.month - 1]}"
+
+
+def days_slots(first: date, last: date, start: str, end: str, whole_day: bool = False) -> str:
+    """Several days asked for («на следующей неделе», «на следующей неделе после обеда»)."""
+    return f"Свободное время {_dates(first, last)}" + ("" if whole_day else f", с {start} до {end}") + ":"
+
+
+def days_full(first: date, last: date, start: str, end: str) -> str:
+    return f"{_cap(_dates(first, last))} свободного времени нет. Вот ближайшее:"
+
+
 def meeting_confirmed(when: str) -> str:
     return f"Спасибо, что подтвердили! Ждём вас: {when}."
 
@@ -381,6 +400,13 @@ def _fields(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
 
 
+_STILL_TAKEN = {"greeting": {"company"}}  # placeholders the packaged text dropped that overrides may still use
+
+
+def _allowed(key: str) -> set[str]:
+    return _fields(_PACKAGED[OVERRIDABLE[key]]) | _STILL_TAKEN.get(key, set())
+
+
 def override_problems(values: dict) -> list[str]:
     """What is wrong with a set of overrides: unknown keys (with the known ones), non-text values,
     placeholders the packaged text does not have, blank texts."""
@@ -394,12 +420,12 @@ def override_problems(values: dict) -> list[str]:
             problems.append(f"{key}: empty")
         else:
             try:
-                unknown = _fields(value) - _fields(_PACKAGED[OVERRIDABLE[key]])
+                unknown = _fields(value) - _allowed(key)
             except ValueError as exc:
                 problems.append(f"{key}: {exc} (write {{{{ and }}}} for literal braces)")
                 continue
             if unknown:
-                allowed = ", ".join("{" + f + "}" for f in sorted(_fields(_PACKAGED[OVERRIDABLE[key]]))) or "none"
+                allowed = ", ".join("{" + f + "}" for f in sorted(_allowed(key))) or "none"
                 problems.append(f"{key}: unknown placeholder {{{sorted(unknown)[0]}}} (allowed: {allowed})")
     return problems
 

@@ -7,10 +7,16 @@ one failure that books the wrong meeting, so they come first, per corpus; a refu
 phrases the rules answered right (the right datetime, or the right refusal and, for a day named with
 no time, the right day) and how many they refused. Corpora:
 
-- tuning: tests/timeparse_corpus.py (MEANT and REFUSED), the phrases the rules were written against;
+- tuning: tests/timeparse_corpus.py (MEANT, REFUSED and RANGES), the phrases the rules were written against;
 - held-out 1: its HELD_OUT list, written after the first rules and never used to tune them;
 - held-out 2: tests/timeparse_heldout.py, written before the issue-12 rules and never used to tune them,
-  with several reference "now"s.
+  with several reference "now"s;
+- held-out 3: tests/timeparse_heldout3.py, written before the issue-19 rules (abbreviations, case
+  endings, «в пол 11», «к часу», a date after the time, ISO, ranges and parts of a week) and never
+  used to tune them.
+
+A range («после 3», «на следующей неделе») is judged like a datetime: the window meant is correct,
+another window is wrong (it would narrow the offered slots to the wrong ones).
 
 Then the median time a phrase over all of them. Targets: no wrong datetime anywhere, >= 95% of the
 tuning corpus's realistic phrases resolved by the rules, median under 0.2 ms a phrase (exit 1
@@ -28,19 +34,22 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from datetime import time as clock
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from salesbot.time.parse import ParseResult, parse_rules
-from tests.timeparse_corpus import HELD_OUT, MEANT, NOW, REFUSED, TZ
+from tests.timeparse_corpus import HELD_OUT, MEANT, NOW, RANGES, REFUSED, TZ
 from tests.timeparse_heldout import HELD_OUT_2, NOWS
+from tests.timeparse_heldout3 import HELD_OUT_3
 
 Case = tuple[datetime, str, str]  # (now, phrase, expected: "YYYY-MM-DD HH:MM" or a kind [+ " YYYY-MM-DD"])
 CORPORA: dict[str, list[Case]] = {
-    "tuning": [(NOW, p, e) for p, e in MEANT + REFUSED],
+    "tuning": [(NOW, p, e) for p, e in MEANT + REFUSED + RANGES],
     "held-out 1": [(NOW, p, e) for p, e in HELD_OUT],
     "held-out 2": [(NOWS[n], p, e) for n, p, e in HELD_OUT_2],
+    "held-out 3": [(NOWS[n], p, e) for n, p, e in HELD_OUT_3],
 }
 
 
@@ -51,11 +60,23 @@ def expected_at(text: str) -> datetime | None:
         return None
 
 
-def judge(expected: str, when: datetime | None, kind: str | None = None, day=None) -> str:
-    """'correct', 'wrong' (a datetime that is not the one meant) or 'refused'."""
+def range_text(result: ParseResult) -> str:
+    """A range as the corpora write it: `range 2025-12-25 15:00-24:00`, `range 2025-12-29/2026-01-04 *`."""
+    days = f"{result.day or '-'}" + (f"/{result.last_day}" if result.last_day else "")
+    if result.period is None:
+        return f"range {days} *"
+    start, end = result.period
+    return f"range {days} {start:%H:%M}-{'24:00' if end == clock.max else format(end, '%H:%M')}"
+
+
+def judge(expected: str, when: datetime | None, kind: str | None = None, day=None,
+          window: str | None = None) -> str:
+    """'correct', 'wrong' (a datetime or a range that is not the one meant) or 'refused'."""
     meant = expected_at(expected)
     if when is not None:
         return "correct" if meant is not None and when == meant else "wrong"
+    if window is not None:
+        return "correct" if window == expected else "wrong"
     if meant is None and kind is not None:
         want_kind, _, want_day = expected.partition(" ")
         if kind == want_kind and (not want_day or str(day) == want_day):
@@ -78,8 +99,9 @@ def score(cases: list[Case], verdict: Callable[[Case], tuple[str, str]]) -> dict
 def rules_verdict(case: Case) -> tuple[str, str]:
     now, phrase, expected = case
     r = rules(now, phrase)
-    got = r.when.strftime("%Y-%m-%d %H:%M") if r.when else r.kind + (f" {r.day}" if r.day else "")
-    return judge(expected, r.when, r.kind, r.day), got
+    window = range_text(r) if r.kind == "range" else None
+    got = r.when.strftime("%Y-%m-%d %H:%M") if r.when else window or r.kind + (f" {r.day}" if r.day else "")
+    return judge(expected, r.when, r.kind, r.day, window), got
 
 
 def timed(cases: list[Case], rounds: int) -> list[float]:
@@ -99,7 +121,7 @@ def main() -> None:
     opts = parser.parse_args()
 
     results = {name: score(cases, rules_verdict) for name, cases in CORPORA.items()}
-    print("WRONG datetimes (target 0 in every corpus):")
+    print("WRONG datetimes and ranges (target 0 in every corpus):")
     for name, res in results.items():
         print(f"  {name}: {len(res['wrong'])}")
         for (now, phrase, expected), got in res["wrong"]:

@@ -10,7 +10,7 @@ from scripts.fake_claude import Reply
 
 def reply(text, status="warm", offer=False):
     return Reply(json.dumps({"reply": text, "status": status, "offer_meeting": offer, "meeting_action": "none",
-                             "proposed_time": ""}, ensure_ascii=False))
+                             "summary": "", "proposed_time": ""}, ensure_ascii=False))
 
 
 @pytest.fixture
@@ -60,7 +60,9 @@ def test_lead_option_continues_the_conversation(run, api_env, db):
     leads = list(Lead.select().where(Lead.first_name == "Пётр"))
     assert len(leads) == 1 and leads[0].messages.count() == 6  # /start and the greeting, then two turns
     user_turns = [b for b in api_env.bodies[1]["messages"] if b["role"] == "user"]
-    assert user_turns[0]["content"][0]["text"] == "<client_message>Привет</client_message>"
+    # the conversation opens with the greeting the lead saw, as the bot's own message, then the lead's
+    assert [b["text"] for b in user_turns[0]["content"]] == [
+        f"<service_message>{texts.greeting('Пётр')}</service_message>", "<client_message>Привет</client_message>"]
 
 
 def test_without_lead_each_session_is_a_new_guest(run, api_env, db):

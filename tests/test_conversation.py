@@ -14,7 +14,7 @@ from tests.engine_fakes import CALENDAR, FakeLLM, make_engine, tg
 
 SLOTS = ["Сегодня, 17:00", "Сегодня, 18:00", "Завтра, 10:00", "Завтра, 14:00", "Чт, 25 дек, 10:00",
          "Чт, 25 дек, 14:00"]  # up to two a day, spread over the day, over three working days
-NO_MEETING_ACTION = {"meeting_action": "none", "proposed_time": ""}
+NO_MEETING_ACTION = {"meeting_action": "none", "summary": "", "proposed_time": ""}
 
 
 @pytest.fixture
@@ -158,15 +158,17 @@ def test_own_time_flow_confirm_and_book(engine):
     assert len(llm.calls) == 1  # the own-time step never asked Claude for a reply
 
 
-def test_own_time_not_understood_keeps_the_state(engine):
+def test_own_time_not_a_time_goes_to_claude_and_keeps_the_state(engine):
     dialogue, llm, transport = engine
+    llm.enqueue(Answer("Конечно, можно и позже — когда вам будет удобно?", "warm", False))
     dialogue.run(tg(button="own"), tg(text="как-нибудь потом"))
-    assert transport.last.text == texts.NOT_UNDERSTOOD and "например" in texts.NOT_UNDERSTOOD
+    assert transport.last.text == "Конечно, можно и позже — когда вам будет удобно?"
+    assert "Бот ждёт, что клиент напишет удобные день и время встречи" in llm.calls[-1]["context"]
     assert lead_of().state == STATE_OWN_TIME
-    dialogue.run(tg(text="завтра"))
-    assert transport.last.text == "Во сколько вам удобно завтра, 24 декабря? Например: «в 15:00»."
-    assert lead_of().state == STATE_OWN_TIME
-    assert llm.calls == []
+    dialogue.run(tg(text="завтра"))  # a day: its free slots, and the day kept for the hour
+    assert transport.last.text == "Свободное время — завтра, 24 декабря, с 10:00 до 19:00:"
+    assert transport.last.labels[0] == "Завтра, 10:00" and transport.last.labels[-1] == texts.BUTTON_OWN_TIME
+    assert lead_of().state == STATE_OWN_TIME and len(llm.calls) == 1
 
 
 def test_a_day_then_a_time_make_one_meeting_time(engine, aio):
@@ -309,7 +311,7 @@ def test_claude_unavailable_gives_a_polite_fallback_and_keeps_the_message_unansw
     llm.enqueue(Answer("Интернет-магазин — от 250 000 ₽.", "warm", False))
     dialogue.run(tg(text="Алло?"))
     assert llm.calls[-1]["history"] == [("user", "Здравствуйте, сколько стоит магазин?"),
-                                        ("assistant", texts.FALLBACK), ("user", "Алло?")]
+                                        ("service", texts.FALLBACK), ("user", "Алло?")]
     assert Message.select().where(Message.unanswered == True).count() == 0  # noqa: E712
 
 

@@ -77,6 +77,36 @@ def test_migration_005_moves_a_remembered_day_to_its_own_column(tmp_path):
     assert (time.pending_day, time.pending_time) == (None, datetime(2025, 12, 23, 12, 0))
 
 
+def test_migration_010_lets_a_lead_be_lost_and_keeps_every_row_that_points_at_leads(tmp_path):
+    """The lead table is rebuilt to widen its CHECK: with foreign keys on, dropping it would have
+    cascaded to every message and meeting. Everything stays, the indexes come back, `lost` is taken."""
+    path = tmp_path / "old.db"
+    database_at(path, 9)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("INSERT INTO lead (telegram_id, access_hash, first_name, status, created_at, last_message_at)"
+                     " VALUES (42, 7, 'Ольга', 'hot', '2025-12-20 09:00:00', '2025-12-22 10:30:00')")
+        conn.execute("INSERT INTO message (lead_id, role, text, created_at) VALUES (1, 'lead', 'Сколько?',"
+                     " '2025-12-22 10:30:00')")
+        conn.execute("INSERT INTO meeting (lead_id, starts_at, source) VALUES (1, '2025-12-24 08:00:00', 'slot')")
+        conn.execute("INSERT INTO outbox (lead_id, kind, text, random_id, not_before, created_at)"
+                     " VALUES (1, 'reply', 'Ответ', 5, '2025-12-22 10:31:00', '2025-12-22 10:31:00')")
+    before = tables_and_indexes(path)
+
+    database = open_database(path)
+    assert tables_and_indexes(path) == before  # lead_reminder, lead_activity… created again; no lead_new left
+    lead = Lead.get(Lead.telegram_id == 42)
+    assert (lead.first_name, lead.status, lead.summary) == ("Ольга", "hot", None)
+    assert [m.text for m in lead.messages] == ["Сколько?"] and lead.messages[0].model_chars is None
+    assert lead.meetings.count() == 1 and store.Outbox.select().count() == 1
+    Lead.update(status="lost").where(Lead.id == lead.id).execute()
+    assert database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1  # back on after the rebuild
+    with pytest.raises(Exception, match="CHECK"):
+        Lead.update(status="gone").where(Lead.id == lead.id).execute()
+    lead.delete_instance()  # the rebuilt table still cascades
+    assert Message.select().count() == 0
+
+
 def test_rows_inserted_by_hand_with_only_required_columns_are_valid(db):
     db.execute_sql("INSERT INTO lead (first_name) VALUES ('Импорт')")
     lead = Lead.get(Lead.first_name == "Импорт")

@@ -36,14 +36,15 @@ def test_slot_labels_say_today_and_tomorrow():
     assert texts.slot_label(at(2026, 1, 5, 10, 0), date(2025, 12, 30)) == "Пн, 5 янв 2026, 10:00"
 
 
-def test_asking_for_the_hour_names_the_day_with_its_preposition():
-    assert texts.need_time_for(texts.day_phrase(date(2025, 11, 27), TODAY)) == \
-        "Во сколько вам удобно в четверг, 27 ноября? Например: «в 15:00»."
-    assert texts.need_time_for(texts.day_phrase(TODAY, TODAY)).startswith("Во сколько вам удобно сегодня?")
+def test_a_days_slots_name_the_day_with_its_preposition():
+    assert texts.period_slots(texts.day_phrase(date(2025, 11, 27), TODAY), "10:00", "19:00") == \
+        "Свободное время — в четверг, 27 ноября, с 10:00 до 19:00:"
+    assert texts.days_slots(date(2025, 12, 29), date(2026, 1, 4), "10:00", "19:00", whole_day=True) == \
+        "Свободное время с 29 декабря по 4 января:"
 
 
 def test_greeting_without_a_made_up_name_and_with_the_consultation_length():
-    assert texts.greeting(texts.CHAT_GUEST).startswith("Здравствуйте! 👋 Я ассистент компании.")
+    assert texts.greeting(texts.CHAT_GUEST).startswith("Здравствуйте! 👋 Я виртуальный ассистент. Расскажите")
     assert texts.greeting("Анна").startswith("Здравствуйте, Анна!")
     assert "бесплатную консультацию на час" in texts.greeting(None)
     texts.configure(slot_minutes=45)
@@ -79,8 +80,8 @@ def test_the_business_words_from_a_toml_file(tmp_path):
 
 @pytest.mark.parametrize("body, says", [
     ('compnay = "Пиксель"\n', "unknown key 'compnay'; the known keys are: company, greeting, consultation"),
-    ('greeting = "Привет, {lead}!"\n', "greeting: unknown placeholder {lead} (allowed: {company}, {consultation}, "
-                                       "{name})"),
+    ('greeting = "Привет, {lead}!"\n', "greeting: unknown placeholder {lead} (allowed: {assistant}, {company}, "
+                                       "{consultation}, {name})"),
     ('greeting = 5\n', "greeting: expected a text in quotes"),
     ('greeting = "Привет\n', "is not valid TOML"),
 ])

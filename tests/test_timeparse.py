@@ -11,8 +11,9 @@ from salesbot.texts import describe
 from salesbot.time import words as timewords
 from salesbot.time.parse import normalise, parse, parse_rules
 from scripts.fake_claude import Error, Reply
-from tests.timeparse_corpus import HELD_OUT, MEANT, NOW, PERIOD, REFUSED, TZ
+from tests.timeparse_corpus import HELD_OUT, MEANT, NOW, PERIOD, RANGES, REFUSED, TZ
 from tests.timeparse_heldout import HELD_OUT_2, NOWS
+from tests.timeparse_heldout3 import HELD_OUT_3
 
 MSK = ZoneInfo("Europe/Moscow")
 NY = ZoneInfo("America/New_York")
@@ -37,15 +38,26 @@ def test_refusals(phrase, kind):
     assert (result.kind, result.when) == (kind, None), phrase
 
 
+@pytest.mark.parametrize("phrase, expected", RANGES)
+def test_ranges_and_parts_of_a_week_are_windows_never_one_time(phrase, expected):
+    result, _ = parse_rules(phrase, NOW, TZ)
+    assert result.when is None, phrase
+    if expected.startswith("range "):
+        assert (result.kind, f"range {result.window_text()}") == ("range", expected)
+        assert result.error.startswith("a range, not one time")
+    else:
+        assert result.kind == expected
+
+
 def test_held_out_phrases_stay_out_of_the_tuning_corpus():
-    tuning = [p for p, _ in MEANT + REFUSED]
+    tuning = [p for p, _ in MEANT + REFUSED + RANGES]
     assert len(tuning) == len(set(tuning)), "a phrase is in the tuning corpus twice"
     assert not set(tuning) & {p for p, _ in HELD_OUT}
     # the tuning corpus is read at NOW: the second held-out corpus may not repeat one of its phrases there
     assert NOWS["tue"] == NOW
-    assert not set(tuning) & {p for now, p, _ in HELD_OUT_2 if now == "tue"}
-    kinds = {"need_time", "past", "invalid", "not_understood"}
-    for _, _, expected in HELD_OUT_2:
+    assert not set(tuning) & {p for now, p, _ in HELD_OUT_2 + HELD_OUT_3 if now == "tue"}
+    kinds = {"need_time", "past", "invalid", "not_understood", "range"}
+    for _, _, expected in HELD_OUT_2 + HELD_OUT_3:
         assert expected.split()[0] in kinds or at(expected), expected
 
 
@@ -224,7 +236,7 @@ def test_fallback_only_when_rules_find_nothing(claude, fake_api):
     (fallback_answer("datetime", "2026-12-25", "11:00"), "not_understood"),  # beyond 180 days
     (fallback_answer("datetime", "", ""), "not_understood"),
     (Reply(json.dumps({"kind": "datetime", "date": None, "time": None})), "not_understood"),  # off the schema
-    (fallback_answer("date_only", "2025-12-25"), "need_time"),
+    (fallback_answer("date_only", "2025-12-22"), "past"),
     (fallback_answer("none"), "not_understood"),
     (Reply('{"kind": "maybe"}'), "not_understood"),                         # off the schema
     (Reply("завтра в 11"), "not_understood"),                               # not JSON
@@ -240,3 +252,11 @@ def test_fallback_when_claude_is_unavailable_is_not_understood(claude, fake_api)
     result = claude.run(parse("в первый понедельник после праздников", NOW, TZ, ClaudeTimeReader(claude)))
     assert (result.kind, result.error, result.when) == ("not_understood", "not understood", None)
     assert len(fake_api.requests) == 3
+
+
+def test_a_date_from_the_fast_model_is_kept(claude, fake_api):
+    """«в день после рождества»: the model knows the day, not the time; the engine needs the day to offer
+    that day's slots (it was thrown away)."""
+    fake_api.enqueue(fallback_answer("date_only", "2025-12-26"))
+    result = claude.run(parse("в день после рождества", NOW, TZ, ClaudeTimeReader(claude)))
+    assert (result.kind, result.day, result.source) == ("need_time", datetime(2025, 12, 26).date(), "claude")

@@ -197,6 +197,14 @@ MEANT = [
     ("а если в пятницу в 15?", "2025-12-26 15:00"),
     ("сможете завтра в 11?", "2025-12-24 11:00"),
     ("завтра (среда) в 11", "2025-12-24 11:00"),
+    # issue 19: how leads write times the rules refused before
+    ("на след неделе в пятницу в 11", "2026-01-02 11:00"),
+    ("сёдня в 16", "2025-12-23 16:00"),
+    ("завтра к 11-ти", "2025-12-24 11:00"),
+    ("в пол 11", "2025-12-24 10:30"),
+    ("в пятницу к часу", "2025-12-26 13:00"),
+    ("в 11:00 25.12", "2025-12-25 11:00"),
+    ("2025-12-25 11:00", "2025-12-25 11:00"),
 ]
 
 # (phrase, refusal): a refusal is always better than a wrong date
@@ -206,7 +214,6 @@ REFUSED = [
     ("25 декабря", "need_time"),
     ("завтра вечером", "need_time"),
     ("в пятницу после обеда", "need_time"),
-    ("на следующей неделе", "not_understood"),
     ("вчера в 10:00", "past"),
     ("вчера", "past"),
     ("позавчера в 12", "past"),
@@ -236,20 +243,9 @@ REFUSED = [
     ("в первый понедельник после праздников в 11", "not_understood"),
     ("каждую среду в 11", "not_understood"),
     ("в среду в 11 и 5", "not_understood"),
-    ("в субботу с 12 до 13", "not_understood"),
     ("завтра в 16:00 или позже", "not_understood"),
-    # issue 12: ranges and bounds, never an exact time
-    ("можно в четверг после 15", "not_understood"),  # was 15:00 before issue 12: "after 15" is a bound
-    ("после 12", "not_understood"),
-    ("завтра до 12", "not_understood"),
-    ("в четверг до обеда", "not_understood"),
-    ("с 14 до 16", "not_understood"),
-    ("завтра в 14-16", "not_understood"),
-    ("в 5-6 вечера", "not_understood"),
-    ("не раньше 11", "not_understood"),
-    ("между 10 и 12", "not_understood"),
+    # issue 12: ranges and bounds, never an exact time (issue 19: most are RANGES now)
     # weekends, months without a day, plural weekdays, unknown words around a time
-    ("на выходных", "not_understood"),
     ("в субботу или в выходные в 12", "not_understood"),
     ("в мае", "not_understood"),
     ("в январе в среду в 11", "not_understood"),
@@ -273,6 +269,35 @@ REFUSED = [
     ("tomorrow evening", "need_time"),
     ("завтра утром или вечером", "not_understood"),
     ("двадцать девятого числа", "need_time"),
+]
+
+# (phrase, range) issue 19: a range or a part of a week is never one time; it is the window the engine
+# narrows the offered slots to: "range DAY[/LAST_DAY] START-END" (DAY "-" when none is named; 00:00 an
+# open start, 24:00 an open end; "*" the whole day), as ParseResult.window_text() writes it
+RANGES = [
+    ("на следующей неделе", "range 2025-12-29/2026-01-04 *"),
+    ("в субботу с 12 до 13", "range 2025-12-27 12:00-13:00"),
+    ("можно в четверг после 15", "range 2025-12-25 15:00-24:00"),
+    ("после 12", "range - 12:00-24:00"),
+    ("завтра до 12", "range 2025-12-24 00:00-12:00"),
+    ("в четверг до обеда", "range 2025-12-25 00:00-12:00"),
+    ("с 14 до 16", "range - 14:00-16:00"),
+    ("завтра в 14-16", "range 2025-12-24 14:00-16:00"),
+    ("в 5-6 вечера", "range - 17:00-18:00"),
+    ("не раньше 11", "range - 11:00-24:00"),
+    ("между 10 и 12", "range - 10:00-12:00"),
+    ("на выходных", "range 2025-12-27/2025-12-28 *"),
+    ("в четверг после 3", "range 2025-12-25 15:00-24:00"),
+    ("до обеда", "range - 00:00-12:00"),
+    ("после 3", "range - 15:00-24:00"),
+    ("на следующей неделе после обеда", "range 2025-12-29/2026-01-04 14:00-18:00"),
+    ("на этой неделе", "range 2025-12-23/2025-12-28 *"),
+    ("во вторник после 15", "range 2025-12-23 15:00-24:00"),  # today, while the window lasts
+    ("во вторник до 12", "range 2025-12-30 00:00-12:00"),  # today's is over: next Tuesday
+    ("сегодня до 12", "past"),
+    ("с 16 до 14", "not_understood"),
+    ("после 3 до обеда", "not_understood"),
+    ("на следующей неделе в 11", "not_understood"),
 ]
 
 # (now, phrase, day or None, period): a part of the day with no time is need_time with its clock

@@ -23,6 +23,7 @@ class Answer:
     offer_meeting: bool
     meeting_action: str = "none"  # none | move | cancel: what the lead wants done with the booked meeting
     proposed_time: str = ""  # the lead's own words for a meeting time ("в пятницу в 11"), when written
+    summary: str = ""  # what the model knows of the lead (need, budget, deadline, who decides, contact)
 
 
 class ClaudeDialogue:
@@ -58,7 +59,8 @@ class ClaudeDialogue:
         self.planner.used(lead_key, now, history_ttl if prompts.has_history_breakpoint(messages) else None)
         data = result.data
         return Answer(reply=data["reply"], status=data["status"], offer_meeting=data["offer_meeting"],
-                      meeting_action=data["meeting_action"], proposed_time=data["proposed_time"])
+                      meeting_action=data["meeting_action"], proposed_time=data["proposed_time"],
+                      summary=data["summary"])
 
     async def parse_time(self, text: str, now: datetime, calendar: Calendar, lead_id: int) -> timeparse.ParseResult:
         return await timeparse.parse(text, now, calendar.tz, self.reader, lead_id)

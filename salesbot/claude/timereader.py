@@ -48,7 +48,7 @@ def read_answer(text: str, data: dict[str, Any], local_now: datetime, tz: ZoneIn
         return ParseResult(text, "not_understood", source="claude")
     if data["kind"] == "date_only":
         kind: Kind = "past" if day < local_now.date() else "need_time"
-        return ParseResult(text, kind, source="claude")
+        return ParseResult(text, kind, source="claude", day=day if kind == "need_time" else None)  # kept
     m = re.fullmatch(r"(\d{1,2}):(\d{2})", data["time"] or "")
     if not m or int(m[1]) > 23 or int(m[2]) > 59:
         return ParseResult(text, "not_understood", source="claude")

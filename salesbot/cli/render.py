@@ -30,7 +30,7 @@ _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 out = Console(highlight=False, width=_PIPED_WIDTH)
 err = Console(stderr=True, highlight=False)
 
-STATUS_STYLE = {"new": "cyan", "warm": "yellow", "hot": "bold red", "cold": "blue"}
+STATUS_STYLE = {"new": "cyan", "warm": "yellow", "hot": "bold red", "cold": "blue", "lost": "dim"}
 SHOWN_ACTIONS = 200  # the sweep's table; --json streams them all
 
 
@@ -236,6 +236,7 @@ def lead_detail(detail, full: bool = False) -> None:
     ]
     if lead.cold_reason:
         facts.append(("cold reason", lead.cold_reason))
+    facts.append(("summary", detail.summary or "— (nothing learned yet)"))
     for label, value in facts:
         out.print(f"  [dim]{label}:[/dim] {escape(visible(value))}")
     out.print()

@@ -10,18 +10,31 @@ from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
 from salesbot import keyboards, texts
-from salesbot.dialogue.turn import DialogueLLM, Turn
+from salesbot.dialogue.turn import DialogueLLM, Turn, command_of
 from salesbot.dialogue.voice import Voice, joined
 from salesbot.keyboards import moment_of
 from salesbot.store import leads
 from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, MeetingState
-from salesbot.time.slots import Calendar, at_clock, check, clock_label, free_slots, slots_around, slots_in
+from salesbot.time import parse as timeparse
+from salesbot.time.slots import (
+    OFFER_DAYS,
+    PER_DAY,
+    Calendar,
+    at_clock,
+    check,
+    clock_label,
+    free_slots,
+    slots_around,
+    slots_in,
+)
 
 log = logging.getLogger(__name__)
 
 RECENT_FOR_MANAGERS = 5
 FREE_WEEK = timedelta(days=7)  # offered slots this far off (a vacation): the first free day is named
 PERIOD_SLOTS = 6  # at most this many slots offered for a part of a day ("в пятницу после обеда")
+LOOK_AHEAD_DAYS = 7  # a window with no day ("после 3"): the first of these days with a free slot in it
+UNPLACED = ("not_understood", "invalid")  # a phrase the parser could not place: no time, no window
 
 
 class Booking:
@@ -56,43 +69,68 @@ class Booking:
         reason = problem_text(problem, self.calendar, wanted)
         await self.offer_slots(turn, joined(prefix, f"{reason} {texts.NEAREST_SLOTS}"), status=status, slots=slots)
 
-    async def offer_period(self, turn: Turn, day: date | None, period: tuple[time, time],
+    async def offer_window(self, turn: Turn, day: date | None, last_day: date | None, period: tuple[time, time] | None,
                            prefix: str | None, status: str | None) -> None:
-        """"в пятницу после обеда", "вечером": the free slots in that part of that day (today while it
-        lasts, when no day was named), or, when there are none, the nearest on both sides of it."""
-        cal, now = self.calendar, self.now()
-        if day is None:
-            today = now.astimezone(cal.tz).date()
-            day = today if at_clock(today, period[1], cal.tz) > now else today + timedelta(days=1)
-        opens, closes = cal.hours(day) or (cal.opens, cal.closes)
-        start, end = max(period[0], opens), min(period[1], closes)
-        if start >= end:  # the part of the day is outside working hours altogether
-            start, end = period
+        """A day, a part of a day, a range or a part of a week ("в четверг", "в пятницу после обеда", "после
+        3", "на следующей неделе"): the free slots inside it (each day's window within that day's hours).
+        One day: up to PERIOD_SLOTS of its slots in the window, and the day is remembered ("в 15" next
+        means that day at 15:00); no day named: the first day from today with a free slot in the window;
+        several days: up to two a day, as free_slots spreads them. When nothing inside is free, the
+        nearest slots on both sides of it."""
+        cal, now, today = self.calendar, self.now(), self.voice.today()
+        clock = period or (cal.opens, cal.closes)
+
+        def window(on: date) -> tuple[time, time]:
+            opens, closes = cal.hours(on) or (cal.opens, cal.closes)
+            start, end = max(clock[0], opens), min(clock[1], closes)
+            return (start, end) if start < end else clock  # outside that day's hours altogether
+
         booked = self._booked_starts()
-        slots = slots_in(day, (start, end), now, cal, booked)[:PERIOD_SLOTS]
-        leads.set_state(turn.lead.id, STATE_OWN_TIME, pending_day=day)  # "в 15" next means that day at 15:00
-        labels = (texts.day_phrase(day, self.voice.today()), clock_label(start), clock_label(end))
-        if slots:
-            await self.offer_slots(turn, joined(prefix, texts.period_slots(*labels)), status=status, slots=slots)
+        if last_day is not None:  # several days
+            first = max(day or today, today)
+            slots: list[datetime] = []
+            used = 0
+            for offset in range((last_day - first).days + 1):
+                free = slots_in(first + timedelta(days=offset), window(first + timedelta(days=offset)), now, cal,
+                                booked)
+                if free and used < OFFER_DAYS:
+                    slots += spread(free, PER_DAY)
+                    used += 1
+            leads.set_state(turn.lead.id, None)
+            start = window(first)[0]  # where the nearest are looked for when nothing inside is free
+            hours = (clock_label(max(clock[0], cal.opens)), clock_label(min(clock[1], cal.closes)))
+            text = texts.days_slots(first, last_day, *hours, whole_day=period is None)
+            full = texts.days_full(first, last_day, *hours)
         else:
-            around = slots_around(at_clock(day, start, cal.tz), now, cal, booked)
-            await self.offer_slots(turn, joined(prefix, texts.period_full(*labels)), status=status, slots=around)
+            if day is None:  # today while the window lasts, else the next day with room in it
+                days = [today + timedelta(days=n) for n in range(LOOK_AHEAD_DAYS)]
+                days = [d for d in days if at_clock(d, window(d)[1], cal.tz) > now] or [today + timedelta(days=1)]
+                day = next((d for d in days if slots_in(d, window(d), now, cal, booked)), days[0])
+            first = day
+            start, end = window(day)
+            slots = slots_in(day, (start, end), now, cal, booked)[:PERIOD_SLOTS]
+            leads.set_state(turn.lead.id, STATE_OWN_TIME, pending_day=day)  # "в 15" next means that day at 15:00
+            labels = (texts.day_phrase(day, today), clock_label(start), clock_label(end))
+            text, full = texts.period_slots(*labels), texts.period_full(*labels)
+        if slots:
+            await self.offer_slots(turn, joined(prefix, text), status=status, slots=slots)
+        else:
+            around = slots_around(at_clock(first, start, cal.tz), now, cal, booked)
+            await self.offer_slots(turn, joined(prefix, full), status=status, slots=around)
 
     # --- the lead's own time -------------------------------------------------------------------
 
-    async def own_time(self, turn: Turn, text: str, prefix: str | None = None, status: str | None = None) -> None:
-        """The lead's words for a time: in the own-time step, or (with Claude's reply as `prefix`)
-        written anywhere in the conversation. Understood and bookable → «Правильно понял: …?»."""
+    async def own_time(self, turn: Turn, text: str, prefix: str | None = None, status: str | None = None,
+                       result: timeparse.ParseResult | None = None) -> None:
+        """The lead's words for a time (parsed here, or `result` when the caller parsed them): in the
+        own-time step, or (with Claude's reply as `prefix`) written anywhere in the conversation.
+        Understood and bookable → «Правильно понял: …?»; a day, a part of a day or a range → the free
+        slots inside it; anything else → slots too: the lead who named a time always has a next step."""
         lead = turn.lead
-        result = await self.llm.parse_time(text, self.now(), self.calendar, lead.id)
-        if result.kind == "need_time" and result.period is not None:
-            await self.offer_period(turn, result.day, result.period, prefix, status)
-            return
-        if result.kind == "need_time" and result.day is not None:
-            # "завтра": remember the day, so a following "в 15" means tomorrow at 15:00
-            leads.set_state(lead.id, STATE_OWN_TIME, pending_day=result.day)
-            day = texts.day_phrase(result.day, self.voice.today())
-            await self.voice.say(turn, joined(prefix, texts.need_time_for(day)), status=status)
+        if result is None:
+            result = await self.llm.parse_time(text, self.now(), self.calendar, lead.id)
+        if result.kind in ("range", "need_time") and (result.day is not None or result.period is not None):
+            await self.offer_window(turn, result.day, result.last_day, result.period, prefix, status)
             return
         if result.ok and result.time_only and lead.state == STATE_OWN_TIME and lead.pending_day:
             result.when = datetime.combine(lead.pending_day, result.when.time(), tzinfo=self.calendar.tz)
@@ -100,20 +138,25 @@ class Booking:
             await self.offer_slots(turn, joined(prefix, f"{texts.TIME_PASSED} {texts.NEAREST_SLOTS}"), status=status)
             return
         if not result.ok:
-            # In the conversation a phrase the parser cannot place is just conversation: Claude's reply
-            # alone. In the own-time step the lead is asked again.
-            await self.voice.say(turn, prefix if prefix is not None else
-                                 texts.NOT_UNDERSTOOD if result.kind != "need_time" else texts.NEED_TIME,
-                                 status=status)
+            if prefix is None:  # the own-time step: asked again
+                await self.voice.say(turn, texts.NOT_UNDERSTOOD if result.kind != "need_time" else texts.NEED_TIME)
+            else:  # in the conversation: Claude's reply, and the free slots to pick from
+                await self.offer_slots(turn, joined(prefix, texts.CHOOSE_SLOT), status=status)
             return
         problem = check(result.when, self.now(), self.calendar, self._booked_starts(exclude_lead=lead.id))
         if problem:
             leads.set_state(lead.id, STATE_OWN_TIME)
             await self.offer_instead(turn, problem, result.when, prefix, status)
             return
-        leads.set_state(lead.id, STATE_CONFIRM_TIME, pending_time=result.when)
-        await self.voice.say(turn, joined(prefix, texts.confirm_own_time(self.voice.when(result.when))),
-                             keyboards.confirm_time(result.when), status=status)
+        await self.ask_confirm(turn, result.when, prefix, status)
+
+    async def ask_confirm(self, turn: Turn, when: datetime, prefix: str | None = None,
+                          status: str | None = None) -> None:
+        """«Правильно понял: …?» with «Да, записать» / «Выбрать другое время» (asked again, it stays the
+        newest keyboard, the one a press is checked against)."""
+        leads.set_state(turn.lead.id, STATE_CONFIRM_TIME, pending_time=when)
+        await self.voice.say(turn, joined(prefix, texts.confirm_own_time(self.voice.when(when))),
+                             keyboards.confirm_time(when), status=status)
 
     async def confirm_own_time(self, turn: Turn) -> None:
         """«да» to «Правильно понял: …?»."""
@@ -235,12 +278,19 @@ class Booking:
             await self.voice.tell_managers(texts.manager_meeting_moved(lead.first_name, lead.id, lead.username,
                                                                        self.voice.when(previous), when))
             return
-        last = leads.recent_lead_texts(lead.id, RECENT_FOR_MANAGERS)
+        summary = leads.summary_of(lead.id)
+        last = [] if summary else [t for t in leads.recent_lead_texts(lead.id, RECENT_FOR_MANAGERS)
+                                   if not command_of(t)]
         await self.voice.tell_managers(texts.manager_booking(lead.first_name, lead.id, lead.username, when, source,
-                                                             last))
+                                                             last, summary))
 
     def _booked_starts(self, exclude_lead: int | None = None) -> list[datetime]:
         return leads.booked_starts(self.now() - self.calendar.slot, exclude_lead)
+
+
+def spread(slots: list[datetime], count: int) -> list[datetime]:
+    """`count` of a day's free slots spread over it, as free_slots offers them (time/slots.py)."""
+    return slots if len(slots) <= count else [slots[i * len(slots) // count] for i in range(count)]
 
 
 def problem_text(problem: str, cal: Calendar, wanted: datetime) -> str:

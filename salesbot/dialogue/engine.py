@@ -22,8 +22,9 @@ from datetime import UTC, datetime
 
 from salesbot import texts
 from salesbot.claude import prompts
+from salesbot.claude.dialogue import Answer
 from salesbot.delivery import Outbox
-from salesbot.dialogue.booking import Booking
+from salesbot.dialogue.booking import UNPLACED, Booking
 from salesbot.dialogue.intake import Intake
 from salesbot.dialogue.turn import (
     BUTTON,
@@ -49,6 +50,8 @@ from salesbot.transport import Transport
 log = logging.getLogger(__name__)
 
 ANY_STATE = "*"
+SUMMARY_CHARS = 2000  # the summary kept of a lead (the model is asked for a short one)
+STEPS = {STATE_OWN_TIME: "own_time", STATE_CONFIRM_TIME: "confirm_time", STATE_CONFIRM_CANCEL: "confirm_cancel"}
 
 Handler = Callable[[Turn], Awaitable[None]]
 
@@ -72,6 +75,11 @@ def command(name: str) -> Callable[[Turn], bool]:
 def words(*sets: set[str]) -> Callable[[Turn], bool]:
     every = set().union(*sets)
     return lambda turn: said(turn.text, every)
+
+
+def _not_conversation(role: str, text: str) -> bool:
+    """Commands and «one moment» notes are not conversation."""
+    return (role == "lead" and command_of(text) is not None) or (role == "bot" and text == texts.ONE_MOMENT)
 
 
 class Dialogue:
@@ -106,14 +114,14 @@ class Dialogue:
             ],
             STATE_OWN_TIME: [
                 Route(TEXT, self._leave_step, words(texts.CANCEL_WORDS)),
-                Route(TEXT, self._own_time),
+                Route(TEXT, self._in_step),
             ],
             STATE_CONFIRM_TIME: [
                 Route(TEXT, self._leave_step, words(texts.CANCEL_WORDS)),
                 Route(TEXT, b.confirm_own_time, lambda t: t.lead.pending_time is not None
                       and said(t.text, texts.CONFIRM_WORDS)),
                 Route(TEXT, b.decline_own_time, words(texts.DECLINE_WORDS)),
-                Route(TEXT, self._own_time),
+                Route(TEXT, self._in_step),
             ],
             STATE_CONFIRM_CANCEL: [
                 Route(TEXT, lambda t: b.answer_cancel(t, said(t.text, texts.CANCEL_YES_WORDS)),
@@ -215,8 +223,15 @@ class Dialogue:
         leads.set_state(turn.lead.id, None)
         await self.voice.say(turn, texts.CANCELLED)
 
-    async def _own_time(self, turn: Turn) -> None:
-        await self.booking.own_time(turn, turn.text)
+    async def _in_step(self, turn: Turn) -> None:
+        """Text while the bot waits for a time (or for «да» to one): a time, a day or a range goes to the
+        booking; anything else («а кто будет на созвоне?») to Claude, who sees the pending step in the
+        context, and the step stays pending (its buttons still work)."""
+        result = await self.llm.parse_time(turn.text, self.now(), self.calendar, turn.lead.id)
+        if result.kind in UNPLACED:
+            await self._converse(turn)
+        else:
+            await self.booking.own_time(turn, turn.text, result=result)
 
     async def _back_to_conversation(self, turn: Turn) -> None:
         leads.set_state(turn.lead.id, None)
@@ -226,23 +241,26 @@ class Dialogue:
 
     def _history(self, lead_id: int, upto: int) -> list[tuple[str, str]]:
         """The conversation up to message `upto`, as much of it as the window sends (positions
-        counted from the lead's first message, so the start stays put and the prefix stays cached)."""
+        counted from the lead's first message, so the start stays put and the prefix stays cached).
+        A bot message is split into the model's words (`assistant`) and the bot's own (`service`:
+        the greeting, slot offers, «Правильно понял…», «записал вас…»), as message.model_chars says."""
         total = leads.count_messages(lead_id, upto)
         keep = total - prompts.window_start(total, self.config.history_turns)
-        history = []
-        for role, text in leads.recent_messages(lead_id, upto, keep):
-            if (role == "lead" and command_of(text)) or (role == "bot" and text == texts.ONE_MOMENT):
-                continue  # commands and "one moment" notes are not conversation
-            if len(text) > self.config.max_chars:
-                text = text[: self.config.max_chars] + "…"
-            history.append(("user" if role == "lead" else "assistant", text))
-        return history
+        return prompts.history_of(leads.recent_messages(lead_id, upto, keep), self.config.max_chars, _not_conversation)
 
     def _context(self, lead: LeadState, meeting: MeetingState | None) -> str:
-        now = self.now().astimezone(self.calendar.tz)
+        tz = self.calendar.tz
+        now = self.now().astimezone(tz)
         # for Claude the absolute date and year (it also gets today's): no «завтра» to misread
-        booked = texts.describe(meeting.starts_at.astimezone(self.calendar.tz)) if meeting else None
-        return prompts.context_block(texts.describe(now), lead.first_name, lead.status, booked)
+        booked = texts.describe(meeting.starts_at.astimezone(tz)) if meeting else None
+        pending = texts.describe(lead.pending_time.astimezone(tz)) if lead.pending_time else None
+        keyboard = outbox.showing(lead.id)
+        slots = [b.label for row in keyboard or [] for b in row if b.data.startswith("s:")]
+        step = STEPS.get(lead.state or "")
+        day = texts.day_phrase(lead.pending_day, now.date()) if lead.pending_day else None
+        showing = prompts.showing(step, pending, day, slots)
+        return prompts.context_block(texts.describe(now), lead.first_name, lead.status, booked,
+                                     leads.summary_of(lead.id), showing)
 
     async def _converse(self, turn: Turn) -> None:
         lead, message = turn.lead, turn.message
@@ -266,18 +284,43 @@ class Dialogue:
                                                                     message.text))
             return
         lock.told_to_wait = False
-        status = "hot" if meeting is not None else answer.status
-        turn.answering = upto
-        reply, b = answer.reply, self.booking
+        if answer.summary.strip():
+            leads.set_summary(lead.id, answer.summary.strip()[:SUMMARY_CHARS])
+        turn.answering, turn.reply = upto, answer.reply
+        await self._decide(turn, answer, meeting)
+
+    async def _decide(self, turn: Turn, answer: Answer, meeting: MeetingState | None) -> None:
+        """What the lead sees after Claude's answer, in this order (the first that applies decides):
+
+        1. a booked meeting and `meeting_action` cancel → the cancel question;
+        2. a `proposed_time` the parser places → an exact time: the confirm question (or why not, and
+           the nearest slots); a day, a part of a day or a range: the free slots inside it; the past:
+           the next free slots;
+        3. a booked meeting and `meeting_action` move → the free slots to move it to;
+        4. no meeting and `offer_meeting` → the free slots (a `proposed_time` the parser could not place
+           is conversation: «когда-нибудь»), or, while a time waits for «да», that confirm question again;
+        5. otherwise Claude's reply alone.
+        Claude's reply always comes first, in the same message; the status is Claude's, applied forward
+        only (store/leads.py), so neither a cancel nor a question makes a lead hot, and a refusal is `lost`.
+        """
+        b, reply, status = self.booking, answer.reply, answer.status
+        proposed = answer.proposed_time.strip()
         if meeting is not None and answer.meeting_action == "cancel":
             await b.ask_cancel(turn, meeting, prefix=reply, status=status)
-        elif answer.proposed_time.strip():
-            # A time written in the conversation: the parser reads it and the lead confirms it; Claude's
-            # reply goes first, but never books (the prompt says so; only the engine books).
-            await b.own_time(turn, answer.proposed_time, prefix=reply, status=status)
-        elif meeting is not None and answer.meeting_action == "move":
+            return
+        if proposed:
+            # Claude's reply goes first, but never books (the prompt says so; only the engine books)
+            result = await self.llm.parse_time(proposed, self.now(), self.calendar, turn.lead.id)
+            if result.kind not in UNPLACED:
+                await b.own_time(turn, proposed, prefix=reply, status=status, result=result)
+                return
+        if meeting is not None and answer.meeting_action == "move":
             await b.move(turn, prefix=reply, status=status)
-        elif answer.offer_meeting and meeting is None:
+        elif meeting is None and answer.offer_meeting and turn.lead.state == STATE_CONFIRM_TIME \
+                and turn.lead.pending_time is not None:
+            # a time waits for «да»: the question again, not slots that would make its buttons stale
+            await b.ask_confirm(turn, turn.lead.pending_time, prefix=reply, status=status)
+        elif meeting is None and answer.offer_meeting:
             await b.offer_slots(turn, reply, status=status)
         else:
             await self.voice.say(turn, reply, status=status)

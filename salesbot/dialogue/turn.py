@@ -85,6 +85,14 @@ class Turn:
     incoming: Incoming
     text: str
     answering: int | None = None
+    reply: str | None = None  # the model's reply this turn: the message that starts with it is its words
+
+    def model_chars(self, text: str) -> int:
+        """How much of `text` (said now) is the model's reply: all of the reply once, then nothing."""
+        if self.reply and text.startswith(self.reply):
+            size, self.reply = len(self.reply), None
+            return size
+        return 0
 
     @property
     def command(self) -> str | None:

@@ -29,7 +29,7 @@ class Voice:
             if turn.answering is not None:
                 leads.mark_answered(lead_id, turn.answering, status)
                 turn.answering = None
-            self.outbox.to_lead(lead_id, text, buttons)
+            self.outbox.to_lead(lead_id, text, buttons, model_chars=turn.model_chars(text))
         await self.outbox.deliver(("lead", lead_id))
 
     async def note(self, lead_id: int, text: str) -> None:

@@ -7,11 +7,13 @@ CPU per message (scripts/bench_dialogue.py). Times are stored the way Peewee's D
 stores them: `str()` of a naive UTC datetime.
 
 Status transitions:
-- a new lead is `new`; Claude's answers move it between new, warm and hot (`mark_answered`);
-- a booked meeting makes it `hot` (`book`), and a lead with a meeting stays hot;
+- a new lead is `new`; Claude's answers move it forward only, new → warm → hot (`mark_answered`:
+  a `new` or `warm` answer never lowers a hot lead), or to `lost` when the lead refused (no reminders);
+- a booked meeting makes it `hot` (`book`); a cancel changes no status;
 - the second reminder makes it `cold` when it is really sent (`follow_up_sent`); a claimed reminder
   that is dropped unsent gives the claim back (`release_follow_up`);
-- any message from a cold lead makes it `warm` again (`record_lead_message`).
+- any message from a cold or lost lead makes it `warm` again (`record_lead_message`): a refusal is
+  undone by writing again.
 
 Meeting transitions: `booked` → `cancelled` (the lead or staff cancels: `cancel_meeting`; or it is
 moved: `book` cancels it and points `moved_to` at its replacement) or → `done` / `no_show` (staff,
@@ -87,11 +89,24 @@ def count_messages(lead_id: int, upto: int) -> int:
     return db.execute_sql("SELECT count(*) FROM message WHERE lead_id = ? AND id <= ?", (lead_id, upto)).fetchone()[0]
 
 
-def recent_messages(lead_id: int, upto: int, limit: int) -> list[tuple[str, str]]:
-    """(role, text) of the lead's last `limit` messages with id <= upto, oldest first."""
-    rows = db.execute_sql("SELECT role, text FROM message WHERE lead_id = ? AND id <= ? ORDER BY id DESC LIMIT ?",
-                          (lead_id, upto, limit)).fetchall()
+def recent_messages(lead_id: int, upto: int, limit: int) -> list[tuple[str, str, int | None]]:
+    """(role, text, model_chars) of the lead's last `limit` messages with id <= upto, oldest first.
+    `model_chars` of a bot message: how many of its first characters are the model's words (the rest
+    is the bot's own; NULL for messages stored before migration 010: all the model's)."""
+    rows = db.execute_sql("SELECT role, text, model_chars FROM message WHERE lead_id = ? AND id <= ?"
+                          " ORDER BY id DESC LIMIT ?", (lead_id, upto, limit)).fetchall()
     return rows[::-1]
+
+
+def summary_of(lead_id: int) -> str | None:
+    row = db.execute_sql("SELECT summary FROM lead WHERE id = ?", (lead_id,)).fetchone()
+    return row[0] if row else None
+
+
+def cancelled_a_meeting(lead_id: int) -> bool:
+    """Whether the lead itself cancelled a meeting (a move is not a cancel)."""
+    return db.execute_sql("SELECT 1 FROM meeting INDEXED BY meeting_lead WHERE lead_id = ? AND status = 'cancelled'"
+                          " AND cancelled_by = 'lead' AND moved_to IS NULL LIMIT 1", (lead_id,)).fetchone() is not None
 
 
 def recent_lead_texts(lead_id: int, limit: int) -> list[str]:
@@ -190,6 +205,12 @@ def chat_lead_named(first_name: str) -> LeadState | None:
     return _state(row)
 
 
+def set_summary(lead_id: int, summary: str) -> None:
+    """What the model learned of the lead (need, budget, deadline, who decides, contact), kept whole."""
+    with db.atomic():
+        db.execute_sql("UPDATE lead SET summary = ? WHERE id = ?", (summary, lead_id))
+
+
 def opt_out(lead_id: int, reason: str) -> None:
     """No more reminders: the lead's /stop (`stop`), or why Telegram cannot reach the lead."""
     with db.atomic():
@@ -230,16 +251,18 @@ def record_lead_message(lead_id: int, text: str, at: datetime, unanswered: bool,
         db.execute_sql(
             "UPDATE lead SET last_message_at = ?, follow_up_count = 0,"
             " cold_reason = CASE WHEN status = 'cold' THEN NULL ELSE cold_reason END,"
-            " status = CASE WHEN status = 'cold' THEN 'warm' ELSE status END WHERE id = ?",
+            " status = CASE WHEN status IN ('cold', 'lost') THEN 'warm' ELSE status END WHERE id = ?",
             (stamp(at), lead_id))
     return cursor.lastrowid
 
 
-def record_bot_message(lead_id: int, text: str, at: datetime) -> int:
+def record_bot_message(lead_id: int, text: str, at: datetime, model_chars: int = 0) -> int:
+    """What we said; its first `model_chars` characters are the model's words, the rest the bot's own
+    (0: a greeting, a slot offer, «записал вас…» — the model is shown them as the bot's, not its own)."""
     with db.atomic():
         cursor = db.execute_sql(
-            "INSERT INTO message (lead_id, role, text, created_at, unanswered) VALUES (?, 'bot', ?, ?, 0)",
-            (lead_id, text, stamp(at)))
+            "INSERT INTO message (lead_id, role, text, created_at, unanswered, model_chars)"
+            " VALUES (?, 'bot', ?, ?, 0, ?)", (lead_id, text, stamp(at), model_chars))
     return cursor.lastrowid
 
 
@@ -262,11 +285,17 @@ def leads_with_unanswered() -> list[int]:
     return [lead_id for (lead_id,) in rows]
 
 
+# new < warm < hot; a cold or lost lead who wrote again is warm already (record_lead_message)
+_FORWARD = ("UPDATE lead SET status = CASE WHEN ?1 = 'lost' THEN 'lost' WHEN instr(' new warm hot', ' ' || status)"
+            " < instr(' new warm hot', ' ' || ?1) THEN ?1 ELSE status END WHERE id = ?2")
+
+
 def mark_answered(lead_id: int, upto: int, status: str | None = None) -> None:
-    """The lead's messages up to `upto` are answered; Claude's view of the lead's status with them."""
+    """The lead's messages up to `upto` are answered; Claude's view of the lead's status with them,
+    forward only (new → warm → hot) or to `lost`."""
     with db.atomic():
         if status is not None:
-            db.execute_sql("UPDATE lead SET status = ? WHERE id = ?", (status, lead_id))
+            db.execute_sql(_FORWARD, (status, lead_id))
         db.execute_sql("UPDATE message SET unanswered = 0 WHERE lead_id = ? AND id <= ? AND unanswered = 1",
                        (lead_id, upto))
 

@@ -6,6 +6,7 @@ default so rows inserted by hand stay valid."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from peewee import SqliteDatabase
@@ -201,7 +202,45 @@ M009_FOLLOW_UP_PLAN = [
     "CREATE INDEX outbox_failed ON outbox (lead_id) WHERE state = 'failed'",
 ]
 
-MIGRATIONS: list[tuple[str, list[str]]] = [
+
+def _lead_status_takes_lost(database: SqliteDatabase) -> None:
+    """`lost` joins the lead statuses. SQLite cannot change a CHECK in place, so the table is rebuilt
+    the documented way (sqlite.org/lang_altertable.html, "Making Other Kinds Of Table Schema
+    Changes"): with foreign keys off (migrate does that: a DROP TABLE with them on would first
+    delete every lead and, by ON DELETE CASCADE, every message and meeting), a new table from the
+    stored CREATE statement with only the CHECK widened, every row copied, the old one dropped, the
+    new one renamed, its indexes created again from their stored SQL. Copying the stored definition
+    keeps any column a later migration may have added before this one ran."""
+    narrow, wide = "CHECK (status IN ('new', 'warm', 'hot', 'cold'))", \
+        "CHECK (status IN ('new', 'warm', 'hot', 'cold', 'lost'))"
+    (table_sql,) = database.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'lead'"
+                                        ).fetchone()
+    if narrow not in table_sql:
+        raise StoreError("migration 010: the lead table's status CHECK is not the one this migration widens; "
+                         "nothing was changed")
+    indexes = [sql for (sql,) in database.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'lead' AND sql IS NOT NULL")]
+    database.execute_sql(table_sql.replace(narrow, wide).replace("CREATE TABLE lead", "CREATE TABLE lead_new", 1))
+    database.execute_sql("INSERT INTO lead_new SELECT * FROM lead")
+    database.execute_sql("DROP TABLE lead")
+    database.execute_sql("ALTER TABLE lead_new RENAME TO lead")
+    for sql in indexes:
+        database.execute_sql(sql)
+
+
+# The conversation (issue 19): what the model learned of a lead (`summary`, rewritten whole each turn);
+# `lost` for a lead who refused (never reminded: lead_reminder holds new, warm and hot only); and
+# which words of a bot message are the model's (`model_chars`: the first that many characters; the
+# rest, or all of it at 0, the bot's own service text — a greeting, a slot offer, «записал вас…»), so
+# the model is never shown the engine's words as its own. NULL (messages from before): all the model's.
+M010_CONVERSATION: list[str | Callable[[SqliteDatabase], None]] = [
+    "ALTER TABLE lead ADD COLUMN summary TEXT",
+    _lead_status_takes_lost,
+    "ALTER TABLE message ADD COLUMN model_chars INTEGER",
+]
+FOREIGN_KEYS_OFF = {"010_conversation"}  # migrations that rebuild a table others refer to
+
+MIGRATIONS: list[tuple[str, list[str | Callable[[SqliteDatabase], None]]]] = [
     ("001_initial", M001_INITIAL),
     ("002_indexes", M002_INDEXES),
     ("003_dialogue", M003_DIALOGUE),
@@ -211,6 +250,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("007_delivery", M007_DELIVERY),
     ("008_meetings", M008_MEETINGS),
     ("009_follow_up_plan", M009_FOLLOW_UP_PLAN),
+    ("010_conversation", M010_CONVERSATION),
 ]
 
 
@@ -243,14 +283,26 @@ def migrate(database: SqliteDatabase, quiet: bool = False) -> list[str]:
     for name, statements in MIGRATIONS:
         if name in applied:
             continue
-        with database.atomic():  # BEGIN IMMEDIATE: a second process starting now waits, then skips
-            if database.execute_sql("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
-                continue
-            for statement in statements:
-                database.execute_sql(statement)
-            database.execute_sql(
-                "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, str(utcnow()))
-            )
+        rebuilds = name in FOREIGN_KEYS_OFF
+        if rebuilds:  # only outside a transaction does this pragma take effect
+            database.execute_sql("PRAGMA foreign_keys = OFF")
+        try:
+            with database.atomic():  # BEGIN IMMEDIATE: a second process starting now waits, then skips
+                if database.execute_sql("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                    continue
+                for statement in statements:
+                    if callable(statement):
+                        statement(database)
+                    else:
+                        database.execute_sql(statement)
+                if rebuilds and database.execute_sql("PRAGMA foreign_key_check").fetchone():
+                    raise StoreError(f"migration {name} would leave rows pointing at nothing; nothing was changed")
+                database.execute_sql(
+                    "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, str(utcnow()))
+                )
+        finally:
+            if rebuilds:
+                database.execute_sql("PRAGMA foreign_keys = ON")
         log.log(logging.DEBUG if quiet else logging.INFO, "applied migration %s", name)
         done.append(name)
     return done

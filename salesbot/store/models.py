@@ -18,7 +18,7 @@ from peewee import (
 from salesbot.store.clock import utcnow
 from salesbot.store.connection import db
 
-LEAD_STATUSES = ("new", "warm", "hot", "cold")
+LEAD_STATUSES = ("new", "warm", "hot", "cold", "lost")
 
 
 class BaseModel(Model):
@@ -42,6 +42,7 @@ class Lead(BaseModel):
     pending_time = DateTimeField(null=True)  # own time understood, awaiting the lead's confirmation
     opted_out_reason = TextField(null=True)  # stop (the lead's /stop), or why Telegram cannot reach them
     pending_day = DateField(null=True)  # a day the lead named without a time ("завтра"), local to SALESBOT_TZ
+    summary = TextField(null=True)  # what the model learned: need, budget, deadline, who decides, contact
 
     class Meta:
         table_name = "lead"
@@ -64,6 +65,7 @@ class Message(BaseModel):
     created_at = DateTimeField(default=utcnow)
     unanswered = BooleanField(default=False)  # a lead message Claude has not answered (yet)
     telegram_message_id = BigIntegerField(null=True)  # a lead message: Telegram's id of it
+    model_chars = IntegerField(null=True)  # a bot message: its first this many characters are the model's
 
     class Meta:
         table_name = "message"

@@ -109,6 +109,13 @@ def live_keyboard(lead_id: int) -> tuple[int, int | None, str | None] | None:
                           " AND buttons IS NOT NULL ORDER BY id DESC LIMIT 1", (lead_id,)).fetchone()
 
 
+def showing(lead_id: int) -> Keyboard | None:
+    """The buttons under our newest message that has any, unless one was pressed (what the lead sees)."""
+    row = db.execute_sql("SELECT buttons, pressed FROM outbox WHERE lead_id = ? AND buttons IS NOT NULL"
+                         " ORDER BY id DESC LIMIT 1", (lead_id,)).fetchone()
+    return keyboard_of(row[0]) if row and row[1] is None else None
+
+
 def press(lead_id: int, telegram_message_id: int | None, data: str) -> str:
     """A button pressed on one of our messages: `new` (act on it), `again` (the same choice pressed
     twice: do nothing) or `stale` (not the lead's current keyboard, or another choice on it)."""

@@ -169,6 +169,7 @@ class LeadDetail:
     lead: LeadSummary
     messages: list[ConversationLine] = field(default_factory=list)
     meetings: list[MeetingInfo] = field(default_factory=list)
+    summary: str | None = None  # what the model learned: need, budget, deadline, who decides, contact
 
 
 def _meeting_info(meeting: Meeting, lead: Lead, tz: ZoneInfo) -> MeetingInfo:
@@ -208,7 +209,7 @@ def lead_detail(lead_id: int, tz: ZoneInfo) -> LeadDetail:
                        sum(line.delivery == "failed" for line in messages))
     meetings = [_meeting_info(meeting, lead, tz)
                 for meeting in Meeting.select().where(Meeting.lead == lead).order_by(Meeting.starts_at)]
-    return LeadDetail(lead=summary, messages=messages, meetings=meetings)
+    return LeadDetail(lead=summary, messages=messages, meetings=meetings, summary=lead.summary)
 
 
 MEETING_STATUSES = ("booked", "cancelled", "done", "no_show")

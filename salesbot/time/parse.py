@@ -6,7 +6,7 @@ place a phrase does one call to the fast Claude model try, with a calendar of th
 
 Never a confident wrong answer: every word of the phrase must be read by a rule or be known filler
 (timewords.FILLER: давайте, можно, удобно, лучше, ну, тогда, пожалуйста, punctuation…); any other
-word ("в выходные", "после 15", "в мае", "по Киеву", "совещание") makes the rules refuse
+word ("в мае", "после праздников", "по Киеву", "совещание") makes the rules refuse
 (`not_understood`, and the phrase goes to the fallback). A misspelt day or month word ("пятнцу",
 "послезавра") is read as that word only when every known word within one edit means the same day.
 
@@ -20,7 +20,10 @@ How phrases are read (always forward from `now`, in the business time zone):
 - a date with no year ("25 декабря", "25.12", "3.1") is this year while ahead, otherwise next year;
   a date that is today with its time passed, or with a year in the past, has passed;
 - "25.12", "03.01", "3.1" are dates and "15.00", "10.30" are times; "10.05" after "в"/"к" is a
-  time, else a date; "17-30" is a time, "14-16" (a range?) is not understood;
+  time, else a date ("в 11:00 23.12": the preposition is the time's); "17-30" is a time, "14-16" a
+  range; "2025-12-25 11:00" and "2025-12-25T11:00" are read too;
+- abbreviations and spoken forms: "на след неделе", "сёдня", "к 11-ти" (11:00), "в пол 11" (10:30),
+  "к часу" (13:00);
 - an hour with no "утра/дня/вечера/am/pm" from 1 to 7 means afternoon (15:00 for "в 3"): nobody
   books a sales meeting at 3 a.m.; "в 3 утра" is 03:00; the rule applies to the clock hour of
   "полпятого" (16:30) and "без двадцати три" (14:40) too;
@@ -29,11 +32,15 @@ How phrases are read (always forward from `now`, in the business time zone):
 - "через 2 часа", "через полтора часа", "через час и 20 минут" are exact to the minute; "через 3
   дня" and "через неделю" are days and need a time;
 - a part of the day with no time ("завтра утром", "вечером") asks for the time: `need_time`, with
-  the day if one was named and `period`, the clock range of that part of the day (PERIODS).
+  the day if one was named and `period`, the clock range of that part of the day (PERIODS);
+- a range or a bound ("после 3", "до 12", "до обеда", "с 14 до 16", "между 10 и 12", "15-17", "не
+  раньше 11") and a part of a week ("на следующей неделе", "на этой неделе", "на выходных") are
+  never one time: `range`, with the day (or the days, `day` to `last_day`) and the clock window
+  (`period`; time.max is an open end) — the engine offers the free slots inside it.
 A refusal is always better than a wrong date: a day with no time asks for the time; two days or two
-times, ranges and bounds ("с 14 до 16", "после 15", "до обеда"), a month with no day, an unknown
-word, 25:00 or 30 февраля are not understood or impossible; the past ("вчера в 10:00") is reported
-as passed. How far ahead a meeting may be booked is the booking's business, not the parser's.
+times, two bounds, a month with no day, an unknown word, 25:00 or 30 февраля are not understood or
+impossible; the past ("вчера в 10:00") is reported as passed. How far ahead a meeting may be booked
+is the booking's business, not the parser's.
 """
 
 from __future__ import annotations
@@ -49,9 +56,10 @@ from salesbot.time import words as timewords
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["ok", "need_time", "past", "invalid", "not_understood"]
+Kind = Literal["ok", "need_time", "range", "past", "invalid", "not_understood"]
 REASONS: dict[str, str] = {
     "need_time": "no time given",
+    "range": "a range, not one time",
     "past": "that time has passed",
     "invalid": "impossible date or time",
     "not_understood": "not understood",
@@ -69,6 +77,9 @@ class ParseResult:
     day: date | None = None  # need_time: the day the lead named ("завтра"), to pair with a later time
     time_only: bool = False  # ok: the lead gave a time and no day ("в 15")
     period: tuple[time, time] | None = None  # need_time: the part of the day named ("утром": 09:00-12:00)
+    # range: the days (`day` to `last_day`, or `day` alone; none: the engine picks) and the clock window
+    # (`period`, time.max for an open end; none: the whole day) the lead named: "после 3", "на следующей неделе"
+    last_day: date | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,7 +87,17 @@ class ParseResult:
 
     @property
     def error(self) -> str | None:
+        if self.kind == "range":
+            return f"{REASONS['range']} ({self.window_text()})"
         return None if self.ok else REASONS[self.kind]
+
+    def window_text(self) -> str:
+        """A range as `2025-12-25 15:00-24:00`, `2025-12-29/2026-01-04 *`, `- 00:00-12:00` (no day)."""
+        days = f"{self.day or '-'}" + (f"/{self.last_day}" if self.last_day else "")
+        if self.period is None:
+            return f"{days} *"
+        start, end = self.period
+        return f"{days} {start:%H:%M}-{'24:00' if end == time.max else format(end, '%H:%M')}"
 
     def as_json(self) -> dict[str, Any]:
         return {"text": self.text, "datetime": self.when.isoformat() if self.when else None,
@@ -88,6 +109,8 @@ class ParseResult:
 _GLUED_PREP_RE = re.compile(r"\b(в|во|к|на|at)(\d)")  # "в16"
 _GLUED_HOURS_RE = re.compile(r"\b(\d{1,2})ч(\d{2})\b")  # "16ч30"
 _GLUED_UNIT_RE = re.compile(r"\b(\d{1,2})(ч|час|часа|часов)\b")  # "16ч"
+_CASE_ENDING_RE = re.compile(r"\b(\d{1,2})-?(?:ти|ми|х)\b")  # "к 11-ти", "к 7ми", "к 2-х": the number
+_ISO_T_RE = re.compile(r"\b(\d{4}-\d{1,2}-\d{1,2})t(?=\d)")  # "2025-12-25t11:00"
 
 
 def normalise(text: str) -> str:
@@ -103,6 +126,8 @@ def normalise(text: str) -> str:
     s = _GLUED_HOURS_RE.sub(r"\1:\2", s)
     s = _GLUED_PREP_RE.sub(r"\1 \2", s)
     s = _GLUED_UNIT_RE.sub(r"\1 \2", s)
+    s = _CASE_ENDING_RE.sub(r"\1", s)
+    s = _ISO_T_RE.sub(r"\1 ", s)
     s = re.sub(r"\btonight\b", "today evening", s)
     s = timewords.correct_spelling(s)
     return " ".join(timewords.numbers_in_words(s).split())
@@ -118,11 +143,15 @@ class _Found:
     exact: list[timedelta] = field(default_factory=list)  # "через 2 часа": now + delta
     periods: list[str] = field(default_factory=list)  # "утром", "после обеда": keys of PERIODS
     next_week: bool = False
+    this_week: bool = False
+    weekend: bool = False
+    bounds: list[tuple[time | None, time | None]] = field(default_factory=list)  # "после 3": (15:00, None)
     invalid: bool = False
     ambiguous: bool = False
 
     def anything(self) -> bool:
         return bool(self.days or self.times or self.exact or self.periods or self.next_week or self.invalid
+                    or self.this_week or self.weekend or self.bounds
                     or self.ambiguous)
 
 
@@ -161,11 +190,13 @@ _DAY_OF_MONTH_RE = re.compile(r"\b(?P<d>\d{1,2})(?:-?(?:го|ого)(?:\s+чис
 
 _DAY_WORDS = [
     (re.compile(r"\bпозавчера\b"), -2), (re.compile(r"\bпослезавтра\b|\bday after tomorrow\b"), 2),
-    (re.compile(r"\bзавтра\b|\btomorrow\b"), 1), (re.compile(r"\bсегодня\b|\btoday\b"), 0),
+    (re.compile(r"\bзавтра\b|\btomorrow\b"), 1), (re.compile(r"\bсегодня\b|\bседня\b|\btoday\b"), 0),
     (re.compile(r"\bвчера\b|\byesterday\b"), -1),
 ]
-_NEXT_WEEK_RE = re.compile(r"\b(?:на\s+)?следующей\s+неделе\b|\bnext\s+week\b")
+_NEXT_WEEK_RE = re.compile(r"\b(?:на\s+)?(?:следующей|след)\s+неделе\b|\bnext\s+week\b")
 _THIS_WEEK_RE = re.compile(r"\b(?:на\s+)?этой\s+неделе\b|\bthis\s+week\b")
+_WEEKEND_RE = re.compile(r"\b(?:на|в)\s+(?:эти\s+)?выходн(?:ых|ые)\b|\b(?:on\s+the|this)\s+weekend\b")
+_ISO_DATE_RE = re.compile(r"(?<![\d.:/\-])(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![\d\-])")
 
 # "через 2 часа", "через час и 20 минут", "через 1 час 30 минут" (from "полтора часа")
 _SPAN_RE = re.compile(
@@ -222,11 +253,26 @@ _UNIT_TIME_RE = re.compile(r"\b(?P<h>\d{1,2})" + _UNIT_H + _UNIT_M + "?" + _Q)
 _QUALIFIED_RE = re.compile(r"\b(?P<h>\d{1,2})\s*(?P<q>утра|дня|вечера|ночи|am|pm)\b")
 _NOON_RE = re.compile(r"\b(?:в\s+)?(?:полдень|noon)\b")
 _MIDNIGHT_RE = re.compile(r"\b(?:в\s+)?(?:полночь|midnight)\b")
-_ONE_OCLOCK_RE = re.compile(r"\bв\s+час\b(?:\s+(?P<q>дня|ночи))?")
+_ONE_OCLOCK_RE = re.compile(r"\b(?:в|к|около)\s+(?:час|часу)\b(?:\s+(?P<q>дня|ночи))?")  # "к часу": 13:00
 _BARE_NUMBER_RE = re.compile(r"(?<![\d.:/\-])\b(?P<h>\d{1,2})\b(?![\d.:/\-])")
 _BARE_PAIR_RE = re.compile(r"(?<![\d.:/\-])\b(?P<h>\d{1,2})\s+(?P<mi>\d{2})\b(?![\d.:/\-])")
 _DURATION_RE = re.compile(r"\b(?:на|for)\s+(?:\d{1,3}\s*)?(?:час\w*|минут\w*|мин|hours?|minutes?)\b")
 _PREP_BEFORE_RE = re.compile(r"(?:\b(?:в|во|к|около|at|by|с)\s*)$")
+
+
+# Ranges and bounds: never one time, but a window the offered slots are narrowed to ("после 3",
+# "до 12", "с 11 до 13", "между 10 и 12", "15-17", "до обеда"). An hour reads as in a time ("после 3"
+# is after 15:00); a qualifier after the second hour ("с 5 до 7 вечера") holds for both.
+_HOUR = r"(?P<{h}>\d{{1,2}})(?:[:.](?P<{mi}>\d{{2}}))?(?:\s*(?:часов|часа|час|ч)\b)?"
+_QN = r"(?:\s*(?P<{q}>утра|дня|вечера|ночи|am|pm)\b)?"
+_H1, _H2 = _HOUR.format(h="h", mi="mi") + _QN.format(q="q1"), _HOUR.format(h="h2", mi="mi2") + _QN.format(q="q")
+_FROM_TO_RE = re.compile(r"\b(?:с|со|от|from)\s+" + _H1 + r"\s*(?:до|по|-|to|till|until)\s*" + _H2)
+_BETWEEN_RE = re.compile(r"\b(?:между|between)\s+" + _H1 + r"\s+(?:и|and)\s+" + _H2)
+_DASH_RANGE_RE = re.compile(r"(?<![\d.:/\-])(?P<h>\d{1,2})-(?P<h2>\d{1,2})(?![\d.:/\-])" + _QN.format(q="q"))
+_AFTER_RE = re.compile(r"\b(?:после|не\s+раньше|позже|позднее|с|со|от|after)\s+" + _H1)
+_BEFORE_RE = re.compile(r"\b(?:до|не\s+позже|не\s+позднее|раньше|before|by)\s+" + _H1)
+_BEFORE_LUNCH_RE = re.compile(r"\bдо\s+обеда\b|\bbefore\s+lunch\b")
+LUNCH = time(12)  # "до обеда" ends where "в обед" (PERIODS) begins
 
 
 def _hour_with_qualifier(hour: int, qualifier: str | None) -> int | None:
@@ -261,6 +307,7 @@ def _month_of(m: re.Match) -> int:
 def _collect(s: str) -> tuple[_Found, str]:
     """Find every day and time in the normalised phrase; return them and what is left."""
     found = _Found()
+    original = s
     for m in list(_PERIOD_RE.finditer(s)):
         found.periods.append(m.lastgroup)
         s = _take(s, m)
@@ -303,6 +350,13 @@ def _collect(s: str) -> tuple[_Found, str]:
         found.next_week = True
         s = _take(s, m)
     for m in list(_THIS_WEEK_RE.finditer(s)):
+        found.this_week = True
+        s = _take(s, m)
+    for m in list(_WEEKEND_RE.finditer(s)):
+        found.weekend = True
+        s = _take(s, m)
+    for m in list(_ISO_DATE_RE.finditer(s)):
+        found.days.append(("date", int(m.group("d")), int(m.group("m")), int(m.group("y"))))
         s = _take(s, m)
     for m in list(_NUMERIC_DATE_RE.finditer(s)):
         year = int(m.group("y"))
@@ -325,12 +379,39 @@ def _collect(s: str) -> tuple[_Found, str]:
         found.days.append(("weekday", weekday, modifier.startswith(("след", "next"))))
         s = _take(s, m)
 
+    def clock(m: re.Match, h: str, mi: str, q: str) -> time | None:
+        hour = _hour_with_qualifier(int(m.group(h)), m.groupdict().get(q) or m.groupdict().get("q") or default_q)
+        minute = int(m.group(mi)) if m.groupdict().get(mi) else 0
+        if hour is None or not 0 <= hour <= 23 or not 0 <= minute <= 59:
+            found.invalid = True
+            return None
+        return time(hour, minute)
+
+    for m in list(_BEFORE_LUNCH_RE.finditer(s)):
+        found.bounds.append((None, LUNCH))
+        s = _take(s, m)
+    for pattern in (_FROM_TO_RE, _BETWEEN_RE):
+        for m in list(pattern.finditer(s)):
+            found.bounds.append((clock(m, "h", "mi", "q1"), clock(m, "h2", "mi2", "q")))
+            s = _take(s, m)
+    for m in list(_DASH_RANGE_RE.finditer(s)):
+        if int(m.group("h")) < int(m.group("h2")) <= 23:  # "15-17", "5-6 вечера"; "17-30" is a time
+            found.bounds.append((clock(m, "h", "mi", "q"), clock(m, "h2", "mi2", "q")))
+            s = _take(s, m)
+    for pattern, side in ((_AFTER_RE, 0), (_BEFORE_RE, 1)):
+        for m in list(pattern.finditer(s)):
+            bound = clock(m, "h", "mi", "q1")
+            found.bounds.append((bound, None) if side == 0 else (None, bound))
+            s = _take(s, m)
+
     for m in list(_COLON_TIME_RE.finditer(s)):
         add_time(hour_of(m), int(m.group("mi")))
         s = _take(s, m)
     for m in list(_DOTTED_RE.finditer(s)):
         a, b = int(m.group("a")), int(m.group("b"))
-        after_preposition = bool(_PREP_BEFORE_RE.search(s[: m.start()]))
+        # a preposition right before it in the phrase as written: "в 10.30" is a time; "в 11:00 23.12"
+        # is a date (the preposition belongs to the time before it)
+        after_preposition = bool(_PREP_BEFORE_RE.search(original[: m.start()]))
         is_time = len(m.group("b")) == 2 and (m.group("q") or b > 12 or b == 0 or (a <= 23 and after_preposition))
         if is_time:
             add_time(hour_of(m, "a"), b)
@@ -440,13 +521,24 @@ def parse_rules(text: str, now: datetime, tz: ZoneInfo | None = None) -> tuple[P
     # "по Киеву", "совещание") may change the meaning, so the phrase goes to the fallback instead.
     if found.ambiguous or timewords.unknown_words(rest) or len(found.times) > 1 or len(found.periods) > 1:
         return result("not_understood")
+    weeks = found.next_week + found.this_week + found.weekend
     if found.exact:
-        if len(found.exact) > 1 or found.days or found.times or found.next_week or found.periods:
+        if len(found.exact) > 1 or found.days or found.times or weeks or found.periods or found.bounds:
             return result("not_understood")
         return result("ok", (local_now + found.exact[0]).replace(second=0, microsecond=0))
-    if found.next_week and not found.days:
-        return result("not_understood")  # "на следующей неделе" alone names no day
+    if len(found.bounds) > 1 or (found.bounds and (found.times or found.periods)) or weeks > 1:
+        return result("not_understood")  # "после 3 до обеда", "завтра в 11 после 12": which?
+    today = local_now.date()
+    if weeks and not found.days:
+        # "на следующей неделе", "на этой неделе", "на выходных" (and a part of the day or a bound with
+        # it): a range of days; with a time and no day ("на следующей неделе в 11") it names no day
+        if found.times:
+            return result("not_understood")
+        first, last = _week_days(today, found)
+        return result("range", day=first, last_day=last, period=_window(found))
 
+    if found.bounds and found.times:
+        return result("not_understood")
     today = local_now.date()
     day, how = None, "none"
     if found.days:
@@ -456,6 +548,15 @@ def parse_rules(text: str, now: datetime, tz: ZoneInfo | None = None) -> tuple[P
         day, how = _agreeing_day(found.days, resolved)
         if day is None:
             return result("not_understood")
+    if found.bounds:
+        window = _window(found)
+        if window is None:
+            return result("not_understood")  # "с 16 до 14"
+        if day is not None and _ends(day, window[1], tz) <= local_now:
+            if how != "weekday":
+                return result("past")
+            day += timedelta(days=7)  # "в пятницу до 12" on a Friday afternoon: next Friday
+        return result("range", day=day, period=window)
     if not found.times:
         period = PERIODS[found.periods[0]] if found.periods else None
         if day is not None and period is not None and datetime.combine(day, period[1], tzinfo=tz) <= local_now:
@@ -481,6 +582,32 @@ def parse_rules(text: str, now: datetime, tz: ZoneInfo | None = None) -> tuple[P
         else:
             return result("past")
     return result("ok", moment)
+
+
+def _window(found: _Found) -> tuple[time, time] | None:
+    """The clock window of a range: its bound (an open start is 00:00, an open end time.max) or its part
+    of the day; None for the whole day, or for a bound that ends before it starts."""
+    if found.bounds:
+        start, end = found.bounds[0]
+        window = (start or time(0), end or time.max)
+        return window if window[0] < window[1] else None
+    return PERIODS[found.periods[0]] if found.periods else None
+
+
+def _ends(day: date, end: time, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz) if end == time.max \
+        else datetime.combine(day, end, tzinfo=tz)
+
+
+def _week_days(today: date, found: _Found) -> tuple[date, date]:
+    """The days of "на следующей неделе" (Monday to Sunday of the next calendar week), "на этой
+    неделе" (today to Sunday) or "на выходных" (this week's Saturday and Sunday, or what is left)."""
+    sunday = today + timedelta(days=6 - today.weekday())
+    if found.next_week:
+        return sunday + timedelta(days=1), sunday + timedelta(days=7)
+    if found.weekend:
+        return max(today, sunday - timedelta(days=1)), sunday
+    return today, sunday
 
 
 # --- a reader for what the rules cannot place (claude/timereader.py) -------------------------------

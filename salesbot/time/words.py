@@ -55,6 +55,8 @@ _ZERO_RE = re.compile(r"\b0\s+(\d)\b")  # "ноль пять" → "0 5" → "05"
 _HOUR_ORD = _alt(HOUR_ORDINALS)
 _MINUTES_GEN = rf"(?:(?:{_alt(_GEN_TENS)})\s+(?:{_alt(_GEN_UNITS)})|{_alt(GENITIVES)}|\d{{1,2}})"
 _HALF_RE = re.compile(rf"\bпол(?:овин[аеуы])?[\s-]*(?P<ord>{_HOUR_ORD})\b")
+# "в пол 11", "пол-10": half past the hour before, as "пол-одиннадцатого" (a digit, not a word)
+_HALF_DIGIT_RE = re.compile(r"\bпол(?:овин[аеуы])?[\s-]*(?P<h>\d{1,2})\b(?![.:\d]|\s*(?:час|мин))")
 _QUARTER_RE = re.compile(rf"\bчетверть\s+(?P<ord>{_HOUR_ORD})\b")
 _MINUTES_PAST_RE = re.compile(rf"\b(?P<n>\d{{1,2}})\s+минут[уы]?\s+(?P<ord>{_HOUR_ORD})\b")
 _TO_RE = re.compile(rf"\bбез\s+(?P<n>{_MINUTES_GEN})(?:\s+минут)?\s+(?P<h>\d{{1,2}}|час)\b")
@@ -93,6 +95,7 @@ def numbers_in_words(s: str) -> str:
     s = _N_AND_HALF_RE.sub(r"\1 час 30 минут", s)
     # fractions of the hour, before the ordinals below are read as days
     s = _HALF_RE.sub(lambda m: _clock(HOUR_ORDINALS.index(m["ord"]), 30), s)
+    s = _HALF_DIGIT_RE.sub(lambda m: _clock(int(m["h"]) - 1, 30) if 1 <= int(m["h"]) <= 12 else m[0], s)
     s = _QUARTER_RE.sub(lambda m: _clock(HOUR_ORDINALS.index(m["ord"]), 15), s)
     s = _MINUTES_PAST_RE.sub(lambda m: _clock(HOUR_ORDINALS.index(m["ord"]), int(m["n"]))
                              if 1 <= int(m["n"]) <= 59 else m[0], s)
