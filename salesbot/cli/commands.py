@@ -19,6 +19,7 @@ from salesbot import __version__, logs, runtime
 from salesbot.cli import render
 from salesbot.cli.common import Boundary, JsonOpt, option, settings, since_report
 from salesbot.cli.followups import followups_app
+from salesbot.cli.owner import funnel, links
 from salesbot.cli.records import leads_app, meetings_app
 from salesbot.cli.render import err, out, print_json
 from salesbot.errors import SalesbotError, quoted
@@ -33,6 +34,8 @@ app = typer.Typer(
 app.add_typer(leads_app, name="leads")
 app.add_typer(meetings_app, name="meetings")
 app.add_typer(followups_app, name="follow-ups")
+app.command("funnel")(funnel)
+app.command("links")(links)
 
 
 def _show_version(value: bool) -> None:

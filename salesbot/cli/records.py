@@ -26,16 +26,21 @@ meetings_app = typer.Typer(help="Meetings: list them, cancel or move one (the le
 def leads_list(
     status: Annotated[str | None, typer.Option(metavar="STATUS",
                                                help="Only leads with this status: new, warm, hot or cold.")] = None,
+    source: Annotated[str | None, typer.Option(metavar="SOURCE", help="Only leads who came through this deep link "
+                                                                      "(see `salesbot links`).")] = None,
     limit: LimitOpt = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """Leads, newest activity first: status, last message, reminders sent, next meeting."""
+    """Leads, newest activity first: status, source, last message, reminders sent, next meeting."""
+    from salesbot import links
     from salesbot.store import queries
 
     wanted = queries.check_status(status)
+    if source is not None:
+        option("--source", links.check_source, source)
     loaded = settings()
     runtime.open_store(loaded)
-    rows = queries.iter_leads(loaded.tz, status=wanted, limit=limit or None)  # streamed: any number of leads
+    rows = queries.iter_leads(loaded.tz, status=wanted, limit=limit or None, source=source)  # streamed
     if as_json:
         render.stream_json_list(rows, render.lead_json)
     else:

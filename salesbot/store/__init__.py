@@ -10,14 +10,17 @@ from salesbot.store.models import (
     LEAD_STATUSES,
     BaseModel,
     Lead,
+    LeadStatusChange,
     LlmCall,
     Meeting,
     MeetingReminder,
     Message,
     Outbox,
+    WebhookEvent,
     display_name,
 )
 
-__all__ = ["BUSY_TIMEOUT_MS", "LEAD_STATUSES", "MIGRATIONS", "BaseModel", "Database", "Lead", "LlmCall", "Meeting",
-           "MeetingReminder", "Message", "Outbox", "append_llm_call", "db", "display_name", "migrate",
-           "open_database", "stamp", "to_local", "to_utc_naive", "transaction", "utcnow", "writable"]
+__all__ = ["BUSY_TIMEOUT_MS", "LEAD_STATUSES", "MIGRATIONS", "BaseModel", "Database", "Lead", "LeadStatusChange",
+           "LlmCall", "Meeting", "MeetingReminder", "Message", "Outbox", "WebhookEvent", "append_llm_call", "db",
+           "display_name", "migrate", "open_database", "stamp", "to_local", "to_utc_naive", "transaction",
+           "utcnow", "writable"]

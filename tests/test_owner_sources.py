@@ -1,0 +1,126 @@
+"""Issue 22: deep-link sources through the offline Telegram harness, `links`, and the funnel."""
+
+import asyncio
+import json
+
+import pytest
+from freezegun import freeze_time
+
+from salesbot import links, telegram, texts
+from salesbot.claude import pricing
+from salesbot.dialogue.engine import Answer
+from salesbot.store import Lead, LeadStatusChange, append_llm_call, db
+from tests.engine_fakes import FakeLLM, make_engine
+from tests.fake_telegram import serving, until
+
+NOW = "2025-12-23 11:05:00"  # Tuesday 14:05 in Moscow
+
+
+def run_serving(coro):
+    with freeze_time(NOW, real_asyncio=True):
+        return asyncio.run(coro)
+
+
+@pytest.fixture(autouse=True)
+def short_drain(monkeypatch):
+    monkeypatch.setattr(telegram, "DRAIN_SECONDS", 0.2)
+
+
+def engine_with(llm):
+    return lambda transport: make_engine(llm=llm, transport=transport, managers=())[0]
+
+
+def test_a_deep_link_lead_keeps_its_source_which_is_never_shown_or_overwritten(telegram_server, bot_settings):
+    async def main():
+        anna, boris = telegram_server.add_user(101), telegram_server.add_user(202, "Борис", "boris")
+        carl = telegram_server.add_user(303, "Карл", "carl")
+        async with serving(telegram_server, bot_settings, engine_with(FakeLLM())):
+            telegram_server.write(anna, "/start vk_ads")
+            telegram_server.write(boris, "/start " + "x" * 65)  # longer than Telegram allows: ignored
+            telegram_server.write(carl, "/start site ещё слова")  # not a start parameter: ignored
+            await until(lambda: all(telegram_server.texts_to(u) for u in (anna, boris, carl)))
+            telegram_server.write(anna, "/start site")  # a second link later: the first contact stands
+            await until(lambda: len(telegram_server.texts_to(anna)) == 2)
+
+    run_serving(main())
+    sources = {lead.telegram_id: lead.source for lead in Lead.select()}
+    assert sources == {101: "vk_ads", 202: None, 303: None}
+    assert all("vk_ads" not in text for text in telegram_server.texts_to(101))
+    assert telegram_server.texts_to(101)[0] == texts.greeting("Анна")
+    assert links.bot_username(bot_settings.home) == telegram_server.bot_username  # serve remembered it
+
+
+def test_links_prints_deep_links_once_serve_has_run_and_checks_the_source(run, salesbot_home):
+    result = run("links", "vk_ads", code=1)
+    assert "serve" in result.output and "never run" in result.output
+    salesbot_home.mkdir(parents=True, exist_ok=True)
+    links.remember_bot(salesbot_home, "pixel_bot")
+    assert run("links", "vk_ads", "site-2").output.split() == ["https://t.me/pixel_bot?start=vk_ads",
+                                                                "https://t.me/pixel_bot?start=site-2"]
+    assert "64 characters" in run("links", "vk ads", code=1).output
+    assert "64 characters" in run("links", "a" * 65, code=1).output
+
+
+@pytest.mark.parametrize(("text", "source"), [
+    ("/start vk_ads", "vk_ads"), ("/start@pixel_bot avito-2", "avito-2"), ("/start", None), ("/start a b", None),
+    ("/start при_вет", None), ("/start " + "z" * 64, "z" * 64), ("/stop vk", None), ("привет", None),
+])
+def test_start_payload_follows_telegrams_rule(text, source):
+    assert links.start_payload(text) == source
+
+
+def test_the_funnel_counts_by_source_with_claudes_cost(telegram_server, bot_settings, run):
+    slot_offer = Answer("Давайте встретимся!", "hot", True)
+    llm = FakeLLM().enqueue(slot_offer, Answer("Подумаю и вернусь", "warm", False),
+                            Answer("Хорошо, до связи", "new", False))
+
+    async def main():
+        anna, boris = telegram_server.add_user(101), telegram_server.add_user(202, "Борис", "boris")
+        carl = telegram_server.add_user(303, "Карл", "carl")
+        async with serving(telegram_server, bot_settings, engine_with(llm)):
+            telegram_server.write(anna, "/start vk_ads")
+            await until(lambda: telegram_server.texts_to(anna))
+            telegram_server.write(anna, "Хочу на консультацию")
+            await until(lambda: len(telegram_server.messages_to(anna)) == 2)
+            offer = telegram_server.messages_to(anna)[1]
+            telegram_server.press(anna, offer, offer.labels[0])
+            await until(lambda: Lead.get(Lead.telegram_id == 101).meetings.count() == 1)
+            telegram_server.write(boris, "/start vk_ads")
+            await until(lambda: telegram_server.texts_to(boris))
+            telegram_server.write(boris, "Сколько стоит?")
+            await until(lambda: len(telegram_server.texts_to(boris)) == 2)
+            telegram_server.write(boris, "Дорого, спасибо")
+            await until(lambda: len(telegram_server.texts_to(boris)) == 3)
+            telegram_server.write(carl, "Добрый день")
+            await until(lambda: telegram_server.texts_to(carl))
+
+    run_serving(main())
+    ids = {lead.telegram_id: lead.id for lead in Lead.select()}
+    usage = {"input_tokens": 1200, "output_tokens": 300, "cache_read_input_tokens": 4000}
+    for lead_id, calls in ((ids[101], 3), (ids[202], 1), (ids[303], 2)):
+        for _ in range(calls):
+            append_llm_call(db.obj, {"lead_id": lead_id, "purpose": "dialogue", "model": "claude-sonnet-5-5",
+                                     **usage})
+    one_call = pricing.cost_usd("claude-sonnet-5-5", pricing.Tokens(input=1200, output=300, reads=4000))
+
+    report = json.loads(run("funnel", "--json").output)
+    rows = {row["source"]: row for row in report["rows"]}
+    assert set(rows) == {"vk_ads", "(none)"}
+    vk, none = rows["vk_ads"], rows["(none)"]
+    assert (vk["leads"], vk["answered"], vk["warm"], vk["hot"], vk["booked"], vk["came"]) == (2, 2, 2, 1, 1, 0)
+    assert (none["leads"], none["answered"], none["warm"], none["hot"], none["booked"]) == (1, 1, 1, 0, 0)
+    assert vk["conversion"]["hot"] == 0.5 and vk["conversion"]["booked"] == 1.0
+    assert vk["cost_usd"] == pytest.approx(4 * one_call) and none["cost_usd"] == pytest.approx(2 * one_call)
+    assert vk["cost_per_lead_usd"] == pytest.approx(2 * one_call)
+    assert vk["cost_per_booked_usd"] == pytest.approx(4 * one_call)
+    assert vk["median_first_answer_seconds"] == 0  # the greeting goes at once (frozen clock)
+    assert report["total"]["leads"] == 3 and report["total"]["cost_usd"] == pytest.approx(6 * one_call)
+    # "ever": Boris went warm and Claude later called him new again; he still counts as warm
+    boris = [(c.from_status, c.to_status) for c in LeadStatusChange.select().where(LeadStatusChange.lead == ids[202])
+             .order_by(LeadStatusChange.id)]
+    assert boris == [(None, "new"), ("new", "warm"), ("warm", "new")]
+    assert "vk_ads" in run("funnel").output and "█" in run("funnel").output
+    week = json.loads(run("funnel", "--by", "week", "--json").output)
+    assert [row["week"] for row in week["rows"]] == ["2025-12-22"] and week["rows"][0]["leads"] == 3
+    assert json.loads(run("leads", "list", "--source", "vk_ads", "--json").output)[0]["source"] == "vk_ads"
+    assert len(json.loads(run("leads", "list", "--source", "vk_ads", "--json").output)) == 2
