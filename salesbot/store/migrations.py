@@ -249,7 +249,6 @@ FOREIGN_KEYS_OFF = {"010_conversation"}  # migrations that rebuild a table other
 # lead's last activity. `webhook_event` holds events for CRMs until `serve` delivers them, in order
 # per lead (webhook_event_queued), each with an id that stays the same on every retry.
 # `budget_alert` remembers which spend alerts managers had in which month (once each).
-# llm_call gets an index by lead: the funnel sums each lead's calls.
 M012_OWNER: list[str | Callable[[SqliteDatabase], None]] = [
     "ALTER TABLE lead ADD COLUMN source TEXT",
     "ALTER TABLE lead ADD COLUMN first_answer_at DATETIME",
@@ -294,7 +293,6 @@ M012_OWNER: list[str | Callable[[SqliteDatabase], None]] = [
         at DATETIME NOT NULL,
         PRIMARY KEY (month, level)
     )""",
-    "CREATE INDEX llm_call_lead ON llm_call (lead_id) WHERE lead_id IS NOT NULL",
 ]
 
 MIGRATIONS: list[tuple[str, list[str | Callable[[SqliteDatabase], None]]]] = [
