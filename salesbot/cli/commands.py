@@ -224,10 +224,21 @@ def usage(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Claude calls per purpose and model: tokens, cache use, estimated cost and what caching saved."""
+    """Claude calls per purpose and model: tokens, cache use, estimated cost and what caching saved; and
+    where this month stands against SALESBOT_MONTHLY_BUDGET_USD."""
     from salesbot.claude.usage import usage_report
 
-    since_report(since, as_json, usage_report, render.usage)
+    ceiling = runtime.budget(settings())
+
+    def report(start):
+        result = usage_report(start)
+        if ceiling is not None:
+            state = ceiling.state()
+            result.budget = {"month": state.month, "limit_usd": state.limit_usd, "spent_usd": round(state.spent_usd, 6),
+                             "left_usd": round(state.left_usd, 6)}
+        return result
+
+    since_report(since, as_json, report, render.usage)
 
 
 def main() -> None:

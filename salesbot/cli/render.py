@@ -434,9 +434,20 @@ def _usage_cells(row, total: bool = False) -> list[str]:
     ]
 
 
+def _budget_line(budget: dict | None) -> None:
+    if budget is None:
+        return
+    spent, limit = budget["spent_usd"], budget["limit_usd"]
+    style = "red" if spent >= limit else "yellow" if spent >= 0.8 * limit else "green"
+    note = ": no Claude calls until the month ends" if spent >= limit else ""
+    out.print(f"[{style}]Budget {budget['month']}: ${spent:,.2f} of ${limit:,.2f} spent "
+              f"({spent / limit:.0%}), ${budget['left_usd']:,.2f} left{note}[/{style}]")
+
+
 def usage(report, start: datetime | None) -> None:
     if not report.rows:
         out.print("No Claude calls recorded" + (f" since {fmt_time(start)}." if start else "."))
+        _budget_line(report.budget)
         return
     title = "Claude usage" + (f" since {fmt_time(start)}" if start else "")
     cells = [_usage_cells(row) for row in report.rows] + [_usage_cells(report.total, total=True)]
@@ -458,6 +469,7 @@ def usage(report, start: datetime | None) -> None:
                 out.print(f"  {header:<12} {value:>12}")
     out.print("[dim]Cost at Anthropic's list prices (salesbot/pricing.py, see README); thinking is part of output; "
               "'?' marks a model without a known price.[/dim]")
+    _budget_line(report.budget)
 
 
 # --- follow-ups stats -----------------------------------------------------------------------------
