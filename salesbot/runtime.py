@@ -40,12 +40,23 @@ log = logging.getLogger(__name__)
 
 def open_store(settings: Settings, busy_timeout_ms: int | None = None, path: Path | None = None):
     """The migrated database, the models bound to it (the data folder is created when it holds it)."""
-    from salesbot.store import open_database
+    from salesbot.store import events, open_database
 
     path = path or settings.db_path
     if path.parent == settings.home:
         ensure_home(settings)
-    return open_database(path, busy_timeout_ms=busy_timeout_ms)
+    database = open_database(path, busy_timeout_ms=busy_timeout_ms)
+    events.configure(bool(settings.webhook_url) and path == settings.db_path)  # events only while a receiver is set
+    return database
+
+
+def webhook_sender(settings: Settings):
+    """What delivers the webhook events in `serve`, or None when SALESBOT_WEBHOOK_URL is not set."""
+    if not settings.webhook_url:
+        return None
+    from salesbot.webhooks import WebhookSender
+
+    return WebhookSender(settings.webhook_url, settings.webhook_secret)
 
 
 CHAT_SANDBOX = "chat-sandbox.db"
@@ -234,6 +245,7 @@ def serve(settings: Settings) -> None:
 
             def build(transport):
                 outbox = Outbox(transport, managers=settings.manager_ids, may_remind=policy(settings).in_window)
+                outbox.webhooks = webhook_sender(settings)
                 from salesbot.claude.dialogue import ClaudeDialogue
                 from salesbot.dialogue import Dialogue
 

@@ -53,6 +53,7 @@ class DatabaseInfo:
     leads: int | None = None
     messages: int | None = None
     meetings: int | None = None
+    webhook_events: dict[str, int] | None = None  # per state: queued, sent, failed
 
 
 @dataclass
@@ -131,6 +132,8 @@ def _database(settings: Settings, findings: list[Finding]) -> DatabaseInfo:
             newer = [name for name in applied if name not in known]
             info.leads, info.messages, info.meetings = (
                 conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("lead", "message", "meeting"))
+            if "012_owner" in applied:
+                info.webhook_events = dict(conn.execute("SELECT state, count(*) FROM webhook_event GROUP BY state"))
     except sqlite3.Error as exc:
         reason = str(exc)
         if "readonly" in reason or "read-only" in reason or not os.access(path.parent, os.W_OK):
@@ -147,6 +150,12 @@ def _database(settings: Settings, findings: list[Finding]) -> DatabaseInfo:
                                                     "salesbot command applies them"))
     else:
         findings.append(Finding("database", "ok", f"{path}: schema {info.schema_version}, {info.leads} leads"))
+    failed = (info.webhook_events or {}).get("failed", 0)
+    if failed:
+        findings.append(Finding("webhooks", "problem", f"{failed} webhook event(s) failed: the receiver refused them "
+                                                       "(4xx) or was unreachable for a day; see `sqlite3 "
+                                                       f"{path} \"SELECT type, error FROM webhook_event WHERE "
+                                                       "state = 'failed'\"`"))
     return info
 
 
