@@ -47,6 +47,42 @@ def leads_list(
         render.leads_table(rows, wanted, loaded.tz, datetime.now(loaded.tz))
 
 
+@leads_app.command("export")
+def leads_export(
+    csv_file: Annotated[str, typer.Option("--csv", metavar="FILE", help="Write a CSV file here (- for stdout).")],
+) -> None:
+    """Every lead as a spreadsheet: name, username, Telegram id, source, status, summary, created, last message,
+    next meeting (UTF-8 with a BOM, so Excel opens it in Cyrillic)."""
+    from salesbot.cli import export
+
+    loaded = settings()
+    runtime.open_store(loaded)
+    count = export.write_csv(csv_file, loaded.tz)
+    if csv_file != "-":
+        out.print(f"Wrote {count} lead(s) to {escape(csv_file)} (times in {loaded.tz.key}).")
+
+
+@leads_app.command("delete")
+def leads_delete(
+    lead_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=SQLITE_MAX,
+                                           help="The lead's id (see `leads list`).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Really delete: it cannot be undone.")] = False,
+) -> None:
+    """Forget a lead everywhere (152-ФЗ): its messages, name, username and Telegram id leave every table and every
+    database file; the funnel keeps an anonymous count. Safe while serve runs."""
+    from salesbot import erasure
+
+    erasure.check_confirmed(yes, lead_id)
+    loaded = settings()
+    runtime.open_store(loaded)
+    done = erasure.forget(lead_id, datetime.now(loaded.tz))
+    out.print(f"Lead {lead_id} deleted: its messages, name, username and Telegram id are gone "
+              f"({done.outbox_rows} outbox row(s) and {done.webhook_events} webhook event(s) with it).")
+    if not done.wal_cleared:
+        err.print("[yellow]The database's WAL could not be truncated now (another process kept reading); "
+                  "SQLite empties it at its next checkpoint. Run this again to retry.[/yellow]")
+
+
 @leads_app.command("show")
 def leads_show(
     lead_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=SQLITE_MAX,

@@ -486,3 +486,47 @@ def still_quiet(lead_id: int, queued_at: str) -> bool:
     row = db.execute_sql("SELECT 1 FROM lead WHERE id = ? AND opted_out = 0 AND follow_up_count > 0"
                          " AND (last_message_at IS NULL OR last_message_at <= ?)", (lead_id, queued_at)).fetchone()
     return row is not None
+
+
+# --- forgetting a lead (152-ФЗ) ---------------------------------------------------------------------
+# The row stays, anonymous, so the funnel still counts the lead: its source, times, status history,
+# meetings and Claude calls name nobody. Everything else the lead wrote or was called goes.
+
+KEPT_COLUMNS = {"id", "status", "created_at", "last_message_at", "follow_up_count", "last_follow_up_at",
+                "opted_out", "source", "first_answer_at", "deleted_at"}
+
+
+def is_forgotten(lead_id: int) -> bool:
+    row = db.execute_sql("SELECT deleted_at IS NOT NULL FROM lead WHERE id = ?", (lead_id,)).fetchone()
+    return bool(row and row[0])
+
+
+def lead_words(lead_id: int) -> list[str]:
+    """What identifies the lead in free text: names, @username, Telegram id, and every message."""
+    row = db.execute_sql("SELECT first_name, username, telegram_id FROM lead WHERE id = ?", (lead_id,)).fetchone()
+    if row is None:
+        return []
+    first_name, username, telegram_id = row
+    words = [first_name, username, f"@{username}" if username else None, str(telegram_id) if telegram_id else None]
+    words += [text for (text,) in db.execute_sql("SELECT text FROM message WHERE lead_id = ?", (lead_id,))]
+    return [word for word in words if word]
+
+
+def forget(lead_id: int, now: datetime) -> bool:
+    """Inside the caller's transaction: the lead's messages go; its upcoming meetings are cancelled
+    (the slot is free again) and no meeting keeps a reason staff typed; every column of the lead
+    that could name or describe them is emptied (`summary` and whatever columns come later too:
+    only KEPT_COLUMNS stay). False when there is no such lead or it was forgotten before."""
+    if not db.execute_sql("SELECT 1 FROM lead WHERE id = ? AND deleted_at IS NULL", (lead_id,)).fetchone():
+        return False
+    stamp = _stamp(now)
+    db.execute_sql("DELETE FROM message WHERE lead_id = ?", (lead_id,))
+    db.execute_sql("UPDATE meeting SET status = 'cancelled', cancelled_at = ?, cancelled_by = 'staff'"
+                   " WHERE lead_id = ? AND status = 'booked' AND starts_at > ?", (stamp, lead_id, stamp))
+    db.execute_sql("UPDATE meeting SET cancel_reason = NULL WHERE lead_id = ?", (lead_id,))
+    columns = db.execute_sql("PRAGMA table_info(lead)").fetchall()  # (cid, name, type, notnull, default, pk)
+    emptied = [name for _, name, _, notnull, _, _ in columns if name not in KEPT_COLUMNS and not notnull]
+    assignments = ", ".join(f"{name} = NULL" for name in emptied)
+    db.execute_sql(f"UPDATE lead SET {assignments}, opted_out = 1, deleted_at = ? WHERE id = ?", (stamp, lead_id))
+    return True
+

@@ -1,0 +1,91 @@
+"""`salesbot leads delete ID --yes`: a lead is forgotten everywhere (152-ФЗ, the right to erasure).
+
+In one write transaction each table's own writer removes what it holds of the lead: its messages,
+names and Telegram id (store/leads.py), its outbox rows and the managers' notices naming or
+quoting it (delivery.py), its webhook events (store/events.py); a table added later that points at
+the lead (`REFERENCES lead`) and is not one of the anonymous ones loses the lead's rows too. The
+lead's row stays, emptied, so the funnel keeps an anonymous count (source, times, status history,
+meetings, Claude calls).
+
+Deleted is not yet gone from the files: SQLite leaves old content in free space and in the WAL.
+So the transaction runs with `PRAGMA secure_delete = ON` (freed content is overwritten with zeros),
+and afterwards the WAL is checkpointed into the database and truncated to nothing
+(`wal_checkpoint(TRUNCATE)`; the -shm file holds only page numbers). It is safe while `serve` runs:
+serve's reply to the lead, if one is being decided, is refused (delivery.queue_to_lead), and the
+checkpoint waits for serve's readers (retried for up to CHECKPOINT_SECONDS).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from salesbot import delivery
+from salesbot.errors import NotFoundError, SalesbotError
+from salesbot.store import db, events, leads, transaction
+
+log = logging.getLogger(__name__)
+
+# Tables that point at a lead and keep nothing that names it: the funnel needs them.
+ANONYMOUS = {"lead_status_change", "meeting", "meeting_reminder", "llm_call"}
+# Tables whose own writer forgets the lead (above); the rest pointing at `lead` lose its rows here.
+OWNED = {"message", "outbox", "webhook_event"}
+CHECKPOINT_SECONDS = 10.0
+
+
+@dataclass
+class Forgotten:
+    lead_id: int
+    outbox_rows: int
+    webhook_events: int
+    other_rows: int
+    wal_cleared: bool
+
+
+def _tables_pointing_at_lead() -> list[tuple[str, str]]:
+    found = []
+    for (table,) in db.execute_sql("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        if table in ANONYMOUS or table in OWNED or table == "lead":
+            continue
+        for row in db.execute_sql(f'PRAGMA foreign_key_list("{table}")').fetchall():  # (id, seq, table, from, …)
+            if row[2] == "lead":
+                found.append((table, row[3]))
+    return found
+
+
+def forget(lead_id: int, now: datetime, *, sleep=time.sleep) -> Forgotten:
+    """Forget the lead; NotFoundError when there is none (or it was forgotten already)."""
+    db.execute_sql("PRAGMA secure_delete = ON")
+    with transaction():
+        words = leads.lead_words(lead_id)
+        if not leads.forget(lead_id, now):
+            raise NotFoundError(f"no lead with id {lead_id} to delete (see `salesbot leads list`)")
+        outbox_rows = delivery.forget_lead(lead_id, words)
+        webhook_events = events.drop_lead(lead_id)
+        other = 0
+        for table, column in _tables_pointing_at_lead():
+            other += db.execute_sql(f'DELETE FROM "{table}" WHERE "{column}" = ?', (lead_id,)).rowcount
+    cleared = _checkpoint(sleep)
+    log.info("lead %s forgotten: %d outbox row(s), %d webhook event(s), %d other row(s)", lead_id, outbox_rows,
+             webhook_events, other)
+    return Forgotten(lead_id, outbox_rows, webhook_events, other, cleared)
+
+
+def _checkpoint(sleep) -> bool:
+    """Copy the WAL into the database and truncate it; False when readers kept it busy throughout."""
+    deadline = time.monotonic() + CHECKPOINT_SECONDS
+    while True:
+        busy, _, _ = db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        sleep(0.2)
+
+
+def check_confirmed(yes: bool, lead_id: int) -> None:
+    if not yes:
+        raise SalesbotError(f"deleting lead {lead_id} cannot be undone: its messages, name, username and Telegram id "
+                            "are erased from the database; add --yes to do it")
