@@ -2,8 +2,10 @@
 
 In one write transaction each table's own writer removes what it holds of the lead: its messages,
 names and Telegram id (store/leads.py), its outbox rows and the managers' notices naming or
-quoting it (delivery.py), its webhook events (store/events.py); a table added later that points at
-the lead (`REFERENCES lead`) and is not one of the anonymous ones loses the lead's rows too. The
+quoting it (store/outbox.py), its webhook events (store/events.py). A table added later whose rows
+belong to a lead (`REFERENCES lead ON DELETE CASCADE`: SQLite itself would delete them with the
+lead) loses the lead's rows here too, unless it is one of the anonymous ones the funnel keeps: the
+one place that writes a table it does not own, so that no future table can keep a forgotten lead. The
 lead's row stays, emptied, so the funnel keeps an anonymous count (source, times, status history,
 meetings, Claude calls).
 
@@ -22,9 +24,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from salesbot import delivery
 from salesbot.errors import NotFoundError, SalesbotError
-from salesbot.store import db, events, leads, transaction
+from salesbot.store import db, events, leads, outbox, transaction
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,8 @@ def _tables_pointing_at_lead() -> list[tuple[str, str]]:
     for (table,) in db.execute_sql("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
         if table in ANONYMOUS or table in OWNED or table == "lead":
             continue
-        for row in db.execute_sql(f'PRAGMA foreign_key_list("{table}")').fetchall():  # (id, seq, table, from, …)
-            if row[2] == "lead":
+        for row in db.execute_sql(f'PRAGMA foreign_key_list("{table}")').fetchall():  # (id, seq, table, from,
+            if row[2] == "lead" and row[6].upper() == "CASCADE":                      # to, on_update, on_delete, …)
                 found.append((table, row[3]))
     return found
 
@@ -62,7 +63,7 @@ def forget(lead_id: int, now: datetime, *, sleep=time.sleep) -> Forgotten:
         words = leads.lead_words(lead_id)
         if not leads.forget(lead_id, now):
             raise NotFoundError(f"no lead with id {lead_id} to delete (see `salesbot leads list`)")
-        outbox_rows = delivery.forget_lead(lead_id, words)
+        outbox_rows = outbox.forget_lead(lead_id, words)
         webhook_events = events.drop_lead(lead_id)
         other = 0
         for table, column in _tables_pointing_at_lead():

@@ -24,8 +24,8 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from salesbot.claude import pricing
+from salesbot.claude.spend import cost_expression, models_in_ledger
 from salesbot.store import db, to_utc_naive
-from salesbot.store.spend import cost_expression, models_in_ledger
 
 STEPS = ("leads", "answered", "warm", "hot", "booked", "came")
 NO_SOURCE = "(none)"

@@ -9,15 +9,14 @@ from freezegun import freeze_time
 
 from salesbot import runtime, telegram, texts
 from salesbot.claude.budget import month_bounds
+from salesbot.claude.dialogue import ClaudeDialogue
 from salesbot.config import PACKAGED_PROMPT, load_settings
-from salesbot.dialogue.engine import ClaudeDialogue
 from salesbot.store import append_llm_call
 from scripts.fake_claude import Reply
 from tests.conftest import make_claude
-from tests.engine_fakes import MSK, make_engine
+from tests.engine_fakes import MSK, NOW, make_engine
 from tests.fake_telegram import serving, settle, until
 
-NOW = "2025-12-23 11:05:00"  # Tuesday 14:05 in Moscow
 MANAGER = 777
 
 

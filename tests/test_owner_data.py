@@ -10,12 +10,11 @@ import pytest
 from freezegun import freeze_time
 
 from salesbot import delivery, telegram, texts, webhooks
-from salesbot.dialogue.engine import Answer
+from salesbot.dialogue import Answer
 from salesbot.store import Lead, Message, WebhookEvent, events
-from tests.engine_fakes import FakeLLM, make_engine
+from tests.engine_fakes import NOW, FakeLLM, make_engine
 from tests.fake_telegram import serving, until
 
-NOW = "2025-12-23 11:05:00"
 WORDS = ["Зинаида", "zinaida_q", "Ёжикология", "89991234567", "Зинаида (@zinaida_q)"]
 
 

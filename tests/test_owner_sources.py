@@ -8,12 +8,10 @@ from freezegun import freeze_time
 
 from salesbot import links, telegram, texts
 from salesbot.claude import pricing
-from salesbot.dialogue.engine import Answer
+from salesbot.dialogue import Answer
 from salesbot.store import Lead, LeadStatusChange, append_llm_call, db
-from tests.engine_fakes import FakeLLM, make_engine
+from tests.engine_fakes import NOW, FakeLLM, make_engine
 from tests.fake_telegram import serving, until
-
-NOW = "2025-12-23 11:05:00"  # Tuesday 14:05 in Moscow
 
 
 def run_serving(coro):

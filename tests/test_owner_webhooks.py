@@ -14,10 +14,9 @@ from freezegun import freeze_time
 
 from salesbot import telegram, webhooks
 from salesbot.store import WebhookEvent, events, leads
-from tests.engine_fakes import FakeLLM, make_engine
+from tests.engine_fakes import NOW, FakeLLM, make_engine
 from tests.fake_telegram import serving, settle, until
 
-NOW = "2025-12-23 11:05:00"
 SECRET = "whsec-test-0123456789"
 
 

@@ -1,7 +1,7 @@
 """The monthly spend ceiling (SALESBOT_MONTHLY_BUDGET_USD), enforced where every Claude call passes:
 the client (claude/client.py) asks `check()` before a call and `after_call()` after it.
 
-What is spent is read from the `llm_call` ledger at list prices (store/spend.py), never kept in a
+What is spent is read from the `llm_call` ledger at list prices (claude/spend.py), never kept in a
 process, so `serve`, the sweep, `parse-time` and a rehearsal all agree. The month is the calendar
 month in SALESBOT_TZ. At 80% the managers are told once; at 100% no more calls are made until the
 month ends (the caller gets BudgetExhausted, an LLMUnavailable: the lead gets a polite answer) and
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from salesbot.claude.spend import spent_since
 from salesbot.errors import BudgetExhausted
-from salesbot.store.spend import spent_since
 
 log = logging.getLogger(__name__)
 

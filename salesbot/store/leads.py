@@ -519,14 +519,14 @@ def forget(lead_id: int, now: datetime) -> bool:
     only KEPT_COLUMNS stay). False when there is no such lead or it was forgotten before."""
     if not db.execute_sql("SELECT 1 FROM lead WHERE id = ? AND deleted_at IS NULL", (lead_id,)).fetchone():
         return False
-    stamp = _stamp(now)
+    when = stamp(now)
     db.execute_sql("DELETE FROM message WHERE lead_id = ?", (lead_id,))
     db.execute_sql("UPDATE meeting SET status = 'cancelled', cancelled_at = ?, cancelled_by = 'staff'"
-                   " WHERE lead_id = ? AND status = 'booked' AND starts_at > ?", (stamp, lead_id, stamp))
+                   " WHERE lead_id = ? AND status = 'booked' AND starts_at > ?", (when, lead_id, when))
     db.execute_sql("UPDATE meeting SET cancel_reason = NULL WHERE lead_id = ?", (lead_id,))
     columns = db.execute_sql("PRAGMA table_info(lead)").fetchall()  # (cid, name, type, notnull, default, pk)
     emptied = [name for _, name, _, notnull, _, _ in columns if name not in KEPT_COLUMNS and not notnull]
     assignments = ", ".join(f"{name} = NULL" for name in emptied)
-    db.execute_sql(f"UPDATE lead SET {assignments}, opted_out = 1, deleted_at = ? WHERE id = ?", (stamp, lead_id))
+    db.execute_sql(f"UPDATE lead SET {assignments}, opted_out = 1, deleted_at = ? WHERE id = ?", (when, lead_id))
     return True
 
