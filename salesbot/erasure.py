@@ -12,17 +12,23 @@ meetings, Claude calls).
 Deleted is not yet gone from the files: SQLite leaves old content in free space and in the WAL.
 So the transaction runs with `PRAGMA secure_delete = ON` (freed content is overwritten with zeros),
 and afterwards the WAL is checkpointed into the database and truncated to nothing
-(`wal_checkpoint(TRUNCATE)`; the -shm file holds only page numbers). It is safe while `serve` runs:
+(`wal_checkpoint(TRUNCATE)`; the -shm file holds only page numbers). Telethon's session files in
+SALESBOT_HOME cache the users the bot met (name, username): the lead's entry goes from them too.
+It is safe while `serve` runs:
 serve's reply to the lead, if one is being decided, is refused (delivery.queue_to_lead), and the
 checkpoint waits for serve's readers (retried for up to CHECKPOINT_SECONDS).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from salesbot.errors import NotFoundError, SalesbotError
 from salesbot.store import db, events, leads, outbox, transaction
@@ -56,11 +62,14 @@ def _tables_pointing_at_lead() -> list[tuple[str, str]]:
     return found
 
 
-def forget(lead_id: int, now: datetime, *, sleep=time.sleep) -> Forgotten:
-    """Forget the lead; NotFoundError when there is none (or it was forgotten already)."""
+def forget(lead_id: int, now: datetime, *, sessions: Iterable[Path] = (), sleep=time.sleep) -> Forgotten:
+    """Forget the lead; NotFoundError when there is none (or it was forgotten already). `sessions`:
+    Telethon's session files, whose entity cache also holds the lead's name and username."""
     db.execute_sql("PRAGMA secure_delete = ON")
     with transaction():
         words = leads.lead_words(lead_id)
+        found = leads.by_id(lead_id)
+        telegram_id = found.telegram_id if found else None
         if not leads.forget(lead_id, now):
             raise NotFoundError(f"no lead with id {lead_id} to delete (see `salesbot leads list`)")
         outbox_rows = outbox.forget_lead(lead_id, words)
@@ -69,9 +78,27 @@ def forget(lead_id: int, now: datetime, *, sleep=time.sleep) -> Forgotten:
         for table, column in _tables_pointing_at_lead():
             other += db.execute_sql(f'DELETE FROM "{table}" WHERE "{column}" = ?', (lead_id,)).rowcount
     cleared = _checkpoint(sleep)
+    if telegram_id is not None:
+        for session in sessions:
+            _forget_in_session(session, telegram_id)
     log.info("lead %s forgotten: %d outbox row(s), %d webhook event(s), %d other row(s)", lead_id, outbox_rows,
              webhook_events, other)
     return Forgotten(lead_id, outbox_rows, webhook_events, other, cleared)
+
+
+def _forget_in_session(path: Path, telegram_id: int) -> None:
+    """Telethon caches every user it meets (id, access hash, username, phone, name) in its session
+    file's `entities` table (telethon/sessions/sqlite.py): the lead's row goes there too, zeroed.
+    The session is another program's file: a failure is logged, not raised."""
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn:
+            conn.execute("PRAGMA secure_delete = ON")
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'entities'").fetchone():
+                with conn:
+                    conn.execute("DELETE FROM entities WHERE id = ?", (telegram_id,))
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # a no-op unless the session uses a WAL
+    except sqlite3.Error as exc:
+        log.warning("could not remove the lead from the Telegram session %s: %s", path.name, exc)
 
 
 def _checkpoint(sleep) -> bool:

@@ -55,7 +55,10 @@ def zinaida(telegram_server, bot_settings):
 
 
 def database_bytes(home) -> bytes:
-    return b"".join(path.read_bytes() for path in sorted(home.glob("salesbot.db*")))
+    """Every database file: salesbot's (with its -wal and -shm) and Telethon's session files."""
+    files = sorted(home.glob("salesbot.db*")) + sorted(home.glob("*.session*"))
+    assert any(path.name.endswith(".session") for path in files)
+    return b"".join(path.read_bytes() for path in files)
 
 
 def test_after_leads_delete_no_database_file_holds_the_leads_words_or_names(zinaida, bot_settings, run):

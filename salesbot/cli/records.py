@@ -75,7 +75,7 @@ def leads_delete(
     erasure.check_confirmed(yes, lead_id)
     loaded = settings()
     runtime.open_store(loaded)
-    done = erasure.forget(lead_id, datetime.now(loaded.tz))
+    done = erasure.forget(lead_id, datetime.now(loaded.tz), sessions=sorted(loaded.home.glob("*.session")))
     out.print(f"Lead {lead_id} deleted: its messages, name, username and Telegram id are gone "
               f"({done.outbox_rows} outbox row(s) and {done.webhook_events} webhook event(s) with it).")
     if not done.wal_cleared:
