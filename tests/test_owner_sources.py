@@ -122,3 +122,37 @@ def test_the_funnel_counts_by_source_with_claudes_cost(telegram_server, bot_sett
     assert [row["week"] for row in week["rows"]] == ["2025-12-22"] and week["rows"][0]["leads"] == 3
     assert json.loads(run("leads", "list", "--source", "vk_ads", "--json").output)[0]["source"] == "vk_ads"
     assert len(json.loads(run("leads", "list", "--source", "vk_ads", "--json").output)) == 2
+
+
+def test_existing_leads_get_a_status_history_and_first_answer_from_what_is_known(tmp_path):
+    import sqlite3
+
+    from salesbot.store import MIGRATIONS, open_database
+    from tests.factories import database_at
+
+    path = tmp_path / "old.db"
+    database_at(path, [name for name, _ in MIGRATIONS].index("012_owner"))
+    with sqlite3.connect(path) as conn:
+        conn.executescript("""
+            INSERT INTO lead (id, telegram_id, status, created_at, last_message_at) VALUES
+              (1, 11, 'new', '2025-12-01 09:00:00', '2025-12-01 09:00:00'),
+              (2, 22, 'warm', '2025-12-02 09:00:00', '2025-12-02 10:00:00'),
+              (3, 33, 'cold', '2025-12-03 09:00:00', '2025-12-03 09:30:00'),
+              (4, 44, 'hot', '2025-12-04 09:00:00', '2025-12-04 09:40:00');
+            INSERT INTO message (lead_id, role, text, created_at) VALUES
+              (2, 'lead', 'Здравствуйте', '2025-12-02 09:00:00'), (2, 'bot', 'Добрый день!', '2025-12-02 09:00:07');
+            INSERT INTO meeting (lead_id, starts_at, status, source, created_at) VALUES
+              (4, '2025-12-10 08:00:00', 'done', 'slot', '2025-12-04 09:40:00');
+        """)
+    database = open_database(path)
+    history = database.execute_sql("SELECT lead_id, at, from_status, to_status FROM lead_status_change"
+                                   " ORDER BY lead_id, id").fetchall()
+    assert history == [
+        (1, "2025-12-01 09:00:00", None, "new"),
+        (2, "2025-12-02 09:00:00", None, "new"), (2, "2025-12-02 10:00:00", "new", "warm"),
+        (3, "2025-12-03 09:00:00", None, "new"), (3, "2025-12-03 09:30:00", "new", "cold"),
+        (4, "2025-12-04 09:00:00", None, "new"), (4, "2025-12-04 09:40:00", "new", "hot"),
+    ]
+    first_answers = database.execute_sql("SELECT id, first_answer_at FROM lead ORDER BY id").fetchall()
+    assert first_answers == [(1, None), (2, "2025-12-02 09:00:07"), (3, None), (4, None)]
+    database.close()
