@@ -40,6 +40,11 @@ ANONYMOUS = {"lead_status_change", "meeting", "meeting_reminder", "llm_call"}
 # Tables whose own writer forgets the lead (above); the rest pointing at `lead` lose its rows here.
 OWNED = {"message", "outbox", "webhook_event"}
 CHECKPOINT_SECONDS = 10.0
+# A running serve's Telethon writes the entities it meets into its session file and commits them
+# about once a minute (telethon/client/updates.py, the keepalive loop: "Do it every minute instead"),
+# holding the file's write lock meanwhile: the delete waits for that commit, and then removes the
+# lead's row whether it was committed long ago or in that very minute.
+SESSION_WAIT_SECONDS = 75.0
 
 
 @dataclass
@@ -91,7 +96,7 @@ def _forget_in_session(path: Path, telegram_id: int) -> None:
     file's `entities` table (telethon/sessions/sqlite.py): the lead's row goes there too, zeroed.
     The session is another program's file: a failure is logged, not raised."""
     try:
-        with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn:
+        with contextlib.closing(sqlite3.connect(path, timeout=SESSION_WAIT_SECONDS)) as conn:
             conn.execute("PRAGMA secure_delete = ON")
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'entities'").fetchone():
                 with conn:
