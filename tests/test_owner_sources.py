@@ -156,3 +156,25 @@ def test_existing_leads_get_a_status_history_and_first_answer_from_what_is_known
     first_answers = database.execute_sql("SELECT id, first_answer_at FROM lead ORDER BY id").fetchall()
     assert first_answers == [(1, None), (2, "2025-12-02 09:00:07"), (3, None), (4, None)]
     database.close()
+
+
+def test_every_status_write_of_the_lead_writer_logs_the_change():
+    """The funnel's "ever warm/hot" is only as good as the history: a function of store/leads.py that
+    sets `lead.status` must log it (`_log_status`), whatever status it writes."""
+    import ast
+    import inspect
+    import re
+
+    from salesbot.store import leads
+
+    sets_status = re.compile(r"UPDATE\s+lead\s+SET\b(?:(?!\bWHERE\b).)*?[\s,]status\s*=", re.IGNORECASE | re.S)
+    tree = ast.parse(inspect.getsource(leads))
+    writers = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            source = ast.get_source_segment(inspect.getsource(leads), node) or ""
+            flat = re.sub(r'"\s*\n\s*"', "", source)  # adjacent string literals joined
+            if sets_status.search(flat) and node.name != "forget":
+                writers.append(node.name)
+                assert "_log_status(" in source, f"leads.{node.name} sets a status without logging it"
+    assert {"record_lead_message", "mark_answered", "book", "follow_up_sent"} <= set(writers)

@@ -290,6 +290,17 @@ def _check_telegram(settings: Settings) -> Finding:
     return Finding("telegram", "ok", f"the bot token is accepted (@{username})")
 
 
+def _webhook_settings(settings: Settings, findings: list[Finding]) -> None:
+    try:
+        url, secret = settings.webhook_url, settings.webhook_secret
+    except SalesbotError:
+        return  # a malformed URL is already among the settings' problems
+    if url and not secret:
+        findings.append(Finding("webhooks", "note", "SALESBOT_WEBHOOK_URL is set without SALESBOT_WEBHOOK_SECRET: "
+                                                    "the events are not signed, so a receiver cannot tell them "
+                                                    "from forged ones"))
+
+
 def diagnose(settings: Settings, online: bool = False) -> Report:
     from salesbot import __version__
 
@@ -299,6 +310,7 @@ def diagnose(settings: Settings, online: bool = False) -> Report:
     serve = _serve(settings, findings)
     last = _last_sweep(settings, findings)
     sessions = _sessions(settings, findings)
+    _webhook_settings(settings, findings)
     feeds = _feeds(settings, findings)
     if online:
         findings += [_check_claude(settings), _check_telegram(settings)]
