@@ -169,3 +169,30 @@ def test_without_a_webhook_url_no_events_are_written(db):
     events.configure(False)
     leads.upsert_telegram_lead(101, 1, "anna", "Анна")
     assert WebhookEvent.select().count() == 0
+
+
+def test_meeting_changes_are_events_with_the_meeting_and_the_lead(db):
+    from tests.engine_fakes import CALENDAR, MSK
+
+    with freeze_time(NOW) as frozen:
+        from datetime import datetime  # the frozen class
+
+        now = datetime.now(MSK)
+        anna = leads.upsert_telegram_lead(101, 1, "anna", "Анна", source="site")
+        first = datetime(2025, 12, 24, 11, 0, tzinfo=MSK)
+        second = datetime(2025, 12, 24, 15, 0, tzinfo=MSK)
+        assert leads.book(anna.id, first, "slot", now, CALENDAR) == (None, None)
+        leads.book(anna.id, second, "custom", now, CALENDAR)  # a move
+        moved_to = leads.booked_meeting(anna.id, now)
+        frozen.move_to("2025-12-24 13:00:00")  # 16:00 in Moscow: the meeting has started
+        assert leads.set_outcome(moved_to.id, "no_show", datetime.now(MSK))
+    bodies = [json.loads(e.body) for e in WebhookEvent.select().order_by(WebhookEvent.id)]
+    assert [b["type"] for b in bodies] == ["lead.created", "lead.status_changed", "meeting.booked", "meeting.moved",
+                                           "meeting.no_show"]
+    booked, moved, outcome = bodies[2], bodies[3], bodies[4]
+    assert booked["meeting"]["starts_at"] == "2025-12-24T08:00:00Z" and booked["lead"]["status"] == "hot"
+    assert moved["previous_meeting"]["id"] == booked["meeting"]["id"]
+    assert moved["previous_meeting"]["status"] == "cancelled"
+    assert moved["meeting"]["starts_at"] == "2025-12-24T12:00:00Z"
+    assert outcome["meeting"]["status"] == "no_show" and outcome["lead"]["source"] == "site"
+    assert len({b["id"] for b in bodies}) == 5
