@@ -5,7 +5,8 @@ answered (the bot wrote to them) → warm → hot → booked → came, with no-s
 cold now, each step's conversion from the step before, the median time to the bot's first answer,
 and Claude's cost (per lead, per booked meeting). The steps are cumulative, so each is a subset of
 the one before: a lead who reached hot (or booked, which makes a lead hot) was warm enough, even if
-no warm status was ever recorded on the way. "Ever" comes from `lead_status_change`.
+no warm status was ever recorded on the way, and a warm lead was answered (rows written by hand
+or imported may lack the first answer's time). "Ever" comes from `lead_status_change`.
 
 Leads forgotten with `leads delete` are still counted: their anonymous row keeps its source, times,
 status history, meetings and Claude calls, nothing that names them.
@@ -129,10 +130,10 @@ def funnel(tz: ZoneInfo, by: str = "source", since: datetime | None = None) -> F
             reached = reached or 0
             row.leads += 1
             if first_answer is not None:
-                row.answered += 1
                 row._delays.append(max(0.0, (_parse(first_answer) - _parse(created)).total_seconds()))
             hot = bool(reached & 2) or meetings is not None or status == "hot"
             warm = hot or bool(reached & 1) or status == "warm"
+            row.answered += first_answer is not None or warm  # a lead who got further was answered
             row.warm += warm
             row.hot += hot
             if meetings is not None:

@@ -79,22 +79,22 @@ def draw_funnel(result) -> None:
               f"{_duration(total.median_first_answer_seconds)} · Claude ${_money(total.cost_usd)} "
               f"(${_money(total.cost_per_lead_usd)} a lead, ${_money(total.cost_per_booked_usd)} a booked "
               "meeting)[/dim]\n")
-    table = Table(box=box.SIMPLE_HEAD, title=f"per {result.by}")
+    table = Table(box=box.SIMPLE_HEAD, title=f"per {result.by}", pad_edge=False)
     headers = (result.by, "leads", "answered", "warm", "hot", "booked", "came", "no-show", "lost/cold",
-               "1st answer", "cost $", "$/lead", "$/booked")
+               "answer in", "cost $", "$/lead", "$/booked")
     for header in headers:
         table.add_column(header, justify="left" if header == result.by else "right", no_wrap=header == result.by)
     for i, row in enumerate([*result.rows, total]):
         rates = row.conversion
         cells = [escape(row.key), f"{row.leads:,}"]
-        cells += [f"{getattr(row, step):,} ({_percent(rates[step])})" for step in ("answered", "warm", "hot",
-                                                                                   "booked", "came")]
+        cells += [f"{getattr(row, step):,} [dim]{_percent(rates[step])}[/dim]" for step in ("answered", "warm", "hot",
+                                                                                            "booked", "came")]
         cells += [f"{row.no_show:,}", f"{row.lost:,}", _duration(row.median_first_answer_seconds),
                   _money(row.cost_usd), _money(row.cost_per_lead_usd), _money(row.cost_per_booked_usd)]
         table.add_row(*cells, style="bold" if i == len(result.rows) else None, end_section=i == len(result.rows) - 1)
     out.print(table)
     unpriced = total.unpriced_calls
-    out.print("[dim]Each step in brackets: its share of the step before. Cost at Anthropic's list prices"
+    out.print("[dim]Beside each step: its share of the step before. Cost at Anthropic's list prices"
               + (f"; {unpriced:,} call(s) of a model without a known price are not in it" if unpriced else "")
               + ".[/dim]")
 
