@@ -179,3 +179,10 @@ def test_every_status_write_of_the_lead_writer_logs_the_change():
                 writers.append(node.name)
                 assert "_log_status(" in source, f"leads.{node.name} sets a status without logging it"
     assert {"record_lead_message", "mark_answered", "book", "follow_up_sent"} <= set(writers)
+
+
+def test_funnel_refuses_what_it_cannot_read(run):
+    assert "--by: use source or week" in run("funnel", "--by", "month", code=1).output
+    assert "--since" in run("funnel", "--since", "вчера", code=1).output
+    assert "No leads." in run("funnel").output
+    assert "--source" in run("leads", "list", "--source", "vk ads", code=1).output
