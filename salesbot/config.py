@@ -153,6 +153,15 @@ def _busy_sources(name: str, value: str) -> tuple[str, ...]:
     return tuple(source if "://" in source else str(Path(source).expanduser()) for source in sources)
 
 
+def _url(name: str, value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}: expected an http:// or https:// address, got {quoted(value)}")
+    return value.strip()
+
+
 def _ids(name: str, value: str) -> tuple[int, ...]:
     ids = []
     for part in re.split(r"[,\s]+", value.strip()):
@@ -243,6 +252,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("SALESBOT_MEETING_REMINDERS", "24h,2h", "When the lead is reminded before a meeting: `24h,2h` "
            "(m, h or d), or `off`.", _lead_times),
     Option("SALESBOT_SEND_DAYS", "mon-fri", "Days reminders may be sent: `mon-fri`, `mon,wed,fri` or `1-5`.", _days),
+    Option("SALESBOT_MONTHLY_BUDGET_USD", None, "Claude spend ceiling per calendar month (in SALESBOT_TZ), in USD "
+           "at list prices: managers are told at 80%; at 100% the bot stops calling Claude until the month ends.",
+           lambda n, v: _float(n, v, 0.01, 1_000_000)),
+    Option("SALESBOT_WEBHOOK_URL", None, "Where serve POSTs signed JSON events for a CRM or a connector "
+           "(http:// or https://; a connector's address is a capability, so it is treated as a secret).", _url,
+           secret=True),
+    Option("SALESBOT_WEBHOOK_SECRET", None, "The key of the events' HMAC-SHA256 signature "
+           "(X-Salesbot-Signature).", secret=True),
     Option("SALESBOT_TEXTS_FILE", None, "A TOML file overriding the business's own words: company name, greeting, "
            "consultation, reminder texts."),
 )
@@ -431,6 +448,18 @@ class Settings:
     @cached_property
     def send_days(self) -> frozenset[int]:
         return self.typed("SALESBOT_SEND_DAYS")
+
+    @cached_property
+    def monthly_budget_usd(self) -> float | None:
+        return self.typed("SALESBOT_MONTHLY_BUDGET_USD")
+
+    @cached_property
+    def webhook_url(self) -> str | None:
+        return self.typed("SALESBOT_WEBHOOK_URL")
+
+    @cached_property
+    def webhook_secret(self) -> str | None:
+        return self.typed("SALESBOT_WEBHOOK_SECRET")
 
 
 TELEGRAM_KEYS = ("TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_BOT_TOKEN")

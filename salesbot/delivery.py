@@ -27,6 +27,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from salesbot import texts
 from salesbot.store import db, leads, outbox, stamp
@@ -41,6 +42,7 @@ MAX_UTF16 = 4096
 MAX_ATTEMPTS = 5  # transient failures (connection, server) of one message before it is `failed`
 BACKOFF = (2.0, 10.0, 30.0, 60.0)  # seconds before attempts 2, 3, 4, 5
 POLL_SECONDS = 5.0  # how often a running `serve` looks for rows queued by another process (the sweep)
+WEBHOOKS: Key = ("webhooks", 0)  # the background task delivering webhook events (salesbot/webhooks.py)
 RATE = 28.0  # messages a second for the whole bot, under Telegram's ~30 (core.telegram.org/bots/faq)
 PRIORITY = {"reply": 0, "notice": 0, "reminder": 1}
 
@@ -85,6 +87,8 @@ def queue_to_lead(lead_id: int, text: str, now: datetime, buttons: Keyboard | No
     ids = []
     at = 0
     with db.atomic():
+        if leads.is_forgotten(lead_id):
+            return []  # `leads delete` ran while this was being decided: nothing more is said or kept
         for number, piece in enumerate(pieces, start=1):
             at = text.index(piece, at)  # pieces are stripped slices of the text, in order
             model = max(0, min(len(piece), model_chars - at))
@@ -159,6 +163,7 @@ class Outbox:
         self._locks: dict[Key, asyncio.Lock] = {}
         self._tasks: dict[Key, asyncio.Task] = {}  # retries and background deliveries, one per chat
         self.stopped: BotUnauthorized | None = None
+        self.webhooks: Any = None  # a salesbot.webhooks.WebhookSender when SALESBOT_WEBHOOK_URL is set
 
     # -- queueing --
 
@@ -309,9 +314,24 @@ class Outbox:
         """The background loop of `serve`: every `poll` seconds, deliver what is due."""
         while self.stopped is None:
             self.kick()
+            self._kick_webhooks()
             if heartbeat is not None:
                 heartbeat()
             await self.sleep(poll)
+
+    def _kick_webhooks(self) -> None:
+        """One round of webhook delivery in the background, unless one is still going."""
+        if self.webhooks is None:
+            return
+        task = self._tasks.get(WEBHOOKS)
+        if task is None or task.done():
+            self._tasks[WEBHOOKS] = asyncio.get_running_loop().create_task(self._webhooks_round())
+
+    async def _webhooks_round(self) -> None:
+        try:
+            await self.webhooks.deliver_due()
+        except Exception:  # a failed round is retried at the next poll
+            log.exception("webhook delivery failed")
 
     async def close(self) -> None:
         tasks = [task for task in self._tasks.values() if not task.done()]

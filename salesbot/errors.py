@@ -23,6 +23,10 @@ class LLMUnavailable(SalesbotError):
     """Claude could not be reached or answered unusably after all attempts."""
 
 
+class BudgetExhausted(LLMUnavailable):
+    """SALESBOT_MONTHLY_BUDGET_USD is spent: no Claude call is made until the month ends."""
+
+
 class BotUnauthorizedError(SalesbotError):
     """Telegram does not accept the bot (bad or revoked token, ended session): restarting cannot help,
     so `serve` exits with its own code, which the systemd unit does not restart on."""

@@ -25,6 +25,7 @@ from salesbot.errors import ConfigError, SalesbotError
 from salesbot.time.slots import Calendar
 
 if TYPE_CHECKING:
+    from salesbot.claude.budget import Budget
     from salesbot.claude.client import ClaudeClient
     from salesbot.dialogue import DialogueConfig
     from salesbot.followups import Policy, SweepResult
@@ -39,12 +40,23 @@ log = logging.getLogger(__name__)
 
 def open_store(settings: Settings, busy_timeout_ms: int | None = None, path: Path | None = None):
     """The migrated database, the models bound to it (the data folder is created when it holds it)."""
-    from salesbot.store import open_database
+    from salesbot.store import events, open_database
 
     path = path or settings.db_path
     if path.parent == settings.home:
         ensure_home(settings)
-    return open_database(path, busy_timeout_ms=busy_timeout_ms)
+    database = open_database(path, busy_timeout_ms=busy_timeout_ms)
+    events.configure(bool(settings.webhook_url) and path == settings.db_path)  # events only while a receiver is set
+    return database
+
+
+def webhook_sender(settings: Settings):
+    """What delivers the webhook events in `serve`, or None when SALESBOT_WEBHOOK_URL is not set."""
+    if not settings.webhook_url:
+        return None
+    from salesbot.webhooks import WebhookSender
+
+    return WebhookSender(settings.webhook_url, settings.webhook_secret)
 
 
 CHAT_SANDBOX = "chat-sandbox.db"
@@ -151,9 +163,40 @@ def free_times(settings: Settings, start: datetime | None, days: int, now: datet
 def claude_client(settings: Settings, **overrides: Any) -> ClaudeClient:
     from salesbot.claude.client import ClaudeClient
 
+    overrides.setdefault("budget", budget(settings))
     return ClaudeClient(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
                         model=settings.model, fast_model=settings.fast_model, timeout=settings.llm_timeout,
                         effort=settings.effort, **overrides)
+
+
+def budget(settings: Settings) -> Budget | None:
+    """The monthly Claude spend ceiling, or None when SALESBOT_MONTHLY_BUDGET_USD is not set. Its
+    alerts go to the managers as notices, claimed once per month and level in the notice's own
+    transaction (whichever process gets there first sends it)."""
+    limit = settings.monthly_budget_usd
+    if limit is None:
+        return None
+    from salesbot.claude.budget import Budget
+
+    managers = settings.manager_ids
+
+    def alert(month: str, level: int, state) -> None:
+        from datetime import UTC
+
+        from salesbot import delivery, texts
+        from salesbot.store import budget as alerts
+        from salesbot.store import transaction, utcnow
+
+        with transaction():
+            if not alerts.claim_alert(month, level, utcnow()):
+                return
+            text = texts.manager_budget(level, month, state.spent_usd, state.limit_usd)
+            for manager in managers:
+                delivery.queue_to_chat(manager, text, datetime.now(UTC))
+        log.warning("Claude budget for %s: %d%% reached ($%.2f of $%.2f)%s", month, level, state.spent_usd,
+                    state.limit_usd, "; no more Claude calls this month" if level >= 100 else "")
+
+    return Budget(limit, settings.tz, alert)
 
 
 def fallback_client(settings: Settings) -> ClaudeClient | None:
@@ -202,6 +245,7 @@ def serve(settings: Settings) -> None:
 
             def build(transport):
                 outbox = Outbox(transport, managers=settings.manager_ids, may_remind=policy(settings).in_window)
+                outbox.webhooks = webhook_sender(settings)
                 from salesbot.claude.dialogue import ClaudeDialogue
                 from salesbot.dialogue import Dialogue
 
@@ -310,7 +354,8 @@ def chat(settings: Settings, transport: Any, lead_name: str | None, lines: Itera
         from salesbot.dialogue import Dialogue
         from salesbot.store import leads
 
-        claude = None if demo else claude_client(settings, **({"ledger": ledger} if ledger else {}))
+        # a rehearsal's models are bound to the sandbox, whose ledger is empty: the ceiling is not checked there
+        claude = None if demo else claude_client(settings, **({"ledger": ledger, "budget": None} if ledger else {}))
         try:
             if claude is None:
                 from salesbot.demo import DemoDialogue

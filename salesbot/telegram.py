@@ -20,7 +20,7 @@ from telethon import TelegramClient, errors, events
 from telethon.tl import functions, types
 from telethon.tl.custom import Button as TgButton
 
-from salesbot import texts
+from salesbot import links, texts
 from salesbot.delivery import Outbox
 from salesbot.dialogue import Dialogue, Incoming, Sender
 from salesbot.errors import BotUnauthorizedError, SalesbotError
@@ -261,6 +261,7 @@ async def serve(settings, build: Callable[[TelethonTransport], tuple[Dialogue, O
             raise
         me = await client.get_me()
         log.info("serving as @%s; Ctrl-C or SIGTERM to stop", getattr(me, "username", "?"))
+        links.remember_bot(settings.home, getattr(me, "username", None))  # for `salesbot links`
         poller = loop.create_task(outbox.run(heartbeat))
         for lead_id in pending():  # messages stored but never answered (a restart in the middle)
             resumes.append(loop.create_task(engine.resume(lead_id)))

@@ -25,6 +25,11 @@ FALLBACK = (
     "Извините, не могу ответить прямо сейчас. Ваше сообщение сохранено — "
     "мы вернёмся к вам совсем скоро."
 )
+# The monthly Claude budget is spent: the lead still hears from us, and a manager answers by hand
+BUDGET_PAUSED = (
+    "Спасибо за сообщение! Сейчас ответить сразу не получается — менеджер прочитает его "
+    "и ответит вам лично в ближайшее время."
+)
 
 CHOOSE_SLOT = "Выберите удобное время для встречи:"
 NO_SLOTS = "Свободного времени для записи сейчас нет — предложите, пожалуйста, своё."
@@ -224,6 +229,16 @@ def manager_booking(first_name: str | None, lead_id: int, username: str | None, 
 def manager_unanswered(first_name: str | None, lead_id: int, username: str | None, text: str) -> str:
     who = _lead_for_managers(first_name, lead_id, username)
     return f"⚠️ Claude недоступен, клиент {who} ждёт ответа:\n— {quote(text)}"
+
+
+def manager_budget(level: int, month: str, spent_usd: float, limit_usd: float) -> str:
+    """The monthly Claude budget (SALESBOT_MONTHLY_BUDGET_USD): 80% reached, or all of it."""
+    figures = f"${spent_usd:,.2f} из ${limit_usd:,.2f} за {month}"
+    if level >= 100:
+        return (f"⛔ Месячный бюджет на Claude исчерпан ({figures}). До конца месяца бот не отвечает клиентам "
+                "сам: каждому приходит вежливое «ответим позже», а их сообщения ждут ответа менеджера. "
+                "Чтобы бот снова отвечал, увеличьте бюджет.")
+    return f"⚠️ Потрачено {level}% месячного бюджета на Claude ({figures})."
 
 
 def manager_undelivered(first_name: str | None, lead_id: int, username: str | None, reason: str) -> str:

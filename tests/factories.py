@@ -45,6 +45,19 @@ def database_at(path, migrations: int) -> None:
                      " applied_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP)")
         for name, statements in MIGRATIONS[:migrations]:
             for statement in statements:
-                conn.execute(statement)
+                if callable(statement):  # a step in Python (010's table rebuild) takes a Peewee-like database
+                    statement(_Conn(conn))
+                else:
+                    conn.execute(statement)
             conn.execute("INSERT INTO migrations (name) VALUES (?)", (name,))
     conn.close()
+
+
+class _Conn:
+    """What a migration step written in Python calls on a database: execute_sql."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    def execute_sql(self, sql, params=()):
+        return self.conn.execute(sql, params)

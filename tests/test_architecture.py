@@ -90,7 +90,8 @@ MODEL_TABLES = {"Lead": "lead", "Message": "message", "Meeting": "meeting", "Mee
                 "Outbox": "outbox", "LlmCall": "llm_call"}
 WRITERS = {"lead": "salesbot/store/leads.py", "message": "salesbot/store/leads.py",
            "meeting": "salesbot/store/leads.py", "outbox": "salesbot/store/outbox.py",
-           "llm_call": "salesbot/store/ledger.py"}
+           "llm_call": "salesbot/store/ledger.py", "lead_status_change": "salesbot/store/leads.py",
+           "webhook_event": "salesbot/store/events.py", "budget_alert": "salesbot/store/budget.py"}
 
 
 def test_each_table_has_one_writing_module():
@@ -111,7 +112,8 @@ def test_each_table_has_one_writing_module():
 
 def test_the_migrated_schema_and_the_models_agree(tmp_path):
     database = store.open_database(tmp_path / "schema.db")
-    for model in (store.Lead, store.Message, store.Meeting, store.MeetingReminder, store.Outbox, store.LlmCall):
+    for model in (store.Lead, store.Message, store.Meeting, store.MeetingReminder, store.Outbox, store.LlmCall,
+                  store.LeadStatusChange, store.WebhookEvent):
         table = model._meta.table_name
         columns = {row[1]: row for row in database.execute_sql(f"PRAGMA table_info({table})").fetchall()}
         fields = {field.column_name: field for field in model._meta.sorted_fields}

@@ -94,7 +94,8 @@ def test_migration_010_lets_a_lead_be_lost_and_keeps_every_row_that_points_at_le
     before = tables_and_indexes(path)
 
     database = open_database(path)
-    assert tables_and_indexes(path) == before  # lead_reminder, lead_activity… created again; no lead_new left
+    after = tables_and_indexes(path)  # lead_reminder, lead_activity… created again; no lead_new left
+    assert before <= after and not {name for name in after - before if name.startswith("lead_new")}
     lead = Lead.get(Lead.telegram_id == 42)
     assert (lead.first_name, lead.status, lead.summary) == ("Ольга", "hot", None)
     assert [m.text for m in lead.messages] == ["Сколько?"] and lead.messages[0].model_chars is None

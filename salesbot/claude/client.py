@@ -32,6 +32,7 @@ import anthropic
 from tenacity import wait_random_exponential
 
 from salesbot.claude import prompts
+from salesbot.claude.budget import Budget
 from salesbot.claude.pricing import EFFORTS, effort_for, min_cacheable_tokens, thinking_of
 from salesbot.errors import ConfigError, LLMUnavailable
 from salesbot.store.ledger import record_call
@@ -249,6 +250,7 @@ class ClaudeClient:
     effort: str = "low"
     max_attempts: int = MAX_ATTEMPTS
     ledger: Ledger | None = record_call
+    budget: Budget | None = None  # the monthly spend ceiling: checked before every call
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
     _warned: set[str] = field(default_factory=set, repr=False)
@@ -355,6 +357,8 @@ class ClaudeClient:
         """One logical call: up to `max_attempts` requests within the deadline, one ledger row, a
         Completion or LLMUnavailable (InvalidAnswer when Claude answered unusably)."""
         model = model or self.model
+        if self.budget is not None:
+            self.budget.check()  # BudgetExhausted (an LLMUnavailable): no request, no ledger row
         params = self.request_params(model, messages, system, answer_tokens, schema)
         began = self.clock()
         state = _Call(row={"purpose": purpose, "model": model, "lead_id": lead_id})
@@ -371,6 +375,8 @@ class ClaudeClient:
             state.row["attempts"] = state.attempts
             state.row["duration_ms"] = int((self.clock() - began) * 1000)
             self._record(state.row)
+            if self.budget is not None:
+                self.budget.after_call()
 
     async def _attempts(self, params: dict[str, Any], schema: dict[str, Any] | None, check: Check | None,
                         state: _Call, began: float) -> Completion:

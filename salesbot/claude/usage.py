@@ -36,6 +36,7 @@ class UsageReport:
     since: datetime | None
     rows: list[UsageRow]
     total: UsageRow
+    budget: dict | None = None  # SALESBOT_MONTHLY_BUDGET_USD: {"month", "limit_usd", "spent_usd", "left_usd"}
 
 
 _SUMS = ("calls", "failures", "input_tokens", "output_tokens", "cache_creation_input_tokens",

@@ -19,6 +19,7 @@ from salesbot import __version__, logs, runtime
 from salesbot.cli import render
 from salesbot.cli.common import Boundary, JsonOpt, option, settings, since_report
 from salesbot.cli.followups import followups_app
+from salesbot.cli.owner import funnel, links
 from salesbot.cli.records import leads_app, meetings_app
 from salesbot.cli.render import err, out, print_json
 from salesbot.errors import SalesbotError, quoted
@@ -33,6 +34,8 @@ app = typer.Typer(
 app.add_typer(leads_app, name="leads")
 app.add_typer(meetings_app, name="meetings")
 app.add_typer(followups_app, name="follow-ups")
+app.command("funnel")(funnel)
+app.command("links")(links)
 
 
 def _show_version(value: bool) -> None:
@@ -221,10 +224,21 @@ def usage(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Claude calls per purpose and model: tokens, cache use, estimated cost and what caching saved."""
+    """Claude calls per purpose and model: tokens, cache use, estimated cost and what caching saved; and
+    where this month stands against SALESBOT_MONTHLY_BUDGET_USD."""
     from salesbot.claude.usage import usage_report
 
-    since_report(since, as_json, usage_report, render.usage)
+    ceiling = runtime.budget(settings())
+
+    def report(start):
+        result = usage_report(start)
+        if ceiling is not None:
+            state = ceiling.state()
+            result.budget = {"month": state.month, "limit_usd": state.limit_usd, "spent_usd": round(state.spent_usd, 6),
+                             "left_usd": round(state.left_usd, 6)}
+        return result
+
+    since_report(since, as_json, report, render.usage)
 
 
 def main() -> None:

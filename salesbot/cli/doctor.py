@@ -53,6 +53,7 @@ class DatabaseInfo:
     leads: int | None = None
     messages: int | None = None
     meetings: int | None = None
+    webhook_events: dict[str, int] | None = None  # per state: queued, sent, failed
 
 
 @dataclass
@@ -131,6 +132,8 @@ def _database(settings: Settings, findings: list[Finding]) -> DatabaseInfo:
             newer = [name for name in applied if name not in known]
             info.leads, info.messages, info.meetings = (
                 conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("lead", "message", "meeting"))
+            if "012_owner" in applied:
+                info.webhook_events = dict(conn.execute("SELECT state, count(*) FROM webhook_event GROUP BY state"))
     except sqlite3.Error as exc:
         reason = str(exc)
         if "readonly" in reason or "read-only" in reason or not os.access(path.parent, os.W_OK):
@@ -147,6 +150,12 @@ def _database(settings: Settings, findings: list[Finding]) -> DatabaseInfo:
                                                     "salesbot command applies them"))
     else:
         findings.append(Finding("database", "ok", f"{path}: schema {info.schema_version}, {info.leads} leads"))
+    failed = (info.webhook_events or {}).get("failed", 0)
+    if failed:
+        findings.append(Finding("webhooks", "problem", f"{failed} webhook event(s) failed: the receiver refused them "
+                                                       "(4xx) or was unreachable for a day; see `sqlite3 "
+                                                       f"{path} \"SELECT type, error FROM webhook_event WHERE "
+                                                       "state = 'failed'\"`"))
     return info
 
 
@@ -281,6 +290,17 @@ def _check_telegram(settings: Settings) -> Finding:
     return Finding("telegram", "ok", f"the bot token is accepted (@{username})")
 
 
+def _webhook_settings(settings: Settings, findings: list[Finding]) -> None:
+    try:
+        url, secret = settings.webhook_url, settings.webhook_secret
+    except SalesbotError:
+        return  # a malformed URL is already among the settings' problems
+    if url and not secret:
+        findings.append(Finding("webhooks", "note", "SALESBOT_WEBHOOK_URL is set without SALESBOT_WEBHOOK_SECRET: "
+                                                    "the events are not signed, so a receiver cannot tell them "
+                                                    "from forged ones"))
+
+
 def diagnose(settings: Settings, online: bool = False) -> Report:
     from salesbot import __version__
 
@@ -290,6 +310,7 @@ def diagnose(settings: Settings, online: bool = False) -> Report:
     serve = _serve(settings, findings)
     last = _last_sweep(settings, findings)
     sessions = _sessions(settings, findings)
+    _webhook_settings(settings, findings)
     feeds = _feeds(settings, findings)
     if online:
         findings += [_check_claude(settings), _check_telegram(settings)]

@@ -26,20 +26,61 @@ meetings_app = typer.Typer(help="Meetings: list them, cancel or move one (the le
 def leads_list(
     status: Annotated[str | None, typer.Option(metavar="STATUS",
                                                help="Only leads with this status: new, warm, hot or cold.")] = None,
+    source: Annotated[str | None, typer.Option(metavar="SOURCE", help="Only leads who came through this deep link "
+                                                                      "(see `salesbot links`).")] = None,
     limit: LimitOpt = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """Leads, newest activity first: status, last message, reminders sent, next meeting."""
+    """Leads, newest activity first: status, source, last message, reminders sent, next meeting."""
+    from salesbot import links
     from salesbot.store import queries
 
     wanted = queries.check_status(status)
+    if source is not None:
+        option("--source", links.check_source, source)
     loaded = settings()
     runtime.open_store(loaded)
-    rows = queries.iter_leads(loaded.tz, status=wanted, limit=limit or None)  # streamed: any number of leads
+    rows = queries.iter_leads(loaded.tz, status=wanted, limit=limit or None, source=source)  # streamed
     if as_json:
         render.stream_json_list(rows, render.lead_json)
     else:
         render.leads_table(rows, wanted, loaded.tz, datetime.now(loaded.tz))
+
+
+@leads_app.command("export")
+def leads_export(
+    csv_file: Annotated[str, typer.Option("--csv", metavar="FILE", help="Write a CSV file here (- for stdout).")],
+) -> None:
+    """Every lead as a spreadsheet: name, username, Telegram id, source, status, summary, created, last message,
+    next meeting (UTF-8 with a BOM, so Excel opens it in Cyrillic)."""
+    from salesbot.cli import export
+
+    loaded = settings()
+    runtime.open_store(loaded)
+    count = export.write_csv(csv_file, loaded.tz)
+    if csv_file != "-":
+        out.print(f"Wrote {count} lead(s) to {escape(csv_file)} (times in {loaded.tz.key}).")
+
+
+@leads_app.command("delete")
+def leads_delete(
+    lead_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=SQLITE_MAX,
+                                           help="The lead's id (see `leads list`).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Really delete: it cannot be undone.")] = False,
+) -> None:
+    """Forget a lead everywhere (152-ФЗ): its messages, name, username and Telegram id leave every table and every
+    database file; the funnel keeps an anonymous count. Safe while serve runs."""
+    from salesbot import erasure
+
+    erasure.check_confirmed(yes, lead_id)
+    loaded = settings()
+    runtime.open_store(loaded)
+    done = erasure.forget(lead_id, datetime.now(loaded.tz), sessions=sorted(loaded.home.glob("*.session")))
+    out.print(f"Lead {lead_id} deleted: its messages, name, username and Telegram id are gone "
+              f"({done.outbox_rows} outbox row(s) and {done.webhook_events} webhook event(s) with it).")
+    if not done.wal_cleared:
+        err.print("[yellow]The database's WAL could not be truncated now (another process kept reading); "
+                  "SQLite empties it at its next checkpoint. Run this again to retry.[/yellow]")
 
 
 @leads_app.command("show")

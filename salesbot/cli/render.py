@@ -139,6 +139,9 @@ def fmt_time(moment: datetime | None) -> str:
 
 LEADS_CHUNK = 1000  # rows drawn (and held) at a time: `leads list --limit 0` streams any number
 _NAME_WIDTH = 40
+_SOURCE_WIDTH = 20
+
+
 def _status_parts(row) -> list[tuple[str, str]]:
     parts = [(row.status, STATUS_STYLE[row.status])]
     if row.opted_out:
@@ -171,11 +174,12 @@ def leads_table(rows: Iterable, wanted: str | None, tz, now: datetime) -> None:
             statuses[key] = (captured.get(), sum(len(part) for part, _ in parts))
         return statuses[key]
 
-    headers = ("id", "name", "status", "last message", "reminders", "next meeting")
+    headers = ("id", "name", "status", "source", "last message", "reminders", "next meeting")
     widths = [max(len(headers[0]), *(len(str(r.id)) for r in chunk)),
               min(_NAME_WIDTH, max(len(headers[1]), *(cell_len(visible(r.name)) for r in chunk))),
               max(len(headers[2]), *(status_cell(r)[1] for r in chunk)),
-              max(len(headers[3]), 12), len(headers[4]), len(fmt_time(now))]
+              min(_SOURCE_WIDTH, max(len(headers[3]), *(len(r.source or "—") for r in chunk))),
+              max(len(headers[4]), 12), len(headers[5]), len(fmt_time(now))]
     out.print("  ".join(h.rjust(w) if h in ("id", "reminders") else h.ljust(w)
                         for h, w in zip(headers, widths, strict=True)), style="bold", soft_wrap=True)
     out.print("  ".join("─" * w for w in widths), style="dim", soft_wrap=True)
@@ -187,9 +191,13 @@ def leads_table(rows: Iterable, wanted: str | None, tz, now: datetime) -> None:
             if cell_len(name) > widths[1]:
                 name = set_cell_size(name, widths[1] - 1) + "…"
             status, status_width = status_cell(row)
+            source = row.source or "—"  # a deep link's parameter: A-Z a-z 0-9 _ - only
+            if len(source) > widths[3]:
+                source = source[: widths[3] - 1] + "…"
             lines.append(f"{row.id:>{widths[0]}}  {set_cell_size(name, widths[1])}  {status}"
-                         f"{' ' * (widths[2] - status_width)}  {relative(row.last_message_at, now):<{widths[3]}}"
-                         f"  {row.follow_up_count:>{widths[4]}}  {fmt_time(row.next_meeting)}\n")
+                         f"{' ' * (widths[2] - status_width)}  {source:<{widths[3]}}"
+                         f"  {relative(row.last_message_at, now):<{widths[4]}}"
+                         f"  {row.follow_up_count:>{widths[5]}}  {fmt_time(row.next_meeting)}\n")
         out.file.write("".join(lines))
         shown += len(chunk)
         chunk = list(itertools.islice(rows, LEADS_CHUNK))
@@ -205,7 +213,8 @@ def lead_json(row) -> dict[str, Any]:
             "last_message_at": _iso(row.last_message_at), "follow_up_count": row.follow_up_count,
             "last_follow_up_at": _iso(row.last_follow_up_at), "opted_out": row.opted_out,
             "cold_reason": row.cold_reason, "next_meeting": _iso(row.next_meeting),
-            "opted_out_reason": row.opted_out_reason, "unanswered": row.unanswered, "undelivered": row.undelivered}
+            "opted_out_reason": row.opted_out_reason, "unanswered": row.unanswered, "undelivered": row.undelivered,
+            "source": row.source}
 
 
 LONG_MESSAGE = 3000  # characters of one message `leads show` prints unless --full
@@ -229,6 +238,7 @@ def lead_detail(detail, full: bool = False) -> None:
     facts = [
         ("telegram id", str(lead.telegram_id) if lead.telegram_id else "— (terminal chat)"),
         ("created", fmt_time(lead.created_at)),
+        ("source", lead.source or "— (no deep link)"),
         ("last message", fmt_time(lead.last_message_at)),
         ("reminders sent", f"{lead.follow_up_count} (last {fmt_time(lead.last_follow_up_at)})"),
         ("dialogue state", lead.state or "—"),
@@ -424,9 +434,20 @@ def _usage_cells(row, total: bool = False) -> list[str]:
     ]
 
 
+def _budget_line(budget: dict | None) -> None:
+    if budget is None:
+        return
+    spent, limit = budget["spent_usd"], budget["limit_usd"]
+    style = "red" if spent >= limit else "yellow" if spent >= 0.8 * limit else "green"
+    note = ": no Claude calls until the month ends" if spent >= limit else ""
+    out.print(f"[{style}]Budget {budget['month']}: ${spent:,.2f} of ${limit:,.2f} spent "
+              f"({spent / limit:.0%}), ${budget['left_usd']:,.2f} left{note}[/{style}]")
+
+
 def usage(report, start: datetime | None) -> None:
     if not report.rows:
         out.print("No Claude calls recorded" + (f" since {fmt_time(start)}." if start else "."))
+        _budget_line(report.budget)
         return
     title = "Claude usage" + (f" since {fmt_time(start)}" if start else "")
     cells = [_usage_cells(row) for row in report.rows] + [_usage_cells(report.total, total=True)]
@@ -448,6 +469,7 @@ def usage(report, start: datetime | None) -> None:
                 out.print(f"  {header:<12} {value:>12}")
     out.print("[dim]Cost at Anthropic's list prices (salesbot/pricing.py, see README); thinking is part of output; "
               "'?' marks a model without a known price.[/dim]")
+    _budget_line(report.budget)
 
 
 # --- follow-ups stats -----------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from salesbot.dialogue.turn import (
     said,
 )
 from salesbot.dialogue.voice import Voice
-from salesbot.errors import LLMUnavailable, StoreError
+from salesbot.errors import BudgetExhausted, LLMUnavailable, StoreError
 from salesbot.store import leads, outbox
 from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, LeadState, MeetingState
 from salesbot.transport import Transport
@@ -276,6 +276,11 @@ class Dialogue:
         meeting = leads.booked_meeting(lead.id, self.now())
         try:
             answer = await self.llm.answer(history, self._context(lead, meeting), lead.id)
+        except BudgetExhausted as exc:  # managers were told once, at the ceiling: not once per message
+            log.warning("no answer for lead %s: %s", lead.id, exc)
+            lock.told_to_wait = False
+            await self.voice.say(turn, texts.BUDGET_PAUSED)  # the lead's messages stay marked unanswered
+            return
         except LLMUnavailable as exc:
             log.warning("no answer for lead %s: %s", lead.id, exc)
             lock.told_to_wait = False

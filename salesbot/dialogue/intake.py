@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 
-from salesbot import keyboards, texts
+from salesbot import keyboards, links, texts
 from salesbot.dialogue.turn import BUTTON, MEDIA, TEXT, Incoming, Sender, Stored
 from salesbot.errors import StoreError
 from salesbot.keyboards import moment_of
@@ -34,7 +34,7 @@ class Intake:
         failure = StoreError("not tried")
         for attempt in range(STORE_ATTEMPTS):
             try:
-                lead = self._lead_for(incoming.sender)
+                lead = self._lead_for(incoming.sender, (incoming.text or "").strip())
                 message = self._record(lead, incoming)
             except StoreError as exc:
                 failure = exc
@@ -55,13 +55,15 @@ class Intake:
         return leads.by_telegram_id(sender.telegram_id)
 
     @staticmethod
-    def _lead_for(sender: Sender) -> LeadState:
+    def _lead_for(sender: Sender, text: str = "") -> LeadState:
+        """The lead writing; a new one keeps the source its deep link's `/start PAYLOAD` carries."""
         if sender.lead_id is not None:
             lead = leads.by_id(sender.lead_id)
             if lead is None:
                 raise ValueError(f"no lead {sender.lead_id}")
             return lead
-        return leads.upsert_telegram_lead(sender.telegram_id, sender.access_hash, sender.username, sender.first_name)
+        return leads.upsert_telegram_lead(sender.telegram_id, sender.access_hash, sender.username, sender.first_name,
+                                          source=links.start_payload(text))
 
     def _record(self, lead: LeadState, incoming: Incoming) -> Stored | None:
         """Store the lead's message (before anything can fail); None when it was stored before."""

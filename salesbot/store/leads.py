@@ -14,6 +14,9 @@ Status transitions:
   that is dropped unsent gives the claim back (`release_follow_up`);
 - any message from a cold or lost lead makes it `warm` again (`record_lead_message`): a refusal is
   undone by writing again.
+Every change of status, whatever the status, is logged in `lead_status_change` in the transaction
+that makes it (`_log_status`), with the webhook event `lead.status_changed` when webhooks are on;
+a new lead's row in it has no `from_status`.
 
 Meeting transitions: `booked` → `cancelled` (the lead or staff cancels: `cancel_meeting`; or it is
 moved: `book` cancels it and points `moved_to` at its replacement) or → `done` / `no_show` (staff,
@@ -30,7 +33,7 @@ from datetime import UTC, date, datetime
 
 from peewee import IntegrityError
 
-from salesbot.store import Lead, Meeting, db, stamp, utcnow
+from salesbot.store import Lead, Meeting, db, events, stamp, utcnow
 from salesbot.time.slots import Calendar, Problem, check
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,29 @@ def _state(row: tuple | None) -> LeadState | None:
     return LeadState(id=row[0], telegram_id=row[1], access_hash=row[2], username=row[3], first_name=row[4],
                      status=row[5], state=row[6], pending_time=pending.replace(tzinfo=UTC) if pending else None,
                      pending_day=Lead.pending_day.python_value(row[8]), opted_out=bool(row[9]))
+
+
+def _status_of(lead_id: int) -> str | None:
+    row = db.execute_sql("SELECT status FROM lead WHERE id = ?", (lead_id,)).fetchone()
+    return row[0] if row else None
+
+
+def _log_status(lead_id: int, before: str | None, at: datetime) -> None:
+    """Inside the caller's transaction, after its UPDATE: log the lead's status change (any status
+    string: `lost` and whatever comes later too), and queue its webhook event."""
+    after = _status_of(lead_id)
+    if after is None or after == before:
+        return
+    db.execute_sql("INSERT INTO lead_status_change (lead_id, at, from_status, to_status) VALUES (?, ?, ?, ?)",
+                   (lead_id, stamp(at), before, after))
+    events.emit("lead.status_changed", lead_id, at=at, change={"from": before, "to": after})
+
+
+def _created(lead_id: int, at: datetime) -> None:
+    """A new lead: its first history row and its `lead.created` event (inside the insert's transaction)."""
+    db.execute_sql("INSERT INTO lead_status_change (lead_id, at, from_status, to_status)"
+                   " SELECT id, ?, NULL, status FROM lead WHERE id = ?", (stamp(at), lead_id))
+    events.emit("lead.created", lead_id, at=at)
 
 
 # --- reads the writers' callers need ---------------------------------------------------------------
@@ -168,15 +194,19 @@ def booked_starts(since: datetime, exclude_lead: int | None = None) -> list[date
 
 
 def upsert_telegram_lead(telegram_id: int, access_hash: int | None, username: str | None,
-                         first_name: str | None) -> LeadState:
+                         first_name: str | None, source: str | None = None) -> LeadState:
     """The lead writing from this Telegram account, created on first contact; the profile Telegram
-    sends along (a new access hash, a changed name) is kept current."""
+    sends along (a new access hash, a changed name) is kept current. `source` (a deep link's start
+    parameter) is kept only when the lead is created: it is never overwritten."""
     lead = by_telegram_id(telegram_id)
     if lead is None:
+        now = utcnow()
         with db.atomic():
-            db.execute_sql("INSERT INTO lead (telegram_id, access_hash, username, first_name, status, created_at,"
-                           " follow_up_count, opted_out) VALUES (?, ?, ?, ?, 'new', ?, 0, 0)",
-                           (telegram_id, access_hash, username, first_name, str(utcnow())))
+            cursor = db.execute_sql("INSERT INTO lead (telegram_id, access_hash, username, first_name, status,"
+                                    " created_at, follow_up_count, opted_out, source)"
+                                    " VALUES (?, ?, ?, ?, 'new', ?, 0, 0, ?)",
+                                    (telegram_id, access_hash, username, first_name, str(now), source))
+            _created(cursor.lastrowid, now)
         lead = by_telegram_id(telegram_id)
         log.info("new lead %s (telegram id %s)", lead.id, telegram_id)
         return lead
@@ -192,9 +222,11 @@ def upsert_telegram_lead(telegram_id: int, access_hash: int | None, username: st
 
 def create_chat_lead(first_name: str) -> LeadState:
     """A lead of `salesbot chat`: no Telegram account, so never reminded over Telegram."""
+    now = utcnow()
     with db.atomic():
         cursor = db.execute_sql("INSERT INTO lead (first_name, status, created_at, follow_up_count, opted_out)"
-                                " VALUES (?, 'new', ?, 0, 0)", (first_name, str(utcnow())))
+                                " VALUES (?, 'new', ?, 0, 0)", (first_name, str(now)))
+        _created(cursor.lastrowid, now)
     return by_id(cursor.lastrowid)
 
 
@@ -248,11 +280,13 @@ def record_lead_message(lead_id: int, text: str, at: datetime, unanswered: bool,
                     (lead_id, text, stamp(at), int(unanswered), telegram_message_id))
         except IntegrityError:
             return None
+        before = _status_of(lead_id)
         db.execute_sql(
             "UPDATE lead SET last_message_at = ?, follow_up_count = 0,"
             " cold_reason = CASE WHEN status = 'cold' THEN NULL ELSE cold_reason END,"
             " status = CASE WHEN status IN ('cold', 'lost') THEN 'warm' ELSE status END WHERE id = ?",
             (stamp(at), lead_id))
+        _log_status(lead_id, before, at)
     return cursor.lastrowid
 
 
@@ -263,6 +297,8 @@ def record_bot_message(lead_id: int, text: str, at: datetime, model_chars: int =
         cursor = db.execute_sql(
             "INSERT INTO message (lead_id, role, text, created_at, unanswered, model_chars)"
             " VALUES (?, 'bot', ?, ?, 0, ?)", (lead_id, text, stamp(at), model_chars))
+        db.execute_sql("UPDATE lead SET first_answer_at = ? WHERE id = ? AND first_answer_at IS NULL",
+                       (stamp(at), lead_id))
     return cursor.lastrowid
 
 
@@ -295,7 +331,9 @@ def mark_answered(lead_id: int, upto: int, status: str | None = None) -> None:
     forward only (new → warm → hot) or to `lost`."""
     with db.atomic():
         if status is not None:
+            before = _status_of(lead_id)
             db.execute_sql(_FORWARD, (status, lead_id))
+            _log_status(lead_id, before, utcnow())
         db.execute_sql("UPDATE message SET unanswered = 0 WHERE lead_id = ? AND id <= ? AND unanswered = 1",
                        (lead_id, upto))
 
@@ -329,8 +367,15 @@ def book(lead_id: int, start: datetime, source: str, now: datetime, calendar: Ca
             ids = [meeting_id for meeting_id, _ in own]
             db.execute_sql("UPDATE meeting SET status = 'cancelled', cancelled_at = ?, cancelled_by = ?, moved_to = ?"
                            f" WHERE id IN ({', '.join('?' * len(ids))})", (now_utc, by, cursor.lastrowid, *ids))
+        before = _status_of(lead_id)
         db.execute_sql("UPDATE lead SET status = 'hot', state = NULL, pending_time = NULL, pending_day = NULL"
                        " WHERE id = ?", (lead_id,))
+        _log_status(lead_id, before, now)
+        if own:
+            events.emit("meeting.moved", lead_id, meeting_id=cursor.lastrowid, at=now,
+                        previous_meeting=events.meeting_payload(own[0][0]))
+        else:
+            events.emit("meeting.booked", lead_id, meeting_id=cursor.lastrowid, at=now)
     previous = min((starts_at for _, starts_at in own), default=None)
     return None, Meeting.starts_at.python_value(previous).replace(tzinfo=UTC) if previous else None
 
@@ -355,6 +400,7 @@ def cancel_meeting(meeting_id: int, by: str, now: datetime, reason: str | None =
         db.execute_sql("UPDATE lead SET state = NULL, pending_time = NULL, pending_day = NULL"
                        " WHERE id = (SELECT lead_id FROM meeting WHERE id = ?) AND state = ?",
                        (meeting_id, STATE_CONFIRM_CANCEL))
+        _meeting_event("meeting.cancelled", meeting_id, now)
     return True
 
 
@@ -370,7 +416,16 @@ def set_outcome(meeting_id: int, outcome: str, now: datetime) -> bool:
         cursor = db.execute_sql("UPDATE meeting SET status = ?, outcome_at = ? WHERE id = ?"
                                 " AND status IN ('booked', 'done', 'no_show') AND starts_at <= ?",
                                 (outcome, stamp(now), meeting_id, stamp(now)))
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        _meeting_event(f"meeting.{outcome}", meeting_id, now)
+    return True
+
+
+def _meeting_event(event_type: str, meeting_id: int, now: datetime) -> None:
+    row = db.execute_sql("SELECT lead_id FROM meeting WHERE id = ?", (meeting_id,)).fetchone()
+    if row is not None:
+        events.emit(event_type, row[0], meeting_id=meeting_id, at=now)
 
 
 def claim_meeting_reminder(meeting_id: int, kind: str, status: str, now: datetime) -> bool:
@@ -409,10 +464,12 @@ def follow_up_sent(lead_id: int, at: datetime) -> None:
     was queued (a long flood wait, or `serve` down for a while, can lie between the two); the
     second one makes the lead cold (cold_reason `no_reply`)."""
     with db.atomic():
+        before = _status_of(lead_id)
         db.execute_sql("UPDATE lead SET last_follow_up_at = ?,"
                        " status = CASE WHEN follow_up_count = 2 THEN 'cold' ELSE status END,"
                        " cold_reason = CASE WHEN follow_up_count = 2 THEN 'no_reply' ELSE cold_reason END"
                        " WHERE id = ? AND follow_up_count > 0", (stamp(at), lead_id))
+        _log_status(lead_id, before, at)
 
 
 def release_follow_up(lead_id: int) -> None:
@@ -429,3 +486,47 @@ def still_quiet(lead_id: int, queued_at: str) -> bool:
     row = db.execute_sql("SELECT 1 FROM lead WHERE id = ? AND opted_out = 0 AND follow_up_count > 0"
                          " AND (last_message_at IS NULL OR last_message_at <= ?)", (lead_id, queued_at)).fetchone()
     return row is not None
+
+
+# --- forgetting a lead (152-ФЗ) ---------------------------------------------------------------------
+# The row stays, anonymous, so the funnel still counts the lead: its source, times, status history,
+# meetings and Claude calls name nobody. Everything else the lead wrote or was called goes.
+
+KEPT_COLUMNS = {"id", "status", "created_at", "last_message_at", "follow_up_count", "last_follow_up_at",
+                "opted_out", "source", "first_answer_at", "deleted_at"}
+
+
+def is_forgotten(lead_id: int) -> bool:
+    row = db.execute_sql("SELECT deleted_at IS NOT NULL FROM lead WHERE id = ?", (lead_id,)).fetchone()
+    return bool(row and row[0])
+
+
+def lead_words(lead_id: int) -> list[str]:
+    """What identifies the lead in free text: names, @username, Telegram id, and every message."""
+    row = db.execute_sql("SELECT first_name, username, telegram_id FROM lead WHERE id = ?", (lead_id,)).fetchone()
+    if row is None:
+        return []
+    first_name, username, telegram_id = row
+    words = [first_name, username, f"@{username}" if username else None, str(telegram_id) if telegram_id else None]
+    words += [text for (text,) in db.execute_sql("SELECT text FROM message WHERE lead_id = ?", (lead_id,))]
+    return [word for word in words if word]
+
+
+def forget(lead_id: int, now: datetime) -> bool:
+    """Inside the caller's transaction: the lead's messages go; its upcoming meetings are cancelled
+    (the slot is free again) and no meeting keeps a reason staff typed; every column of the lead
+    that could name or describe them is emptied (`summary` and whatever columns come later too:
+    only KEPT_COLUMNS stay). False when there is no such lead or it was forgotten before."""
+    if not db.execute_sql("SELECT 1 FROM lead WHERE id = ? AND deleted_at IS NULL", (lead_id,)).fetchone():
+        return False
+    when = stamp(now)
+    db.execute_sql("DELETE FROM message WHERE lead_id = ?", (lead_id,))
+    db.execute_sql("UPDATE meeting SET status = 'cancelled', cancelled_at = ?, cancelled_by = 'staff'"
+                   " WHERE lead_id = ? AND status = 'booked' AND starts_at > ?", (when, lead_id, when))
+    db.execute_sql("UPDATE meeting SET cancel_reason = NULL WHERE lead_id = ?", (lead_id,))
+    columns = db.execute_sql("PRAGMA table_info(lead)").fetchall()  # (cid, name, type, notnull, default, pk)
+    emptied = [name for _, name, _, notnull, _, _ in columns if name not in KEPT_COLUMNS and not notnull]
+    assignments = ", ".join(f"{name} = NULL" for name in emptied)
+    db.execute_sql(f"UPDATE lead SET {assignments}, opted_out = 1, deleted_at = ? WHERE id = ?", (when, lead_id))
+    return True
+

@@ -240,6 +240,61 @@ M010_CONVERSATION: list[str | Callable[[SqliteDatabase], None]] = [
 ]
 FOREIGN_KEYS_OFF = {"010_conversation"}  # migrations that rebuild a table others refer to
 
+# The owner's view (issue 22). Where a lead came from (`source`, the deep link's start parameter),
+# when the bot first answered it (`first_answer_at`: the funnel's "answered" and its time to answer,
+# kept on the lead so they survive `leads delete`), and when a lead was forgotten (`deleted_at`: the
+# row stays, anonymous, so the funnel still counts it). `lead_status_change` is the history of
+# statuses ("ever warm" in the funnel), backfilled from what is known: a creation row per lead, a
+# meeting means the lead was hot when it was first booked, and any other status was reached by the
+# lead's last activity. `webhook_event` holds events for CRMs until `serve` delivers them, in order
+# per lead (webhook_event_queued), each with an id that stays the same on every retry.
+# `budget_alert` remembers which spend alerts managers had in which month (once each).
+M012_OWNER: list[str | Callable[[SqliteDatabase], None]] = [
+    "ALTER TABLE lead ADD COLUMN source TEXT",
+    "ALTER TABLE lead ADD COLUMN first_answer_at DATETIME",
+    "ALTER TABLE lead ADD COLUMN deleted_at DATETIME",
+    "UPDATE lead SET first_answer_at = (SELECT m.created_at FROM message AS m INDEXED BY message_lead"
+    " WHERE m.lead_id = lead.id AND m.role = 'bot' ORDER BY m.id LIMIT 1)",
+    """CREATE TABLE lead_status_change (
+        id INTEGER PRIMARY KEY,
+        lead_id INTEGER NOT NULL REFERENCES lead (id) ON DELETE CASCADE,
+        at DATETIME NOT NULL,
+        from_status TEXT,
+        to_status TEXT NOT NULL
+    )""",
+    "CREATE INDEX lead_status_change_lead ON lead_status_change (lead_id, to_status)",
+    "INSERT INTO lead_status_change (lead_id, at, from_status, to_status) SELECT id, created_at, NULL, 'new' FROM lead",
+    "INSERT INTO lead_status_change (lead_id, at, from_status, to_status)"
+    " SELECT lead_id, min(created_at), 'new', 'hot' FROM meeting GROUP BY lead_id",
+    "INSERT INTO lead_status_change (lead_id, at, from_status, to_status)"
+    " SELECT l.id, max(coalesce(l.last_follow_up_at, l.last_message_at, l.created_at),"
+    " coalesce(l.last_message_at, l.created_at)),"
+    " CASE WHEN EXISTS (SELECT 1 FROM meeting AS m WHERE m.lead_id = l.id) THEN 'hot' ELSE 'new' END, l.status"
+    " FROM lead AS l WHERE l.status != 'new'"
+    " AND NOT (l.status = 'hot' AND EXISTS (SELECT 1 FROM meeting AS m WHERE m.lead_id = l.id))",
+    """CREATE TABLE webhook_event (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        lead_id INTEGER REFERENCES lead (id) ON DELETE CASCADE,
+        type TEXT NOT NULL,
+        body TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sent', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        not_before DATETIME NOT NULL,
+        created_at DATETIME NOT NULL,
+        sent_at DATETIME
+    )""",
+    "CREATE INDEX webhook_event_queued ON webhook_event (lead_id, id) WHERE state = 'queued'",
+    "CREATE INDEX webhook_event_lead ON webhook_event (lead_id)",
+    """CREATE TABLE budget_alert (
+        month TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        at DATETIME NOT NULL,
+        PRIMARY KEY (month, level)
+    )""",
+]
+
 MIGRATIONS: list[tuple[str, list[str | Callable[[SqliteDatabase], None]]]] = [
     ("001_initial", M001_INITIAL),
     ("002_indexes", M002_INDEXES),
@@ -251,6 +306,7 @@ MIGRATIONS: list[tuple[str, list[str | Callable[[SqliteDatabase], None]]]] = [
     ("008_meetings", M008_MEETINGS),
     ("009_follow_up_plan", M009_FOLLOW_UP_PLAN),
     ("010_conversation", M010_CONVERSATION),
+    ("012_owner", M012_OWNER),
 ]
 
 

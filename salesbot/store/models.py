@@ -43,6 +43,9 @@ class Lead(BaseModel):
     opted_out_reason = TextField(null=True)  # stop (the lead's /stop), or why Telegram cannot reach them
     pending_day = DateField(null=True)  # a day the lead named without a time ("завтра"), local to SALESBOT_TZ
     summary = TextField(null=True)  # what the model learned: need, budget, deadline, who decides, contact
+    source = TextField(null=True)  # the deep link's start parameter on first contact (issue 22)
+    first_answer_at = DateTimeField(null=True)  # the bot's first message to the lead
+    deleted_at = DateTimeField(null=True)  # `leads delete`: the row stays, anonymous, for the funnel
 
     class Meta:
         table_name = "lead"
@@ -147,3 +150,33 @@ class LlmCall(BaseModel):
 
 # --- migrations ---------------------------------------------------------------------------------
 # Each migration is a list of SQL statements applied once, in order, inside one transaction, and
+
+
+class LeadStatusChange(BaseModel):
+    """Every change of a lead's status (written by leads.py): the funnel's "ever warm", "ever hot"."""
+
+    lead = ForeignKeyField(Lead, column_name="lead_id", backref="status_changes", on_delete="CASCADE")
+    at = DateTimeField()
+    from_status = TextField(null=True)  # NULL: the lead was created
+    to_status = TextField()
+
+    class Meta:
+        table_name = "lead_status_change"
+
+
+class WebhookEvent(BaseModel):
+    """An event for SALESBOT_WEBHOOK_URL (store/events.py writes them, salesbot/webhooks.py sends them)."""
+
+    event_id = TextField(unique=True)
+    lead = ForeignKeyField(Lead, column_name="lead_id", null=True, on_delete="CASCADE")
+    type = TextField()
+    body = TextField()
+    state = TextField(default="queued")  # queued | sent | failed
+    attempts = IntegerField(default=0)
+    error = TextField(null=True)
+    not_before = DateTimeField()
+    created_at = DateTimeField(default=utcnow)
+    sent_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "webhook_event"

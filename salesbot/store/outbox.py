@@ -128,3 +128,21 @@ def press(lead_id: int, telegram_message_id: int | None, data: str) -> str:
         return "new"
     pressed = db.execute_sql("SELECT pressed FROM outbox WHERE id = ?", (live[0],)).fetchone()[0]
     return "again" if pressed == data else "stale"
+
+
+def forget_lead(lead_id: int, words: list[str]) -> int:
+    """`leads delete`: the lead's outbox rows go (sent or not), and so do the managers' notices that
+    name the lead or quote it (a notice has no lead of its own: its text is searched for `words`, the
+    lead's names and the start of each of its messages, so a notice about another lead of the same
+    first name goes too: history, not a message still to send, is what is lost). Runs inside the
+    caller's transaction; returns the rows deleted."""
+    deleted = db.execute_sql("DELETE FROM outbox WHERE lead_id = ?", (lead_id,)).rowcount
+    needles = [word.strip()[:100] for word in words if len(word.strip()) >= 2]  # a quote keeps the start
+    if needles:
+        notices = db.execute_sql("SELECT id, text FROM outbox WHERE chat_id IS NOT NULL").fetchall()
+        doomed = [row_id for row_id, text in notices if any(needle in text for needle in needles)]
+        for start in range(0, len(doomed), 500):
+            chunk = doomed[start:start + 500]
+            deleted += db.execute_sql(f"DELETE FROM outbox WHERE id IN ({', '.join('?' * len(chunk))})",
+                                      chunk).rowcount
+    return deleted

@@ -63,6 +63,7 @@ class LeadSummary:
     opted_out_reason: str | None = None
     unanswered: int = 0  # lead messages Claude could not answer: someone should reply by hand
     undelivered: int = 0  # our messages Telegram did not take (outbox rows `failed`)
+    source: str | None = None  # the deep link the lead came through (`/start SOURCE`)
 
     @property
     def name(self) -> str:
@@ -88,6 +89,7 @@ def _summary(lead: Lead, next_meeting: datetime | None, tz: ZoneInfo, unanswered
         opted_out_reason=lead.opted_out_reason,
         unanswered=unanswered or 0,
         undelivered=undelivered or 0,
+        source=lead.source,
     )
 
 
@@ -101,8 +103,9 @@ SELECT l.id, l.first_name, l.username, l.status, l.state, l.telegram_id, l.creat
         WHERE m.lead_id = l.id AND m.status = 'booked' AND m.starts_at >= ?),
        l.opted_out_reason,
        (SELECT count(*) FROM message AS u WHERE u.lead_id = l.id AND u.unanswered = 1),
-       (SELECT count(*) FROM outbox AS o WHERE o.lead_id = l.id AND o.state = 'failed')
-FROM lead AS l {where}
+       (SELECT count(*) FROM outbox AS o WHERE o.lead_id = l.id AND o.state = 'failed'),
+       l.source
+FROM lead AS l WHERE l.deleted_at IS NULL {where}
 ORDER BY coalesce(l.last_message_at, l.created_at) DESC, l.id DESC {limit}
 """
 
@@ -117,10 +120,12 @@ def _stored_local(tz: ZoneInfo):
     return convert
 
 
-def iter_leads(tz: ZoneInfo, status: str | None = None, limit: int | None = 50) -> Iterator[LeadSummary]:
-    """Leads, newest activity first, streamed from the cursor (memory stays flat for any number)."""
-    where = "WHERE l.status = ?" if status else ""
-    params: list = [str(utcnow())] + ([status] if status else [])
+def iter_leads(tz: ZoneInfo, status: str | None = None, limit: int | None = 50,
+               source: str | None = None) -> Iterator[LeadSummary]:
+    """Leads, newest activity first, streamed from the cursor (memory stays flat for any number);
+    forgotten leads (`leads delete`) are not listed."""
+    where = ("AND l.status = ? " if status else "") + ("AND l.source = ?" if source else "")
+    params: list = [str(utcnow())] + ([status] if status else []) + ([source] if source else [])
     if limit:
         params.append(limit)
     cursor = db.execute_sql(_LEADS_SQL.format(where=where, limit="LIMIT ?" if limit else ""), params)
@@ -128,10 +133,11 @@ def iter_leads(tz: ZoneInfo, status: str | None = None, limit: int | None = 50) 
     while rows := cursor.fetchmany(1000):
         for (lead_id, first_name, username, status_, state, telegram_id, created_at, last_message_at, follow_ups,
              last_follow_up_at, opted_out, cold_reason, next_meeting, opted_out_reason, unanswered,
-             undelivered) in rows:
+             undelivered, lead_source) in rows:
             yield LeadSummary(lead_id, first_name, username, status_, state, telegram_id, local(created_at),
                               local(last_message_at), follow_ups, local(last_follow_up_at), bool(opted_out),
-                              cold_reason, local(next_meeting), opted_out_reason, unanswered, undelivered)
+                              cold_reason, local(next_meeting), opted_out_reason, unanswered, undelivered,
+                              lead_source)
 
 
 @dataclass
@@ -196,6 +202,9 @@ def lead_detail(lead_id: int, tz: ZoneInfo) -> LeadDetail:
     lead = Lead.get_or_none(Lead.id == lead_id)
     if lead is None:
         raise NotFoundError(f"no lead with id {lead_id} (see `salesbot leads list`)")
+    if lead.deleted_at is not None:
+        raise NotFoundError(f"lead {lead_id} was deleted (`leads delete`) on {lead.deleted_at:%Y-%m-%d}: "
+                            "nothing of it is kept but an anonymous count in the funnel")
     rows = (Message.select(Message.role, Message.text, Message.created_at, Message.unanswered, Outbox.state,
                            Outbox.error, Outbox.buttons)
             .join(Outbox, JOIN.LEFT_OUTER, on=(Outbox.message == Message.id))
