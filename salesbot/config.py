@@ -553,7 +553,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
     environ = os.environ if environ is None else environ
     cwd = Path.cwd() if cwd is None else cwd
     local_env = cwd / ".env"
-    local = parse_env_file(local_env) if _exists(local_env) else {}
+    local = _set(parse_env_file(local_env)) if _exists(local_env) else {}
     home_value = environ.get("SALESBOT_HOME") or local.get("SALESBOT_HOME")
     home = Path(home_value).expanduser() if home_value else default_home()
     if not home.is_absolute():
@@ -561,8 +561,8 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
                           "got a relative one")
     home_env = home / ".env"
     same = _exists(home_env) and _exists(local_env) and home_env.resolve() == local_env.resolve()
-    from_home = parse_env_file(home_env) if _exists(home_env) and not same else {}
-    ours = {k: v for k, v in environ.items() if k in _BY_ENV}
+    from_home = _set(parse_env_file(home_env)) if _exists(home_env) and not same else {}
+    ours = _set({k: v for k, v in environ.items() if k in _BY_ENV})
     raw = {**from_home, **local, **ours}
     sources = {**dict.fromkeys(from_home, str(home_env)), **dict.fromkeys(local, str(local_env)),
                **dict.fromkeys(ours, "environment")}
@@ -576,6 +576,12 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
     db_path = _under_home("SALESBOT_DB", db_value, home) if db_value else home / "salesbot.db"
     env_files = (local_env,) if same else (local_env, home_env)
     return Settings(raw=raw, home=home, db_path=db_path, env_files=env_files, sources=sources)
+
+
+def _set(values: Mapping[str, str]) -> dict[str, str]:
+    """Only the settings given a value: an empty `KEY=` (what `cp .env.example .env` leaves) or an
+    empty environment variable means "not set here", so it never hides a value set further down."""
+    return {key: value for key, value in values.items() if value.strip()}
 
 
 def _warn_unknown(names: list[str], where: str) -> None:

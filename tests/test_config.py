@@ -48,6 +48,19 @@ def test_precedence_environment_then_cwd_then_home(tmp_path):
     assert settings.db_path == home / "salesbot.db"
 
 
+def test_an_empty_value_does_not_hide_one_set_further_down(tmp_path):
+    """`cp .env.example .env` leaves `KEY=` lines; an empty variable in a unit file does the same."""
+    home = tmp_path / "home"
+    write(home / ".env", "TELEGRAM_BOT_TOKEN=123:home-token\nSALESBOT_MODEL=from-home\nSALESBOT_TZ=Asia/Tokyo\n")
+    cwd = tmp_path / "cwd"
+    write(cwd / ".env", "TELEGRAM_BOT_TOKEN=\nSALESBOT_MODEL=  \n")
+    settings = load_settings({"SALESBOT_HOME": str(home), "SALESBOT_TZ": ""}, cwd)
+    assert settings.model == "from-home"
+    assert settings.tz.key == "Asia/Tokyo"
+    assert settings.raw["TELEGRAM_BOT_TOKEN"] == "123:home-token"
+    assert settings.sources["TELEGRAM_BOT_TOKEN"] == str(home / ".env")
+
+
 def test_home_can_come_from_the_cwd_env_file(tmp_path):
     cwd = tmp_path / "cwd"
     write(cwd / ".env", f"SALESBOT_HOME={tmp_path / 'data'}\nSALESBOT_DB={tmp_path / 'x.db'}\n")
