@@ -43,8 +43,8 @@ def open_store(settings: Settings, busy_timeout_ms: int | None = None, path: Pat
     from salesbot.store import events, open_database
 
     path = path or settings.db_path
-    if path.parent == settings.home:
-        ensure_home(settings)
+    if path.parent == settings.home and not path.exists():
+        ensure_home(settings)  # the database is made here: the folder must be there and writable
     database = open_database(path, busy_timeout_ms=busy_timeout_ms)
     events.configure(bool(settings.webhook_url) and path == settings.db_path)  # events only while a receiver is set
     return database

@@ -267,3 +267,24 @@ def test_a_damaged_database_stops_every_reading_command_cleanly(run, command, sa
     salesbot_home.mkdir()
     (salesbot_home / "salesbot.db").write_bytes(b"this is not a database at all " * 400)
     one_red_line(run(*command, code=1))
+
+
+def test_a_database_in_a_folder_this_user_cannot_write_is_read_and_errors_name_the_file(run, salesbot_home):
+    """Reading commands work on a database whose folder this user may not write (WAL wants its -shm
+    file there); no message shows the internal read-only URI. `chattr +i` stops root too."""
+    import subprocess
+
+    path = salesbot_home / "salesbot.db"
+    fill(path, leads=3)
+    assert not (salesbot_home / "salesbot.db-shm").exists()  # a clean close leaves no -shm behind
+    if subprocess.run(["chattr", "+i", str(salesbot_home)], capture_output=True).returncode != 0:
+        pytest.skip("this file system cannot make a folder immutable")
+    try:
+        assert "lead 2" in run("leads", "list").stdout
+        for args in (("meetings", "list"), ("usage",), ("leads", "show", "1")):
+            result = run(*args)
+            assert "file:" not in result.stdout + result.stderr
+        written = run("meetings", "cancel", "1", code=1)  # a command that writes says why it cannot
+        assert "file:" not in written.stderr and "?mode=ro" not in written.stderr
+    finally:
+        subprocess.run(["chattr", "-i", str(salesbot_home)], check=True)

@@ -61,7 +61,10 @@ def _translated(path: str, exc: Exception) -> StoreError:
 class Database(SqliteDatabase):
     """SqliteDatabase whose failures (locked past the busy timeout, disk full, read-only file, damage)
     surface as StoreError, so no caller sees a raw OperationalError. IntegrityError passes through:
-    it is a constraint doing its job (a booking race), which the caller decides about."""
+    it is a constraint doing its job (a booking race), which the caller decides about. Errors name
+    the file (`path`), never the URI a read-only connection is opened with."""
+
+    path: str = ""
 
     def _guard(self, call, *args):
         try:
@@ -69,7 +72,7 @@ class Database(SqliteDatabase):
         except IntegrityError:
             raise
         except DatabaseError as exc:  # OperationalError among them
-            raise _translated(self.database, exc) from exc
+            raise _translated(self.path, exc) from exc
 
     def execute_sql(self, sql, params=None):
         try:
@@ -119,13 +122,24 @@ def open_database(path: Path, busy_timeout_ms: int | None = None) -> SqliteDatab
     pragmas = {"busy_timeout": busy, "foreign_keys": 1}
     if not read_only:
         pragmas.update(journal_mode="wal", synchronous="normal")
-    database = Database(
-        f"file:{path}?mode=ro" if read_only else str(path),
-        pragmas=pragmas,
-        timeout=busy / 1000,
-        lock_type="IMMEDIATE",
-        uri=read_only,
-    )
+    try:
+        database = _connect(path, busy, pragmas, new, read_only)
+    except StoreError as exc:
+        if not (read_only and "unable to open" in str(exc.__cause__ or exc)):
+            raise
+        # WAL needs its -shm file; a reader who may not create it in the folder (and no writer has it
+        # open: then it would be there) reads the file as it is, with nothing in a WAL to miss.
+        log.debug("the database %s: its folder is read-only and no writer has it open; reading it as it is", path)
+        database = _connect(path, busy, pragmas, new, read_only, immutable=True)
+    db.initialize(database)
+    return database
+
+
+def _connect(path: Path, busy: int, pragmas: dict, new: bool, read_only: bool, immutable: bool = False) -> Database:
+    uri = f"file:{path}?mode=ro" + ("&immutable=1" if immutable else "")
+    database = Database(uri if read_only else str(path), pragmas=pragmas, timeout=busy / 1000,
+                        lock_type="IMMEDIATE", uri=read_only)
+    database.path = str(path)
     try:
         database.connect()
         tables = set(database.get_tables())
@@ -143,12 +157,12 @@ def open_database(path: Path, busy_timeout_ms: int | None = None) -> SqliteDatab
     except StoreError as exc:
         database.close()
         if isinstance(exc.__cause__, DatabaseError | sqlite3.DatabaseError):
-            raise _open_error(path, exc.__cause__, read_only) from None
+            error = _open_error(path, exc.__cause__, read_only)
+            raise error from exc.__cause__
         raise
     except (DatabaseError, sqlite3.DatabaseError) as exc:
         database.close()
-        raise _open_error(path, exc, read_only) from None
-    db.initialize(database)
+        raise _open_error(path, exc, read_only) from exc
     return database
 
 
