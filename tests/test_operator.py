@@ -288,3 +288,21 @@ def test_a_database_in_a_folder_this_user_cannot_write_is_read_and_errors_name_t
         assert "file:" not in written.stderr and "?mode=ro" not in written.stderr
     finally:
         subprocess.run(["chattr", "-i", str(salesbot_home)], check=True)
+
+
+@pytest.mark.parametrize("form", [[], ["--json"]])
+def test_a_reader_that_stops_early_ends_the_listing_quietly(salesbot_home, form):
+    """`salesbot leads list | head`: no «Error: Broken pipe», no failure for the pipeline."""
+    import os
+    import subprocess
+    import sys
+
+    fill(salesbot_home / "salesbot.db", leads=2000)  # far more than a pipe holds
+    child = subprocess.Popen([sys.executable, "-m", "salesbot", "leads", "list", "--limit", "0", *form],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, "SALESBOT_HOME": str(salesbot_home), "COLUMNS": "120"})
+    assert child.stdout.read(100)
+    child.stdout.close()  # what head does after its lines
+    stderr = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 0, stderr
+    assert "Broken pipe" not in stderr and "Traceback" not in stderr

@@ -7,7 +7,9 @@ its exit code, a command line the parser refused is one red line and exit 1, nev
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -64,6 +66,11 @@ class Boundary(TyperGroup):
         except SalesbotError as exc:
             render.error_line(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:
+            # `salesbot leads list | head`: the reader has what it wanted. Nothing to report; stdout is
+            # pointed at /dev/null so the interpreter's last flush does not complain either.
+            _silence_stdout()
+            raise typer.Exit(0) from None
         except OSError as exc:  # a file the operator named: unreadable, a folder, no space
             render.error_line(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         except EOFError as exc:  # asyncio.IncompleteReadError too: a connection cut mid-read
@@ -73,6 +80,13 @@ class Boundary(TyperGroup):
             err.print("[yellow]Interrupted.[/yellow]")
             raise typer.Exit(130) from None
         raise typer.Exit(1)
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of a table.")]

@@ -27,7 +27,15 @@ from salesbot.logs import visible
 
 # Piped output (cron mail, log files, `| less`) gets a wide page instead of rich's 80 columns.
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
-out = Console(highlight=False, width=_PIPED_WIDTH)
+class _Stdout(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (`salesbot leads list | head`): rich would exit 1; the error boundary
+        (cli/common.py) ends the command quietly instead."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
+out = _Stdout(highlight=False, width=_PIPED_WIDTH)
 err = Console(stderr=True, highlight=False)
 
 STATUS_STYLE = {"new": "cyan", "warm": "yellow", "hot": "bold red", "cold": "blue", "lost": "dim"}
