@@ -7,6 +7,7 @@ works with no keys at all while `serve` names every missing credential in one me
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from salesbot import logs
 from salesbot.errors import ConfigError, quoted
 from salesbot.time.calendar import (
     WorkHours,
@@ -569,6 +571,8 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
     raw["SALESBOT_HOME"] = str(home)
     if not home_value:
         sources.pop("SALESBOT_HOME", None)
+    with contextlib.suppress(ConfigError):  # log times in the business's zone from the first line on
+        logs.use_zone(parse_zone("SALESBOT_TZ", raw.get("SALESBOT_TZ", "Europe/Moscow")))
     _warn_unknown([k for k in environ if k.startswith("SALESBOT_")], "the environment")
     for path, values in ((local_env, local), (home_env, from_home)):
         _warn_unknown([k for k in values if k.startswith(ENV_PREFIXES)], str(path))

@@ -39,3 +39,19 @@ def test_logs_go_to_stderr_not_stdout(capsys):
     logging.getLogger("salesbot.test").info("hello operator")
     captured = capsys.readouterr()
     assert "hello operator" in captured.err and captured.out == ""
+
+
+def test_the_first_log_lines_are_dated_in_the_business_zone(salesbot_home):
+    """The unknown-setting warning is written while the settings are read, before any command runs:
+    on a server in UTC it must still carry SALESBOT_TZ's offset."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    salesbot_home.mkdir(parents=True, exist_ok=True)
+    (salesbot_home / ".env").write_text("SALESBOT_TZ=Asia/Tokyo\nSALESBOT_TIMEZONE=Europe/Paris\n")
+    result = subprocess.run([sys.executable, "-m", "salesbot", "leads", "list"], capture_output=True, text=True,
+                            env={**os.environ, "TZ": "UTC", "SALESBOT_HOME": str(salesbot_home)})
+    warning = next(line for line in result.stderr.splitlines() if "unknown setting SALESBOT_TIMEZONE" in line)
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+0900 WARNING ", warning), warning
