@@ -22,6 +22,15 @@ DEMO_REPLIES = [
      "работы и назовёт точную цену. Выберите удобное время:", "hot", True),
 ]
 
+# The same walk for any business: `chat --demo` with the business's own SALESBOT_PROMPT_FILE must
+# not rehearse the web studio's prices.
+NEUTRAL_REPLIES = [
+    ("Здравствуйте! Рад помочь. Расскажите, пожалуйста, что вас интересует?", "new", False),
+    ("Понял вас, спасибо. Подскажите, когда вам было бы удобно это обсудить?", "warm", False),
+    ("Предлагаю бесплатную консультацию: специалист ответит на ваши вопросы и подскажет следующий шаг. "
+     "Выберите удобное время:", "hot", True),
+]
+
 
 # Once the lead has a meeting: what is left to say (moving or cancelling is in the buttons under the
 # booking confirmation, or in words: «перенесите на пятницу», «отмените встречу»).
@@ -30,21 +39,23 @@ AFTER_BOOKING = ("Встреча назначена — руководитель
 BOOKED_MARK = "У клиента уже назначена встреча"  # how the engine's context says so (prompts.context_block)
 
 
-def demo_reply(lead_turns: int) -> tuple[str, str, bool]:
+def demo_reply(lead_turns: int, replies: list[tuple[str, str, bool]] = DEMO_REPLIES) -> tuple[str, str, bool]:
     """The canned answer to the lead's `lead_turns`-th message (the last one repeats)."""
-    return DEMO_REPLIES[max(1, min(lead_turns, len(DEMO_REPLIES))) - 1]
+    return replies[max(1, min(lead_turns, len(replies))) - 1]
 
 
 class DemoDialogue:
     """A DialogueLLM (conversation.DialogueLLM) that never calls Claude."""
 
-    def __init__(self) -> None:
+    def __init__(self, neutral: bool = False) -> None:
         self.calls = 0
+        self.replies = NEUTRAL_REPLIES if neutral else DEMO_REPLIES
 
     async def answer(self, history: list[tuple[str, str]], context: str, lead_id: int) -> Answer:
         self.calls += 1
         booked = BOOKED_MARK in context
-        reply, status, offer = AFTER_BOOKING if booked else demo_reply(sum(1 for role, _ in history if role == "user"))
+        turns = sum(1 for role, _ in history if role == "user")
+        reply, status, offer = AFTER_BOOKING if booked else demo_reply(turns, self.replies)
         return Answer(reply=reply, status=status, offer_meeting=offer)
 
     async def parse_time(self, text: str, now: datetime, calendar: Calendar, lead_id: int) -> timeparse.ParseResult:

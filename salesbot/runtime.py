@@ -329,7 +329,7 @@ def chat(settings: Settings, transport: Any, lead_name: str | None, lines: Itera
     A rehearsal by default: its own database (`sandbox_path`) unless `live`; with `demo`, canned
     answers (salesbot.demo) instead of Claude, so no key is needed. A new conversation opens as in
     Telegram, with the lead's /start and the bot's greeting."""
-    from salesbot.terminal import chat_lead, run_chat
+    from salesbot.terminal import chat_lead, resume, run_chat
 
     if not demo:
         settings.require(*CLAUDE_KEYS)
@@ -360,12 +360,16 @@ def chat(settings: Settings, transport: Any, lead_name: str | None, lines: Itera
             if claude is None:
                 from salesbot.demo import DemoDialogue
 
-                llm: Any = DemoDialogue()
+                # the canned script is the packaged web studio's; another business's playbook gets
+                # neutral canned answers (only Claude reads a playbook: `chat` without --demo)
+                llm: Any = DemoDialogue(neutral=settings.raw.get("SALESBOT_PROMPT_FILE") is not None)
             else:
                 await claude.check_prompt(prompt)  # the key, the prompt's tokens, whether it can be cached
                 llm = ClaudeDialogue(claude, prompt)
             engine = Dialogue(llm, transport, config)
             opening = ["/start"] if leads.count_messages(talker.id, 2**62) == 0 else []
+            if not opening:
+                resume(transport, talker)
             await run_chat(engine, transport, talker, itertools.chain(opening, lines))
         finally:
             if claude is not None:

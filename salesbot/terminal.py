@@ -17,7 +17,7 @@ from rich.markup import escape
 from salesbot import texts
 from salesbot.dialogue import Dialogue, Incoming, Sender
 from salesbot.logs import visible
-from salesbot.store import leads
+from salesbot.store import leads, outbox
 from salesbot.store.leads import LeadState
 from salesbot.transport import Button, Keyboard, Peer
 
@@ -33,6 +33,10 @@ class TerminalTransport:
         if peer.lead_id is None:  # a manager: in the terminal there is nobody to tell
             self.notes.print(f"[dim](to manager {peer.user_id})\n{escape(text)}[/dim]")
             return
+        self.show(text, buttons)
+
+    def show(self, text: str, buttons: Keyboard | None) -> None:
+        """A bot message and its buttons as numbered choices (the last ones shown are what a number presses)."""
         self._print(text)
         self.choices = [button for row in buttons or [] for button in row]
         for number, button in enumerate(self.choices, start=1):
@@ -63,6 +67,15 @@ def chat_lead(name: str | None) -> LeadState:
     """The terminal lead called `name` (continuing its conversation), or a new one."""
     existing = leads.chat_lead_named(name) if name else None
     return existing or leads.create_chat_lead(name or texts.CHAT_GUEST)
+
+
+def resume(transport: TerminalTransport, lead: LeadState) -> bool:
+    """A continued conversation: the bot's last message with buttons the lead has not pressed yet is
+    shown again, so its numbers press them as they would have. True when there was one."""
+    shown = outbox.last_keyboard(lead.id)
+    if shown is not None:
+        transport.show(*shown)
+    return shown is not None
 
 
 async def run_chat(engine: Dialogue, transport: TerminalTransport, lead: LeadState, lines: Iterable[str]) -> int:

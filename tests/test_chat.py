@@ -224,3 +224,36 @@ def test_what_a_rehearsal_costs_is_in_the_real_ledger(run, api_env, db):
     report = json.loads(run("usage", "--json").stdout)
     assert [(row["purpose"], row["calls"]) for row in report["rows"]] == [("rehearsal dialogue", 1)]
     assert Lead.select().count() == 0  # the real database has the cost, not the rehearsal's lead
+
+
+def test_a_resumed_conversation_shows_its_last_buttons_and_their_numbers_press_them(run, db):
+    chat(run, ["Здравствуйте", "Хочу обсудить сайт", "К весне"], "--demo", "--lead", "Ирина")  # ends on slots
+    result = chat(run, ["2"], "--demo", "--lead", "Ирина")
+    out = result.stdout
+    assert out.startswith("Отлично, это как раз наш профиль.")  # where the conversation stopped, buttons again
+    assert "  2) Сегодня, 18:00" in out
+    assert "Отлично, записал вас на встречу: сегодня, в 18:00 по московскому времени" in out
+    assert Meeting.get().source == "slot"
+    again = chat(run, ["Спасибо"], "--demo", "--lead", "Ирина")
+    assert not again.stdout.startswith("Отлично, это как раз")  # a pressed keyboard is not shown again
+
+
+def test_the_readmes_piped_example_books(run, db):
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = re.search(r"`printf '([^']*)' \| salesbot chat ([^`]*)`", readme)
+    lines = example[1].replace("\\n", "\n").splitlines()
+    result = chat(run, lines, *shlex.split(example[2]))
+    assert "записал вас на встречу" in result.stdout
+
+
+def test_the_demo_does_not_rehearse_the_web_studio_for_another_business(run, db, salesbot_home, monkeypatch):
+    playbook = salesbot_home / "clinic.md"
+    playbook.write_text("Ты администратор стоматологической клиники «Улыбка». Записываешь на приём.\n")
+    monkeypatch.setenv("SALESBOT_PROMPT_FILE", str(playbook))
+    out = chat(run, ["Здравствуйте", "Болит зуб", "Завтра можно?"], "--demo").stdout
+    assert "120 000" not in out and "сайт" not in out
+    assert "Выберите удобное время:" in out

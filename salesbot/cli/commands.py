@@ -94,7 +94,8 @@ def chat(
     button; /start, /stop, «отмена» work as in Telegram; Ctrl-D or Ctrl-C quits.
 
     Piped mode: with stdin not a terminal, each line is one lead message or choice and the bot's
-    answers go to stdout, e.g. printf 'Здравствуйте\\n1\\n' | salesbot chat --demo.
+    answers go to stdout, e.g. printf 'Здравствуйте\\nХочу сайт\\nК весне\\n1\\n' | salesbot chat --demo
+    (the demo offers slots at the third message; 1 books the first).
     """
     from salesbot.terminal import TerminalTransport, decoded_lines, prompt_lines
 

@@ -111,9 +111,15 @@ def live_keyboard(lead_id: int) -> tuple[int, int | None, str | None] | None:
 
 def showing(lead_id: int) -> Keyboard | None:
     """The buttons under our newest message that has any, unless one was pressed (what the lead sees)."""
-    row = db.execute_sql("SELECT buttons, pressed FROM outbox WHERE lead_id = ? AND buttons IS NOT NULL"
+    shown = last_keyboard(lead_id)
+    return shown[1] if shown else None
+
+
+def last_keyboard(lead_id: int) -> tuple[str, Keyboard] | None:
+    """Our newest message with buttons and its buttons, unless one was pressed: (text, keyboard)."""
+    row = db.execute_sql("SELECT text, buttons, pressed FROM outbox WHERE lead_id = ? AND buttons IS NOT NULL"
                          " ORDER BY id DESC LIMIT 1", (lead_id,)).fetchone()
-    return keyboard_of(row[0]) if row and row[1] is None else None
+    return (row[0], keyboard_of(row[1])) if row and row[2] is None else None
 
 
 def press(lead_id: int, telegram_message_id: int | None, data: str) -> str:
