@@ -23,6 +23,18 @@ def at(text: str, tz=MSK) -> datetime:
     return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=tz)
 
 
+@pytest.mark.parametrize("phrase, expected", [
+    ("завтра в полночь", "2025-12-25 00:00"),  # the night after tomorrow's evening, not the one before it
+    ("сегодня в полночь", "2025-12-24 00:00"),  # tonight: ahead, not passed
+    ("в полночь", "2025-12-24 00:00"),
+    ("в пятницу в полночь", "2025-12-27 00:00"),
+    ("завтра в 0:00", "2025-12-24 00:00"),  # a clock time is what it says
+])
+def test_midnight_ends_the_day_it_is_named_with(phrase, expected):
+    result, _ = parse_rules(phrase, NOW, TZ)
+    assert result.kind == "ok" and result.when == at(expected), (phrase, result)
+
+
 @pytest.mark.parametrize("phrase, expected", MEANT)
 def test_phrases_a_lead_writes(phrase, expected):
     result, found = parse_rules(phrase, NOW, TZ)

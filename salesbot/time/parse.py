@@ -148,6 +148,7 @@ class _Found:
     bounds: list[tuple[time | None, time | None]] = field(default_factory=list)  # "после 3": (15:00, None)
     invalid: bool = False
     ambiguous: bool = False
+    midnight: bool = False  # «в полночь»: the midnight that ends the day named, not the one that starts it
 
     def anything(self) -> bool:
         return bool(self.days or self.times or self.exact or self.periods or self.next_week or self.invalid
@@ -435,6 +436,7 @@ def _collect(s: str) -> tuple[_Found, str]:
         s = _take(s, m)
     for m in list(_MIDNIGHT_RE.finditer(s)):
         found.times.append((0, 0))
+        found.midnight = True
         s = _take(s, m)
     for m in list(_ONE_OCLOCK_RE.finditer(s)):
         found.times.append((1, 0) if m.group("q") == "ночи" else (13, 0))
@@ -575,6 +577,8 @@ def parse_rules(text: str, now: datetime, tz: ZoneInfo | None = None) -> tuple[P
         if moment <= local_now:
             moment = datetime.combine(today + timedelta(days=1), time(hour, minute), tzinfo=tz)
         return result("ok", moment, time_only=True)
+    if found.midnight:  # «завтра в полночь» is the night after tomorrow's evening: 24:00 of that day
+        day += timedelta(days=1)
     moment = datetime.combine(day, time(hour, minute), tzinfo=tz)
     if moment <= local_now:
         if how == "weekday":  # this weekday's time has passed: next week
