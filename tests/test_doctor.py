@@ -52,6 +52,7 @@ def test_what_is_wrong_is_named_and_exits_1(run, monkeypatch, salesbot_home):
     salesbot_home.mkdir()
     runtime.record_sweep(salesbot_home, "failed", error="salesbot serve is not running (has never run here)")
     (salesbot_home / "serve.session").write_bytes(b"garbage" * 200)
+    (salesbot_home / "serve.lock").write_text("4242")  # serve ran here once, and is not running now
     result = run("doctor", code=1)
     out = result.stdout
     assert "SALESBOT_WORK_HOURS: the range must end after it starts" in out
@@ -61,6 +62,17 @@ def test_what_is_wrong_is_named_and_exits_1(run, monkeypatch, salesbot_home):
     assert not (salesbot_home / "salesbot.db").exists()  # the doctor never creates a database
     report = json.loads(run("doctor", "--json", code=1).stdout)
     assert report["ok"] is False and report["database"]["exists"] is False
+
+
+def test_a_new_setup_checked_before_serve_first_starts_is_not_a_failure(run, monkeypatch, salesbot_home, db):
+    """Deployment step 3 (check) comes before step 4 (start serve): a serve that never ran is a note."""
+    for key, value in TELEGRAM.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    result = run("doctor")
+    assert "serve has not been started here yet" in result.stdout
+    (salesbot_home / "serve.lock").write_text("")  # it has run before: now not running is a problem
+    assert "serve is not running" in run("doctor", code=1).stdout
 
 
 def test_a_damaged_database_is_a_problem(run, healthy):

@@ -179,6 +179,10 @@ def _serve(settings: Settings, findings: list[Finding]) -> dict[str, Any]:
     elif running:
         findings.append(Finding("serve", "problem", f"serve holds its lock (pid {holder}) but its heartbeat is "
                                                     f"{'missing' if age is None else f'{int(age)} s old'}: stuck?"))
+    elif not lock.exists() and age is None:
+        # a new setup: checking it before the first start is the Deployment's order, not a fault
+        findings.append(Finding("serve", "note", "serve has not been started here yet: until it is, nobody "
+                                                 "answers leads (start it as Deployment step 4 says)"))
     else:
         findings.append(Finding("serve", "problem", "serve is not running (no process holds serve.lock): nobody "
                                                     "answers leads or delivers reminders"))
