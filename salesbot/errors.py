@@ -11,6 +11,16 @@ class ConfigError(SalesbotError):
     """A setting is missing or malformed."""
 
 
+CONFIG_EXIT = 78  # EX_CONFIG (sysexits.h)
+
+
+class ServeConfigError(ConfigError):
+    """A setting stops `serve` (missing, malformed, or the Claude key rejected): restarting cannot fix
+    it, so serve exits with its own code, which the systemd unit does not restart on."""
+
+    exit_code = CONFIG_EXIT
+
+
 class StoreError(SalesbotError):
     """The database cannot be opened, is not a database, or is from a newer salesbot."""
 

@@ -5,7 +5,7 @@ TELEGRAM = {"TELEGRAM_API_ID": "12345", "TELEGRAM_API_HASH": "0123456789abcdef01
 
 
 def test_serve_names_every_missing_setting(run):
-    result = run("serve", code=1)
+    result = run("serve", code=78)
     assert ("missing settings: TELEGRAM_API_ID, TELEGRAM_API_HASH, TELEGRAM_BOT_TOKEN, ANTHROPIC_API_KEY"
             in result.stderr)
     assert "Traceback" not in result.stderr
@@ -26,19 +26,19 @@ def test_serve_refuses_a_bad_api_id_and_an_empty_prompt(run, monkeypatch, tmp_pa
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-serve-test-123456")
     monkeypatch.setenv("TELEGRAM_API_ID", "not-a-number")
-    assert "TELEGRAM_API_ID: expected a whole number" in run("serve", code=1).stderr
+    assert "TELEGRAM_API_ID: expected a whole number" in run("serve", code=78).stderr
     monkeypatch.setenv("TELEGRAM_API_ID", "12345")
     empty = tmp_path / "prompt.md"
     empty.write_text("  \n")
     monkeypatch.setenv("SALESBOT_PROMPT_FILE", str(empty))
-    result = run("serve", code=1)
+    result = run("serve", code=78)
     assert "SALESBOT_PROMPT_FILE" in result.stderr and "is empty" in result.stderr
     assert "secret-bot-token" not in result.stderr
 
 
 def test_an_error_is_one_line_however_long(run, monkeypatch):
     monkeypatch.setenv("SALESBOT_HOME", "/tmp/" + "a-very-long-folder-name-" * 6)
-    lines = run("serve", code=1).stderr.strip().splitlines()
+    lines = run("serve", code=78).stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: missing settings")
 
 

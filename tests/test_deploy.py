@@ -106,7 +106,7 @@ def test_the_unit_and_the_cron_line_only_say_where_the_settings_are():
     assert not any(line.startswith("EnvironmentFile") for line in active)
     assert "Environment=SALESBOT_HOME=/home/salesbot/data" in active
     assert "ExecStart=/home/salesbot/.venv/bin/salesbot serve" in active
-    assert "RestartPreventExitStatus=3" in active
+    assert "RestartPreventExitStatus=3 78" in active  # Telegram refusing the bot; a wrong setting
     _, jobs = parse_crontab(crontab)
     assert all(not re.search(r"(^|[;&|]\s*)(\.|source|set -a)\s", job) for job in jobs)  # no shell sourcing
     assert shlex.split(jobs[0])[1:4] == ["follow-ups", "run", "--log"]

@@ -25,7 +25,8 @@ def serve_env(monkeypatch):
         monkeypatch.setenv(key, value)
 
 
-def test_serve_exits_1_with_key_rejected_before_reaching_telegram(run, monkeypatch, serve_env, clock):
+def test_serve_exits_78_with_key_rejected_before_reaching_telegram(run, monkeypatch, serve_env, clock):
+    """A rejected key is a setting a restart cannot fix: EX_CONFIG, which the unit does not restart."""
     from salesbot import telegram
     from scripts.fake_claude import FakeClaude
 
@@ -34,7 +35,7 @@ def test_serve_exits_1_with_key_rejected_before_reaching_telegram(run, monkeypat
     with FakeClaude(clock=clock, api_keys={"sk-ant-the-right-key-000"}) as api:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-a-wrong-key-1234567")
-        result = run("serve", code=1)
+        result = run("serve", code=78)
         assert "key rejected" in result.stderr and "401" in result.stderr
         assert "sk-ant-a-wrong-key-1234567" not in result.stderr
         assert not reached
@@ -245,7 +246,7 @@ def test_bad_input_is_one_red_line_and_exit_1(run, db, args):
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 def test_an_env_file_that_is_not_utf8_stops_every_command_cleanly(run, command, tmp_path):
     (tmp_path / "work" / ".env").write_bytes("SALESBOT_TZ=Москва\n".encode("cp1251"))
-    line = one_red_line(run(*command, code=1))
+    line = one_red_line(run(*command, code=78 if command[0] == "serve" else 1))  # serve: not restarted
     assert "is not UTF-8" in line and ".env" in line
 
 
@@ -257,7 +258,7 @@ def test_a_bad_setting_a_command_uses_stops_it_cleanly(run, command, monkeypatch
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0123456789")
     extra = {"parse-time": ["--no-llm"], "usage": ["--since", "7d"]}.get(command[0], [])
-    line = one_red_line(run(*command, *extra, code=1))
+    line = one_red_line(run(*command, *extra, code=78 if command[0] == "serve" else 1))
     assert "SALESBOT_TZ" in line or "SALESBOT_WORK_HOURS" in line
 
 

@@ -101,7 +101,7 @@ def test_serve_refuses_a_bad_texts_file_before_telegram(run, monkeypatch, tmp_pa
     salesbot_home.mkdir()
     (salesbot_home / "texts.toml").write_text('greting = "x"\n', encoding="utf-8")
     monkeypatch.setenv("SALESBOT_TEXTS_FILE", "texts.toml")
-    assert "unknown key 'greting'" in run("serve", code=1).stderr
+    assert "unknown key 'greting'" in run("serve", code=78).stderr
 
 
 def test_cancel_with_nothing_to_cancel_says_so(aio, db):

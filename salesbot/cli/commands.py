@@ -22,7 +22,7 @@ from salesbot.cli.followups import followups_app
 from salesbot.cli.owner import funnel, links
 from salesbot.cli.records import leads_app, meetings_app
 from salesbot.cli.render import err, out, print_json
-from salesbot.errors import SalesbotError, quoted
+from salesbot.errors import ConfigError, SalesbotError, ServeConfigError, quoted
 
 app = typer.Typer(
     cls=Boundary,
@@ -68,12 +68,16 @@ def serve() -> None:
 
     Settings come from the environment, then ./.env, then $SALESBOT_HOME/.env (KEY=value lines).
     `salesbot doctor` shows each with where it came from. Exit codes: 0 after a clean stop, 1 on
-    an error (systemd restarts it), 3 when Telegram refuses the bot (it does not).
+    an error (systemd restarts it), 3 when Telegram refuses the bot and 78 when a setting is wrong
+    or the Claude key is rejected (it does not: a restart cannot fix either).
     """
-    loaded = settings()
-    runtime.check_serve(loaded)
-    runtime.open_store(loaded)
-    runtime.serve(loaded)
+    try:
+        loaded = settings()
+        runtime.check_serve(loaded)
+        runtime.open_store(loaded)
+        runtime.serve(loaded)
+    except ConfigError as exc:
+        raise ServeConfigError(str(exc)) from None
 
 
 @app.command()
