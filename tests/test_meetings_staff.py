@@ -142,6 +142,10 @@ def test_meetings_list_shows_the_lead_the_confirmation_and_the_outcome(db, run):
         assert [(r["id"], r["status"], r["outcome"]) for r in past] == [(done.id, "done", "done")]
         assert "done" in run("meetings", "list", "--past").stdout
         assert json.loads(run("meetings", "list", "--past", "--status", "no-show", "--json").stdout) == []
+        # an outcome is only ever a past meeting's: asking for it needs no --past
+        outcomes = json.loads(run("meetings", "list", "--status", "done", "--json").stdout)
+        assert [(r["id"], r["status"]) for r in outcomes] == [(done.id, "done")]
+        assert "22.12.2025" in run("meetings", "list", "--status", "done").stdout
         assert "unknown meeting status 'maybe'" in run("meetings", "list", "--status", "maybe", code=1).stderr
 
 

@@ -108,7 +108,8 @@ def meetings_list(
     past: Annotated[bool, typer.Option("--past", help="Meetings that have started, latest first, with their "
                                                        "outcome.")] = False,
     status: Annotated[str | None, typer.Option(help="Only meetings with this status: booked, cancelled, done or "
-                                                    "no_show (default: booked; with --past: all).")] = None,
+                                                    "no_show (default: booked; with --past: all). done and no_show "
+                                                    "are outcomes: they imply --past.")] = None,
     limit: LimitOpt = 50,
     as_json: JsonOpt = False,
 ) -> None:
@@ -117,6 +118,7 @@ def meetings_list(
     from salesbot.store import queries
 
     wanted = queries.check_meeting_status(status)
+    past = past or wanted in queries.OUTCOMES  # only a meeting that has started has an outcome
     loaded = settings()
     runtime.open_store(loaded)
     rows = queries.list_meetings(loaded.tz, past=past, status=wanted, limit=limit or None)

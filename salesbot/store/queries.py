@@ -222,6 +222,7 @@ def lead_detail(lead_id: int, tz: ZoneInfo) -> LeadDetail:
 
 
 MEETING_STATUSES = ("booked", "cancelled", "done", "no_show")
+OUTCOMES = ("done", "no_show")  # what staff mark a meeting that has started
 
 
 def check_meeting_status(value: str | None) -> str | None:
