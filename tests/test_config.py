@@ -236,3 +236,21 @@ def test_a_home_this_user_may_not_look_into_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "is_file", guarded)
     with pytest.raises(ConfigError, match=r"cannot look for .*locked/\.env: permission denied"):
         load_settings({"SALESBOT_HOME": str(tmp_path / "locked")}, tmp_path)
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("SALESBOT_WORK_DAYS", "пн-пт", frozenset(range(5))),
+    ("SALESBOT_WORK_DAYS", "Пн–Пт", frozenset(range(5))),  # en dash, capitals
+    ("SALESBOT_WORK_DAYS", "понедельник - пятница", frozenset(range(5))),
+    ("SALESBOT_WORK_DAYS", "пн, ср, пт", frozenset({0, 2, 4})),
+    ("SALESBOT_WORK_HOURS", "10:00–19:00", "10:00-19:00"),  # what a phone or a word processor types
+    ("SALESBOT_WORK_HOURS", "10:00 — 19:00", "10:00-19:00"),
+    ("SALESBOT_WORK_HOURS", "пн-чт 10:00–19:00; пт 10:00−16:00", "mon-thu 10:00-19:00; fri 10:00-16:00"),
+    ("SALESBOT_BREAKS", "13:00–14:00", "13:00-14:00"),
+    ("SALESBOT_DAYS_OFF", "2026-01-10–2026-01-18", "2026-01-10..2026-01-18"),
+])
+def test_russian_day_names_and_typographic_dashes_are_read(tmp_path, name, value, expected):
+    settings = load_settings({"SALESBOT_HOME": str(tmp_path), name: value}, tmp_path)
+    if isinstance(expected, str):  # the same as the plain ASCII form
+        expected = load_settings({"SALESBOT_HOME": str(tmp_path), name: expected}, tmp_path).typed(name)
+    assert settings.typed(name) == expected

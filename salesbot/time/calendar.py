@@ -21,7 +21,18 @@ from salesbot.errors import ConfigError, quoted
 # the last instant of the day; slots.at_clock and slots.clock_label are the only places that read it.
 END_OF_DAY = time.max
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# The same days as a Russian operator writes them: «пн-пт», «Пн–Чт», «понедельник»
+RU_DAY_NAMES = (("пн", "пон"), ("вт", "вто"), ("ср", "сре"), ("чт", "чет"), ("пт", "пят"), ("сб", "суб"),
+                ("вс", "вос"))
+LETTERS = r"[a-zA-Zа-яА-ЯёЁ]"
 Span = tuple[time, time]
+# What a word processor or a phone types for "-" in 10:00-19:00: en dash, em dash, minus, hyphen.
+_DASHES = re.compile(r"\s*[\u2010-\u2015\u2212-]\s*")
+
+
+def dashes(value: str) -> str:
+    """`10:00 – 19:00`, `пн—пт` → `10:00-19:00`, `пн-пт`."""
+    return _DASHES.sub("-", value)
 
 
 def parse_clock(name: str, value: str) -> time:
@@ -33,7 +44,7 @@ def parse_clock(name: str, value: str) -> time:
 
 
 def parse_span(name: str, value: str) -> Span:
-    start, sep, end = value.partition("-")
+    start, sep, end = dashes(value.strip()).partition("-")
     if not sep:
         raise ConfigError(f"{name}: expected a range like 10:00-19:00, got {quoted(value)}")
     first, last = parse_clock(name, start), parse_clock(name, end)
@@ -43,18 +54,21 @@ def parse_span(name: str, value: str) -> Span:
 
 
 def parse_days(name: str, value: str) -> frozenset[int]:
-    """`mon-fri`, `mon,wed,fri` or ISO numbers `1-5` (Monday is 1) → weekday numbers (Monday 0)."""
+    """`mon-fri`, `пн-пт`, `mon,wed,fri` or ISO numbers `1-5` (Monday is 1) → weekday numbers (Monday 0)."""
 
     def one(token: str) -> int:
-        token = token.strip().lower()
+        token = token.strip().lower().rstrip(".")
         if token[:3] in DAY_NAMES:
             return DAY_NAMES.index(token[:3])
+        for number, (short, prefix) in enumerate(RU_DAY_NAMES):
+            if token == short or token.startswith(prefix):
+                return number
         if token.isdigit() and 1 <= int(token) <= 7:
             return int(token) - 1
-        raise ConfigError(f"{name}: unknown day {quoted(token)} (use mon..sun or 1..7)")
+        raise ConfigError(f"{name}: unknown day {quoted(token)} (use mon..sun, пн..вс or 1..7)")
 
     days: set[int] = set()
-    for part in value.split(","):
+    for part in dashes(value).split(","):
         if "-" in part:
             a, b = (one(x) for x in part.split("-", 1))
             if a > b:
@@ -85,13 +99,13 @@ class WorkHours:
 
 
 def parse_work_hours(name: str, value: str) -> WorkHours:
-    text = value.strip()
-    if not re.search(r"[a-zA-Z]", text):
+    text = dashes(value.strip())
+    if not re.search(LETTERS, text):
         return WorkHours((), parse_span(name, text))
     spans: dict[int, Span] = {}
     for part in filter(None, (p.strip() for p in re.split(r"[;\n]", text))):
         m = re.fullmatch(r"(.+?)\s+(\S+\s*-\s*\S+)", part)
-        if not m or not re.search(r"[a-zA-Z]", m[1]):
+        if not m or not re.search(LETTERS, m[1]):
             raise ConfigError(f"{name}: expected days and hours like `mon-thu 10:00-19:00; fri 10:00-16:00`, "
                               f"got {quoted(part)}")
         days, span = m[1], parse_span(name, m[2])
@@ -111,6 +125,7 @@ def parse_breaks(name: str, value: str) -> tuple[Span, ...]:
 def parse_days_off(name: str, value: str) -> tuple[tuple[date, date], ...]:
     """`2026-01-10..2026-01-18, 2026-03-09`: dates and ranges (both ends included)."""
     ranges = []
+    value = re.sub(r"\s*[\u2013\u2014]\s*", "..", value)  # 2026-01-10–2026-01-18: an en dash between dates
     for part in filter(None, (p.strip() for p in re.split(r"[,;\s]+", value))):
         first, sep, last = part.partition("..")
         try:
