@@ -159,7 +159,7 @@ def move(meeting_id: int, start: datetime, now: datetime, calendar: Calendar,
     old, new = _local_text(meeting.starts_at, calendar, now), _local_text(start, calendar, now)
     staff_calendar = dataclasses.replace(calendar, min_notice=timedelta(0), horizon=STAFF_HORIZON)
     with store.transaction():
-        problem, previous = leads.book(lead.id, start, meeting.source, now, staff_calendar, by="staff")
+        problem, previous = leads.book(lead.id, start, "staff", now, staff_calendar, by="staff")
         if problem:
             raise SalesbotError(f"cannot move meeting {meeting_id} to {new}: {_refusal(problem, start, calendar)}")
         if previous is None:

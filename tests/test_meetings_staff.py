@@ -69,7 +69,7 @@ def test_staff_move_reaches_the_lead_with_the_meeting_buttons(booked, run, aio):
     lead, meeting = booked
     result = run("meetings", "move", str(meeting.id), "завтра в 12")
     new = Meeting.get(Meeting.status == "booked")
-    assert new.starts_at == datetime(2025, 12, 24, 9, 0) and new.source == meeting.source
+    assert new.starts_at == datetime(2025, 12, 24, 9, 0) and new.source == "staff"  # staff set this time
     old = Meeting.get_by_id(meeting.id)
     assert (old.status, old.moved_to, old.cancelled_by) == ("cancelled", new.id, "staff")
     assert f"it is now meeting {new.id}" in result.stdout
@@ -211,4 +211,28 @@ def test_migration_008_keeps_every_meeting_and_its_indexes(tmp_path):
             conn.execute("INSERT INTO meeting (lead_id, starts_at, source) VALUES (1, '2025-12-24 07:00:00', 'slot')")
     assert rows == [(1, 1, "2025-12-24 07:00:00", "booked", "slot", "2025-12-20 09:00:00", None, None),
                     (2, 1, "2025-12-22 07:00:00", "cancelled", "custom", "2025-12-19 09:00:00", None, None)]
+    assert {"meeting_lead", "meeting_upcoming", "meeting_booked_start"} <= indexes
+
+
+def test_migration_014_lets_a_meeting_come_from_staff_and_keeps_every_row(tmp_path):
+    from salesbot.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    database_at(path, [name for name, _ in MIGRATIONS].index("014_staff_moves"))
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO lead (telegram_id, first_name) VALUES (42, 'Ольга')")
+        conn.execute("INSERT INTO meeting (lead_id, starts_at, status, source, created_at) VALUES"
+                     " (1, '2025-12-24 07:00:00', 'booked', 'custom', '2025-12-20 09:00:00')")
+        conn.execute("INSERT INTO meeting_reminder (meeting_id, kind, created_at)"
+                     " VALUES (1, '24h', '2025-12-23 07:00')")
+    open_database(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        assert conn.execute("SELECT id, source, status FROM meeting").fetchall() == [(1, "custom", "booked")]
+        assert conn.execute("SELECT meeting_id, kind FROM meeting_reminder").fetchall() == [(1, "24h")]  # not cascaded
+        conn.execute("UPDATE meeting SET source = 'staff' WHERE id = 1")
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute("UPDATE meeting SET source = 'robot' WHERE id = 1")  # still checked
+        indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'"
+                                                    " AND tbl_name = 'meeting'")}
     assert {"meeting_lead", "meeting_upcoming", "meeting_booked_start"} <= indexes

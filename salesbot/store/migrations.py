@@ -6,6 +6,7 @@ default so rows inserted by hand stay valid."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -203,29 +204,36 @@ M009_FOLLOW_UP_PLAN = [
 ]
 
 
-def _lead_status_takes_lost(database: SqliteDatabase) -> None:
-    """`lost` joins the lead statuses. SQLite cannot change a CHECK in place, so the table is rebuilt
-    the documented way (sqlite.org/lang_altertable.html, "Making Other Kinds Of Table Schema
-    Changes"): with foreign keys off (migrate does that: a DROP TABLE with them on would first
-    delete every lead and, by ON DELETE CASCADE, every message and meeting), a new table from the
-    stored CREATE statement with only the CHECK widened, every row copied, the old one dropped, the
-    new one renamed, its indexes created again from their stored SQL. Copying the stored definition
-    keeps any column a later migration may have added before this one ran."""
-    narrow, wide = "CHECK (status IN ('new', 'warm', 'hot', 'cold'))", \
-        "CHECK (status IN ('new', 'warm', 'hot', 'cold', 'lost'))"
-    (table_sql,) = database.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'lead'"
-                                        ).fetchone()
-    if narrow not in table_sql:
-        raise StoreError("migration 010: the lead table's status CHECK is not the one this migration widens; "
-                         "nothing was changed")
-    indexes = [sql for (sql,) in database.execute_sql(
-        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'lead' AND sql IS NOT NULL")]
-    database.execute_sql(table_sql.replace(narrow, wide).replace("CREATE TABLE lead", "CREATE TABLE lead_new", 1))
-    database.execute_sql("INSERT INTO lead_new SELECT * FROM lead")
-    database.execute_sql("DROP TABLE lead")
-    database.execute_sql("ALTER TABLE lead_new RENAME TO lead")
-    for sql in indexes:
-        database.execute_sql(sql)
+def widen_check(table: str, narrow: str, wide: str, migration: str) -> Callable[[SqliteDatabase], None]:
+    """A step that lets a CHECK accept more values. SQLite cannot change a CHECK in place, so the table
+    is rebuilt the documented way (sqlite.org/lang_altertable.html, "Making Other Kinds Of Table
+    Schema Changes"): with foreign keys off (migrate does that for FOREIGN_KEYS_OFF: a DROP TABLE with
+    them on would first delete, by ON DELETE CASCADE, every row that refers to the table), a new table
+    from the stored CREATE statement with only the CHECK widened, every row copied, the old one
+    dropped, the new one renamed, its indexes created again from their stored SQL. Copying the stored
+    definition keeps any column a later migration may have added before this one ran."""
+
+    def step(database: SqliteDatabase) -> None:
+        (table_sql,) = database.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                            (table,)).fetchone()
+        if narrow not in table_sql:
+            raise StoreError(f"migration {migration}: the {table} table's CHECK is not the one this migration "
+                             "widens; nothing was changed")
+        indexes = [sql for (sql,) in database.execute_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", (table,))]
+        renamed = re.sub(rf'^CREATE TABLE\s+("?){table}\1', f"CREATE TABLE {table}_new", table_sql, count=1)
+        database.execute_sql(renamed.replace(narrow, wide))
+        database.execute_sql(f"INSERT INTO {table}_new SELECT * FROM {table}")
+        database.execute_sql(f"DROP TABLE {table}")
+        database.execute_sql(f"ALTER TABLE {table}_new RENAME TO {table}")
+        for sql in indexes:
+            database.execute_sql(sql)
+
+    return step
+
+
+_lead_status_takes_lost = widen_check("lead", "CHECK (status IN ('new', 'warm', 'hot', 'cold'))",
+                                      "CHECK (status IN ('new', 'warm', 'hot', 'cold', 'lost'))", "010")
 
 
 # The conversation (issue 19): what the model learned of a lead (`summary`, rewritten whole each turn);
@@ -238,7 +246,7 @@ M010_CONVERSATION: list[str | Callable[[SqliteDatabase], None]] = [
     _lead_status_takes_lost,
     "ALTER TABLE message ADD COLUMN model_chars INTEGER",
 ]
-FOREIGN_KEYS_OFF = {"010_conversation"}  # migrations that rebuild a table others refer to
+FOREIGN_KEYS_OFF = {"010_conversation", "014_staff_moves"}  # migrations that rebuild a table others refer to
 
 # The owner's view (issue 22). Where a lead came from (`source`, the deep link's start parameter),
 # when the bot first answered it (`first_answer_at`: the funnel's "answered" and its time to answer,
@@ -295,6 +303,13 @@ M012_OWNER: list[str | Callable[[SqliteDatabase], None]] = [
     )""",
 ]
 
+# A meeting staff moved (`meetings move`) is the staff's booking, not the lead's slot or own time:
+# its source is `staff`, so reports can tell who set the time.
+M014_STAFF_MOVES: list[str | Callable[[SqliteDatabase], None]] = [
+    widen_check("meeting", "CHECK (source IN ('slot', 'custom'))", "CHECK (source IN ('slot', 'custom', 'staff'))",
+                "014"),
+]
+
 MIGRATIONS: list[tuple[str, list[str | Callable[[SqliteDatabase], None]]]] = [
     ("001_initial", M001_INITIAL),
     ("002_indexes", M002_INDEXES),
@@ -307,6 +322,7 @@ MIGRATIONS: list[tuple[str, list[str | Callable[[SqliteDatabase], None]]]] = [
     ("009_follow_up_plan", M009_FOLLOW_UP_PLAN),
     ("010_conversation", M010_CONVERSATION),
     ("012_owner", M012_OWNER),
+    ("014_staff_moves", M014_STAFF_MOVES),
 ]
 
 
