@@ -204,3 +204,17 @@ def test_the_store_raises_typed_errors_for_what_sqlite_refuses(db, tmp_path, mon
         holder.execute("ROLLBACK")
         holder.close()
     leads.opt_out(lead.id, "stop")
+
+
+def test_json_output_keeps_cyrillic_as_it_is(run, db, monkeypatch):
+    """`--json` is read by people too (and by jq, which needs no escapes): «Анна», not \\u0410\\u043d\\u043d\\u0430."""
+    lead = make_lead(first_name="Анна", messages=[("lead", "Здравствуйте, нужен сайт")])
+    make_meeting(lead, utcnow() + timedelta(days=2))
+    monkeypatch.setenv("SALESBOT_WORK_DAYS", "пн-пт")
+    for args in (("leads", "list"), ("leads", "show", str(lead.id)), ("meetings", "list"), ("doctor",),
+                 ("usage",), ("funnel",)):
+        out = run(*args, "--json", code=None).stdout
+        assert out.strip(), args
+        assert "\\u04" not in out, args
+    assert "Анна" in run("leads", "list", "--json").stdout
+    assert "пн-пт" in run("doctor", "--json", code=None).stdout
