@@ -101,7 +101,7 @@ def test_an_event_refused_twice_is_sent_again_with_the_same_id_and_signature_and
             await until(lambda: telegram_server.texts_to(anna))
             for attempt in range(1, 4):  # serve's delivery loop polls every 5 s; the backoff is 10 s, then 30 s
                 await telegram_server.clock.advance(6)
-                await until(lambda n=attempt: len(hook.requests) == n, timeout=2)
+                await until(lambda n=attempt: len(hook.requests) == n, timeout=10)  # a real thread, a real POST
                 frozen.tick(timedelta(seconds=31))
             await telegram_server.clock.advance(6)
             await settle()
