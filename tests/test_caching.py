@@ -18,7 +18,7 @@ CONTEXT = "<service_context>Сейчас вторник</service_context>"
 
 
 def answer(text="Понял вас. Расскажите подробнее о задаче?", status="warm", offer=False):
-    return Reply(json.dumps({"status": status, "offer_meeting": offer, "meeting_action": "none", "summary": "",
+    return Reply(json.dumps({"status": status, "offer_meeting": offer, "meeting_action": "none", "summary": "", "handoff": False,
                              "proposed_time": "", "reply": text}, ensure_ascii=False))
 
 
