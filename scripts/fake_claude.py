@@ -453,8 +453,8 @@ def demo_responder(body: dict[str, Any]) -> Action:
         from salesbot.demo import demo_reply  # the same script as `salesbot chat --demo`
 
         text, status, offer = demo_reply(sum(1 for m in body.get("messages", []) if m["role"] == "user"))
-        return Reply(json.dumps({"status": status, "offer_meeting": offer, "meeting_action": "none", "summary": "", "handoff": False,
-                                 "proposed_time": "", "reply": text}, ensure_ascii=False))
+        return Reply(json.dumps({"status": status, "offer_meeting": offer, "meeting_action": "none", "summary": "",
+                                 "proposed_time": "", "handoff": False, "reply": text}, ensure_ascii=False))
     if "kind" in properties or "date" in properties:
         return Reply(json.dumps({"kind": "none", "date": "", "time": ""}))
     return Reply("Здравствуйте! Чем могу помочь?")

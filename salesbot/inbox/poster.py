@@ -20,9 +20,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from salesbot import delivery, texts
-from salesbot.delivery import BACKOFF, MAX_ATTEMPTS, MAX_UTF16, StaffRow, utf16_len
-from salesbot.store import leads
+from salesbot import delivery
+from salesbot.delivery import BACKOFF, MAX_ATTEMPTS, MAX_UTF16, utf16_len
+from salesbot.store import leads, outbox
+from salesbot.store.outbox import StaffRow, random_id
 from salesbot.transport import (
     BotUnauthorized,
     GroupUnavailable,
@@ -71,13 +72,6 @@ class GroupPoster:
         self._lock = asyncio.Lock()
         self._retry: asyncio.Task | None = None
         self._retry_at: float | None = None
-
-    # -- the outbox's side --
-
-    def sent(self, row: delivery.Row) -> None:
-        """A message to the lead went out: its line for the topic (inbox/mirror.py decides the words)."""
-
-    def failed(self, row: delivery.Row, reason: str, unreachable: bool) -> None: ...
 
     def kick(self) -> None:
         """Try now (Telegram said the group changed: rights given, the bot added back)."""
@@ -175,10 +169,10 @@ class GroupPoster:
             return False
         if exc.rejected or batch[0].attempts + 1 >= MAX_ATTEMPTS:
             log.warning("staff post %s refused for good: %s", ids, exc.reason)
-            delivery.staff_failed(ids, exc.reason)
+            outbox.staff_failed(ids, exc.reason)
             return True
         delay = BACKOFF[min(batch[0].attempts, len(BACKOFF) - 1)]
-        delivery.staff_later(ids, exc.reason, now + timedelta(seconds=delay), count_attempt=True)
+        outbox.staff_later(ids, exc.reason, now + timedelta(seconds=delay), count_attempt=True)
         self._later(delay)
         return False
 
@@ -198,7 +192,7 @@ class GroupPoster:
                 except TopicGone:
                     leads.set_topic(lead_id, None, None)
                 continue
-            delivery.staff_sent([row.id for row in batch], telegram_id, self.now())
+            outbox.staff_sent([row.id for row in batch], telegram_id, self.now())
             return
         raise SendError("the topic could not be opened", rejected=False)
 
@@ -211,12 +205,12 @@ class GroupPoster:
         if wait > 0:
             raise SendError("the group's pace", retry_after=wait)
         await self._count()
-        topic = await self.transport.create_topic(self.chat_id, self.title(lead_id), delivery._random_id())
+        topic = await self.transport.create_topic(self.chat_id, self.title(lead_id), random_id())
         leads.set_topic(lead_id, self.chat_id, topic)
         log.info("opened a topic for lead %s in the staff group", lead_id)
         text, buttons = self.card(lead_id)
         await self._count()
-        await self.transport.post(self.chat_id, topic, text, buttons, delivery._random_id())
+        await self.transport.post(self.chat_id, topic, text, buttons, random_id())
         return topic
 
     async def _send(self, topic: int, batch: list[StaffRow]) -> int | None:
@@ -250,4 +244,4 @@ def _batch(rows: list[StaffRow]) -> list[StaffRow]:
     return batch
 
 
-__all__ = ["CAUSES", "POSTS_PER_MINUTE", "GroupPoster", "cause_text", "texts"]
+

@@ -573,6 +573,12 @@ def inbox_state(lead_id: int) -> InboxState | None:
     return _inbox(db.execute_sql(f"SELECT {_INBOX_COLUMNS} FROM lead WHERE id = ?", (lead_id,)).fetchone())
 
 
+def message_author(outbox_id: int) -> tuple[str, int | None] | None:
+    """(role, staff id) of the message an outbox row delivers."""
+    return db.execute_sql("SELECT m.role, m.staff_id FROM outbox AS o JOIN message AS m ON m.id = o.message_id"
+                          " WHERE o.id = ?", (outbox_id,)).fetchone()
+
+
 def lead_by_topic(chat_id: int, topic_id: int) -> int | None:
     row = db.execute_sql("SELECT id FROM lead WHERE topic_chat_id = ? AND topic_id = ?", (chat_id, topic_id)).fetchone()
     return row[0] if row else None
