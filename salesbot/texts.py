@@ -538,3 +538,4 @@ def staff_meeting_line(when: str, first_name: str | None, lead_id: int, username
 
 def marked_cold(by: str) -> str:
     return f"❄️ {by} отметил(а) клиента холодным: напоминаний не будет."
+MENTION = "менеджер"  # how a mentioned manager is named in a staff alert (the mention notifies them)

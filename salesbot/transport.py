@@ -98,7 +98,8 @@ class StaffTransport(Protocol):
         """Open a topic; its id."""
         ...
 
-    async def post(self, chat_id: int, topic_id: int, text: str, buttons: Keyboard | None, random_id: int) -> int | None:
+    async def post(self, chat_id: int, topic_id: int, text: str, buttons: Keyboard | None,
+                   random_id: int) -> int | None:
         ...
 
     async def forward(self, chat_id: int, topic_id: int, peer: Peer, message_id: int, random_id: int) -> int | None:
