@@ -257,7 +257,6 @@ def serve(settings: Settings) -> None:
                 outbox.webhooks = webhook_sender(settings)
                 from salesbot.claude.dialogue import ClaudeDialogue
                 from salesbot.dialogue import Dialogue
-
                 from salesbot.inbox import Inbox
 
                 inbox = Inbox(outbox, inbox_config(settings, cal))

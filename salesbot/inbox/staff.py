@@ -8,8 +8,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from salesbot import delivery, meeting_changes, texts
-from salesbot.errors import SalesbotError
+from salesbot import delivery, texts
 from salesbot.inbox.inbox import COLD, DONE, NO_SHOW, RELEASE, TAKE, Inbox, card_buttons, meeting_keyboard, staff_button
 from salesbot.store import Lead, Meeting, leads, to_utc_naive
 from salesbot.time.slots import Calendar
@@ -123,12 +122,15 @@ class StaffDesk:
         if action is None or action[0] not in (DONE, NO_SHOW):
             return texts.STALE_TOAST
         outcome = "done" if action[0] == DONE else "no_show"
-        try:
-            change = meeting_changes.mark(action[1], outcome, self.now(), self.calendar)
-        except SalesbotError as exc:
-            log.info("manager %s: %s", telegram_id, exc)
+        meeting = leads.meeting_by_id(action[1])
+        # as `salesbot meetings done|no-show`: only a meeting that has started and was not cancelled
+        if meeting is None or meeting.status == "cancelled" or meeting.starts_at > self.now() \
+                or not leads.set_outcome(meeting.id, outcome, self.now()):
             return texts.STALE_TOAST
-        return f"{texts.STAFF_BUTTON_DONE if outcome == 'done' else texts.STAFF_BUTTON_NO_SHOW}: {change.lead_name}"
+        lead = leads.by_id(meeting.lead_id)
+        log.info("manager %s marked meeting %s %s", telegram_id, meeting.id, outcome)
+        label = texts.STAFF_BUTTON_DONE if outcome == "done" else texts.STAFF_BUTTON_NO_SHOW
+        return f"{label}: {lead.first_name or lead.username or lead.id}"
 
     def _today(self):
         return self.now().astimezone(self.calendar.tz).date()
