@@ -133,9 +133,11 @@ class Inbox:
         if row.buttons:
             line += "\n" + texts.BUTTONS_LINE.format(labels=" · ".join(b.label for r in row.buttons for b in r))
         delivery.queue_staff(row.lead_id, line, self.now())
+        self._kick()
 
     def failed(self, row: Row, reason: str, unreachable: bool) -> None:
         delivery.queue_staff(row.lead_id, texts.undelivered_in_topic(reason), self.now())
+        self._kick()
 
     # -- the lead's side --
 
@@ -178,7 +180,7 @@ class Inbox:
             delivery.queue_staff(lead.id, texts.handoff_alert(mentions, lead.first_name, lead.id, lead.username,
                                                               reason, repeat), self.now())
         self.outbox.to_managers(texts.handoff_alert("", lead.first_name, lead.id, lead.username, reason, repeat))
-        self._kick()
+        self._kick(managers=True)
 
     # -- staff actions (the topic, the card's buttons, the CLI) --
 
@@ -243,13 +245,13 @@ class Inbox:
                 log.exception("the inbox's periodic check failed")
             await sleep(TICK_SECONDS)
 
-    def _kick(self) -> None:
-        """Deliver the staff queue and the managers' notices in the background (serve is running)."""
+    def _kick(self, managers: bool = False) -> None:
+        """Deliver the staff queue (and the managers' notices) in the background (serve is running)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # the CLI: serve's delivery loop picks the rows up
-        for key in [STAFF, *(("chat", m) for m in self.config.manager_ids)]:
+        for key in [STAFF, *(("chat", m) for m in (self.config.manager_ids if managers else ()))]:
             task = loop.create_task(self.outbox.deliver(key))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,195 @@
+"""The staff inbox end to end: `serve` through the real TelegramClient, the fake Telegram with its
+forum supergroup (tests/fake_forum.py), and the real outbox, inbox and engine (Claude scripted)."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from freezegun import freeze_time
+
+from salesbot import telegram, texts
+from salesbot.dialogue import Answer, Dialogue, DialogueConfig
+from salesbot.inbox import Inbox, InboxConfig
+from salesbot.store import Lead, Message
+from tests.engine_fakes import CALENDAR, FakeLLM, make_outbox
+from tests.fake_telegram import serving, settle, until
+
+NOW = "2025-12-23 11:05:00"  # Tuesday 14:05 in Moscow: working hours
+MANAGER = 555
+
+
+def run(coro, when=NOW):
+    with freeze_time(when, real_asyncio=True):
+        return asyncio.run(coro)
+
+
+@pytest.fixture(autouse=True)
+def short_drain(monkeypatch):
+    monkeypatch.setattr(telegram, "DRAIN_SECONDS", 0.2)
+
+
+def with_inbox(llm, group, managers=(MANAGER,)):
+    def factory(transport):
+        outbox = make_outbox(transport, managers)
+        inbox = Inbox(outbox, InboxConfig(calendar=CALENDAR, staff_chat=group.marked_id, manager_ids=tuple(managers),
+                                          takeover=timedelta(hours=12)))
+        return Dialogue(llm, transport, DialogueConfig(calendar=CALENDAR, manager_ids=tuple(managers)),
+                        outbox=outbox, inbox=inbox)
+    return factory
+
+
+def topic_of(server, group, lead_name):
+    return next((t for t in group.topics.values() if t.title.startswith(lead_name) and not t.deleted), None)
+
+
+async def opened(server, group, name, lines_at_least=1):  # noqa
+    import sys
+    """The lead's topic, once it is open and has this many of the bot's posts."""
+    try:
+        await until(lambda: topic_of(server, group, name) is not None
+                    and len(lines(server, group, topic_of(server, group, name))) >= lines_at_least)
+    except TimeoutError:
+        for p in group.posts:
+            print("POST", p.topic_id, repr(p.text[:90]), p.mentions, file=sys.stderr)
+        print("REFUSALS", server.refusals, file=sys.stderr)
+        raise
+    return topic_of(server, group, name)
+
+
+def group_of(server):
+    return next(iter(server.channels.values()))
+
+
+def lines(server, group, topic):
+    return [p.text for p in group.in_topic(topic.id) if p.from_id == server.bot_id]
+
+
+def test_a_leads_topic_and_card_appear_and_every_line_is_mirrored_in_order(telegram_server, bot_settings):
+    llm = FakeLLM().enqueue(Answer("Здравствуйте! Чем помочь?", "new", False))
+
+    async def main():
+        group = telegram_server.add_group()
+        anna = telegram_server.add_user(101, "Анна", "anna")
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            telegram_server.write(anna, "Добрый день, сколько стоит сайт?")
+            await until(lambda: topic_of(telegram_server, group, "Анна") is not None
+                        and len(lines(telegram_server, group, topic_of(telegram_server, group, "Анна"))) >= 3)
+        return group
+
+    group = run(main())
+    topic = topic_of(telegram_server, group, "Анна")
+    assert topic.title == "Анна (@anna) · #1"
+    posted = lines(telegram_server, group, topic)
+    assert posted[0].startswith("🪪 Анна (@anna) · #1") and "Статус: новый" in posted[0]
+    card = group.in_topic(topic.id)[0]
+    assert [label for row in card.buttons for label, _ in row] == [texts.STAFF_BUTTON_TAKE, texts.STAFF_BUTTON_RELEASE,
+                                                                    texts.STAFF_BUTTON_COLD]
+    assert "\n".join(posted[1:]) == "👤 Добрый день, сколько стоит сайт?\n🤖 Здравствуйте! Чем помочь?"
+    assert telegram_server.texts_to(101) == ["Здравствуйте! Чем помочь?"]
+
+
+def test_a_staff_message_reaches_the_lead_and_the_bot_then_only_mirrors(telegram_server, bot_settings):
+    llm = FakeLLM().enqueue(Answer("Здравствуйте! Чем помочь?", "new", False))
+
+    async def main():
+        group = telegram_server.add_group()
+        anna = telegram_server.add_user(101, "Анна", "anna")
+        olga = telegram_server.add_user(MANAGER, "Ольга", "olga")
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            telegram_server.write(anna, "Здравствуйте")
+            topic = await opened(telegram_server, group, "Анна", lines_at_least=3)
+            telegram_server.staff_write(group, olga, "Анна, это Ольга, менеджер. Подготовлю смету сегодня.", topic.id)
+            await until(lambda: len(telegram_server.texts_to(anna)) == 2)
+            telegram_server.write(anna, "Спасибо, жду!")
+            await until(lambda: any("Спасибо, жду!" in line for line in lines(telegram_server, group, topic)))
+            await settle()
+            telegram_server.staff_write(group, olga, "/note обещала смету до вечера", topic.id)
+            await until(lambda: texts.NOTE_SAVED in lines(telegram_server, group, topic))
+            return topic
+
+    topic = run(main())
+    assert telegram_server.texts_to(101) == ["Здравствуйте! Чем помочь?",
+                                             "Анна, это Ольга, менеджер. Подготовлю смету сегодня."]
+    assert len(llm.calls) == 1  # the lead's second message went to the person, not to Claude
+    staff_line = Message.get(Message.role == "manager")
+    assert (staff_line.staff_id, staff_line.text) == (MANAGER, "Анна, это Ольга, менеджер. Подготовлю смету сегодня.")
+    note = Message.get(Message.role == "note")
+    assert (note.staff_id, note.text) == (MANAGER, "обещала смету до вечера")
+    lead = Lead.get(Lead.telegram_id == 101)
+    assert lead.takeover_by == MANAGER and lead.takeover_until is not None
+    posted = lines(telegram_server, group_of(telegram_server), topic)
+    assert not any("Подготовлю смету" in line for line in posted)  # the person's words are there already
+    assert "👤 Спасибо, жду!" in posted
+
+
+def test_bot_in_the_topic_gives_the_lead_back_and_their_waiting_message_is_answered(telegram_server, bot_settings):
+    llm = FakeLLM().enqueue(Answer("Здравствуйте!", "new", False), Answer("Сайт от 50 000 ₽.", "warm", False))
+
+    async def main():
+        group = telegram_server.add_group()
+        anna = telegram_server.add_user(101, "Анна", "anna")
+        olga = telegram_server.add_user(MANAGER, "Ольга", "olga")
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            telegram_server.write(anna, "Здравствуйте")
+            topic = await opened(telegram_server, group, "Анна", lines_at_least=3)
+            telegram_server.staff_write(group, olga, "Я подключилась, Анна.", topic.id)
+            await until(lambda: len(telegram_server.texts_to(anna)) == 2)
+            telegram_server.write(anna, "А сколько стоит сайт?")
+            await until(lambda: "👤 А сколько стоит сайт?" in lines(telegram_server, group, topic))
+            calls_while_taken = len(llm.calls)
+            telegram_server.staff_write(group, olga, "/bot", topic.id)
+            await until(lambda: len(telegram_server.texts_to(anna)) == 3)
+            return calls_while_taken
+
+    calls_while_taken = run(main())
+    assert calls_while_taken == 1
+    assert telegram_server.texts_to(101)[-1] == "Сайт от 50 000 ₽."
+    assert llm.calls[-1]["history"][-1] == ("user", "А сколько стоит сайт?")
+    assert Lead.get(Lead.telegram_id == 101).takeover_until is None
+
+
+def test_a_handoff_answer_pauses_the_bot_tells_the_lead_when_and_alerts_staff(telegram_server, bot_settings):
+    llm = FakeLLM().enqueue(Answer("Конечно, позову менеджера.", "warm", False, handoff=True))
+
+    async def main():
+        group = telegram_server.add_group()
+        anna = telegram_server.add_user(101, "Анна", "anna")
+        olga = telegram_server.add_user(MANAGER, "Ольга", "olga")
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            telegram_server.write(olga, "/start")  # managers write to the bot once, so it may write to them
+            await until(lambda: telegram_server.texts_to(olga))
+            telegram_server.write(anna, "Можно поговорить с живым человеком?")
+            topic = await opened(telegram_server, group, "Анна", lines_at_least=3)
+            await until(lambda: any(t.startswith("🔔") for t in telegram_server.texts_to(olga)))
+            telegram_server.write(anna, "Жду")
+            await until(lambda: "👤 Жду" in lines(telegram_server, group, topic))
+            return topic
+
+    topic = run(main())
+    assert telegram_server.texts_to(101) == [f"Конечно, позову менеджера.\n\n{texts.HANDOFF_SOON}"]
+    assert len(llm.calls) == 1  # «Жду» waits for the person
+    alert = next(p for p in group_of(telegram_server).in_topic(topic.id) if "🔔" in p.text)
+    assert "Можно поговорить с живым человеком?" in alert.text and texts.MENTION in alert.text
+    assert alert.mentions == [MANAGER]  # a real mention: the manager's phone rings
+    assert any(t.startswith("🔔 Клиент просит человека: Анна (@anna)") for t in telegram_server.texts_to(MANAGER))
+    assert telegram_server.texts_to(MANAGER)[0] == texts.STAFF_HELP  # /start from a manager: the staff help
+    assert not Lead.select().where(Lead.telegram_id == MANAGER).exists()
+
+
+def test_a_managers_private_message_makes_no_lead_and_no_claude_call(telegram_server, bot_settings):
+    llm = FakeLLM()
+
+    async def main():
+        group = telegram_server.add_group()
+        olga = telegram_server.add_user(MANAGER, "Ольга", "olga")
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            telegram_server.write(olga, "Привет, бот")
+            await until(lambda: telegram_server.texts_to(olga))
+            telegram_server.write(olga, "/today")
+            await until(lambda: len(telegram_server.texts_to(olga)) == 2)
+            telegram_server.write(olga, "/hot")
+            await until(lambda: len(telegram_server.texts_to(olga)) == 3)
+
+    run(main())
+    assert telegram_server.texts_to(MANAGER) == [texts.STAFF_HELP, texts.STAFF_NO_MEETINGS, texts.STAFF_NO_HOT]
+    assert llm.calls == [] and Lead.select().count() == 0 and Message.select().count() == 0
