@@ -42,17 +42,10 @@ def topic_of(server, group, lead_name):
     return next((t for t in group.topics.values() if t.title.startswith(lead_name) and not t.deleted), None)
 
 
-async def opened(server, group, name, lines_at_least=1):  # noqa
-    import sys
+async def opened(server, group, name, lines_at_least=1):
     """The lead's topic, once it is open and has this many of the bot's posts."""
-    try:
-        await until(lambda: topic_of(server, group, name) is not None
-                    and len(lines(server, group, topic_of(server, group, name))) >= lines_at_least)
-    except TimeoutError:
-        for p in group.posts:
-            print("POST", p.topic_id, repr(p.text[:90]), p.mentions, file=sys.stderr)
-        print("REFUSALS", server.refusals, file=sys.stderr)
-        raise
+    await until(lambda: topic_of(server, group, name) is not None
+                and len(lines(server, group, topic_of(server, group, name))) >= lines_at_least)
     return topic_of(server, group, name)
 
 
