@@ -79,7 +79,8 @@ class FakeChannel:
     events: list[tuple[int, types.TypeUpdate]] = field(default_factory=list)  # (pts, update)
     topics: dict[int, FakeTopic] = field(default_factory=dict)
     posts: list[GroupPost] = field(default_factory=list)
-    bot_posts_at: list[float] = field(default_factory=list)  # clock times of the bot's posts
+    bot_posts_at: list[float] = field(default_factory=list)  # clock times of the bot's last minute's posts
+    bot_posts_at_all: list[float] = field(default_factory=list)  # and of all of them, for tests
     members: set[int] = field(default_factory=set)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(2))  # 1 is the General topic
 
@@ -190,6 +191,7 @@ class ForumServer:
         if len(channel.bot_posts_at) >= GROUP_POSTS_PER_MINUTE:
             raise self._failure(420, f"FLOOD_WAIT_{max(1, math.ceil(channel.bot_posts_at[0] + 60 - now))}")
         channel.bot_posts_at.append(now)
+        channel.bot_posts_at_all.append(now)
 
     def _topic_for_post(self, channel: FakeChannel, reply_to) -> int:
         if reply_to is None:

@@ -186,3 +186,137 @@ def test_a_managers_private_message_makes_no_lead_and_no_claude_call(telegram_se
     run(main())
     assert telegram_server.texts_to(MANAGER) == [texts.STAFF_HELP, texts.STAFF_NO_MEETINGS, texts.STAFF_NO_HOT]
     assert llm.calls == [] and Lead.select().count() == 0 and Message.select().count() == 0
+
+
+def posts_in_any_minute(times):
+    return max((sum(1 for t in times if start <= t < start + 60) for start in times), default=0)
+
+
+def test_twelve_leads_at_once_are_answered_at_once_and_every_line_reaches_its_topic_under_the_pace(
+        telegram_server, bot_settings):
+    llm = FakeLLM()  # «Понял вас!» to everyone
+
+    async def main():
+        group = telegram_server.add_group()
+        users = [telegram_server.add_user(200 + n, f"Лид{n:02d}", None) for n in range(12)]
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            started = telegram_server.clock.now()
+            for user in users:
+                telegram_server.write(user, f"Здравствуйте, я {user.first_name}")
+                telegram_server.write(user, "Сколько стоит?")
+            await until(lambda: all(telegram_server.texts_to(u) for u in users))
+            answered_after = telegram_server.clock.now() - started
+
+            def mirrored():
+                return all((t := topic_of(telegram_server, group, u.first_name)) is not None
+                           and sum(line.count("👤") for line in lines(telegram_server, group, t)) == 2
+                           and any("🤖" in line for line in lines(telegram_server, group, t)) for u in users)
+
+            await telegram_server.clock.run_until(mirrored, limit=600)
+            return group, answered_after, telegram_server.clock.now() - started
+
+    group, answered_after, mirrored_after = run(main())
+    assert answered_after < 5  # nobody's reply waited for the group
+    assert mirrored_after < 5 * 60
+    assert telegram_server.refused("FLOOD_WAIT_1") == [] and not [e for e, _ in telegram_server.refusals
+                                                                  if e.startswith("FLOOD_WAIT")]
+    assert posts_in_any_minute(group.bot_posts_at_all) <= 20
+    for n in range(12):
+        text = "\n".join(lines(telegram_server, group, topic_of(telegram_server, group, f"Лид{n:02d}")))
+        assert text.index(f"👤 Здравствуйте, я Лид{n:02d}") < text.index("👤 Сколько стоит?")
+
+
+def test_without_the_right_to_manage_topics_leads_are_answered_and_the_posts_go_out_once_it_is_given(
+        telegram_server, bot_settings, caplog):
+    llm = FakeLLM()
+
+    async def main():
+        group = telegram_server.add_group(manage_topics=False)
+        anna = telegram_server.add_user(101, "Анна", "anna")
+        boris = telegram_server.add_user(102, "Борис", None)
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            telegram_server.write(anna, "Здравствуйте")
+            telegram_server.write(boris, "Добрый день")
+            await until(lambda: telegram_server.texts_to(anna) and telegram_server.texts_to(boris))
+            await telegram_server.clock.advance(180)  # three periodic retries: refused each time
+            refused = len(telegram_server.refused("CHAT_ADMIN_REQUIRED"))
+            telegram_server.set_rights(group, manage_topics=True)  # staff fix it: updateChannel
+            await until(lambda: all(topic_of(telegram_server, group, n) is not None
+                                    and len(lines(telegram_server, group, topic_of(telegram_server, group, n))) >= 2
+                                    for n in ("Анна", "Борис")))
+            return refused
+
+    refused = run(main())
+    assert refused >= 3
+    assert telegram_server.texts_to(101) == ["Понял вас!"] and telegram_server.texts_to(102) == ["Понял вас!"]
+    causes = [r.getMessage() for r in caplog.records if "cannot post to the staff group" in r.getMessage()]
+    assert len(causes) == 1 and "right to manage topics" in causes[0]  # logged once, by its cause
+    group = group_of(telegram_server)
+    assert "👤 Здравствуйте\n🤖 Понял вас!" in lines(telegram_server, group, topic_of(telegram_server, group, "Анна"))
+
+
+def test_a_staff_message_written_while_serve_was_down_reaches_the_lead_after_the_restart(
+        telegram_server, bot_settings):
+    llm = FakeLLM()
+
+    async def main():
+        group = telegram_server.add_group()
+        anna = telegram_server.add_user(101, "Анна", "anna")
+        olga = telegram_server.add_user(MANAGER, "Ольга", "olga")
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            telegram_server.write(anna, "Здравствуйте")
+            topic = await opened(telegram_server, group, "Анна", lines_at_least=2)
+            await until(lambda: any("🤖" in line for line in lines(telegram_server, group, topic)))
+        telegram_server.staff_write(group, olga, "Анна, перезвоню в 15:00.", topic.id)  # serve is down
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            await until(lambda: len(telegram_server.texts_to(anna)) == 2)
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):  # and not twice
+            await asyncio.sleep(0.2)
+            await settle()
+
+    run(main())
+    assert telegram_server.texts_to(101) == ["Понял вас!", "Анна, перезвоню в 15:00."]
+    assert any(isinstance(r, __import__("telethon").tl.functions.updates.GetChannelDifferenceRequest)
+               for _, r in telegram_server.requests)
+
+
+def test_a_staff_message_to_a_lead_who_blocked_the_bot_gets_a_reply_in_the_topic(telegram_server, bot_settings):
+    llm = FakeLLM()
+
+    async def main():
+        group = telegram_server.add_group()
+        anna = telegram_server.add_user(101, "Анна", "anna")
+        olga = telegram_server.add_user(MANAGER, "Ольга", "olga")
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            telegram_server.write(anna, "Здравствуйте")
+            topic = await opened(telegram_server, group, "Анна", lines_at_least=2)
+            telegram_server.block(anna)
+            telegram_server.staff_write(group, olga, "Анна, вы здесь?", topic.id)
+            await until(lambda: any("Не доставлено" in line for line in lines(telegram_server, group, topic)))
+            return topic
+
+    topic = run(main())
+    line = next(t for t in lines(telegram_server, group_of(telegram_server), topic) if "Не доставлено" in t)
+    assert "UserIsBlockedError" in line and "заблокировал" in line
+
+
+def test_a_deleted_topic_is_opened_again_on_the_next_post(telegram_server, bot_settings):
+    llm = FakeLLM()
+
+    async def main():
+        group = telegram_server.add_group()
+        anna = telegram_server.add_user(101, "Анна", "anna")
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            telegram_server.write(anna, "Здравствуйте")
+            first = await opened(telegram_server, group, "Анна", lines_at_least=2)
+            await until(lambda: any("🤖" in line for line in lines(telegram_server, group, first)))
+            telegram_server.delete_topic(group, first.id)
+            telegram_server.write(anna, "Вы тут?")
+            await until(lambda: (t := topic_of(telegram_server, group, "Анна")) is not None and t.id != first.id
+                        and any("Вы тут?" in line for line in lines(telegram_server, group, t)))
+
+    run(main())
+    topic = topic_of(telegram_server, group_of(telegram_server), "Анна")
+    posted = lines(telegram_server, group_of(telegram_server), topic)
+    assert posted[0].startswith("🪪 Анна") and "👤 Вы тут?" in "\n".join(posted)
+    assert Lead.get(Lead.telegram_id == 101).topic_id == topic.id
