@@ -92,15 +92,15 @@ def next_opening(now: datetime, cal: Calendar) -> datetime | None:
 class Inbox:
     """The outbox's StaffQueue (delivery.py) and the engine's view of the staff side."""
 
-    def __init__(self, outbox: Outbox, config: InboxConfig, now: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 poster=None) -> None:
+    def __init__(self, outbox: Outbox | None, config: InboxConfig,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), poster=None) -> None:
         self.outbox = outbox
         self.config = config
         self.now = now
         self.poster = poster  # inbox/poster.py GroupPoster, when serve has a staff group
         self.resume: Callable[[int], Awaitable[None]] | None = None  # the engine answers a released lead
         self._tasks: set[asyncio.Task] = set()
-        if config.staff_chat is not None:
+        if config.staff_chat is not None and outbox is not None:  # the CLI has no outbox: serve delivers
             outbox.staff = self
 
     @property

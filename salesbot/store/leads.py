@@ -631,6 +631,13 @@ def release(lead_id: int) -> bool:
     return cursor.rowcount == 1
 
 
+def end_takeover(lead_id: int, now: datetime) -> None:
+    """The takeover ends now: serve's periodic check (inbox.tick) gives the lead back and answers them."""
+    with db.atomic():
+        db.execute_sql("UPDATE lead SET takeover_until = ? WHERE id = ? AND takeover_until > ?",
+                       (stamp(now), lead_id, stamp(now)))
+
+
 def start_handoff(lead_id: int, at: datetime, until: datetime) -> None:
     """The lead asked for a person: the bot pauses and the first alert goes out."""
     with db.atomic():
