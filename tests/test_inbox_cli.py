@@ -133,4 +133,5 @@ def test_after_hours_the_lead_is_told_when_a_person_answers(db):
 
     with freeze_time("2025-12-26 18:30:00", real_asyncio=True):  # Friday 21:30 in Moscow
         transport = asyncio.run(main())
-    assert transport.sent[0].text == "Передам менеджеру.\n\n" + texts.handoff_later("в понедельник, 29 декабря после 10:00")
+    expected = texts.handoff_later("в понедельник, 29 декабря после 10:00")
+    assert transport.sent[0].text == "Передам менеджеру.\n\n" + expected
