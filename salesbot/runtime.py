@@ -211,8 +211,8 @@ def inbox_config(settings: Settings, cal: Calendar | None = None):
     """The staff inbox's settings: the staff group, the managers, how long a takeover lasts."""
     from salesbot.inbox import InboxConfig
 
-    return InboxConfig(calendar=cal or calendar(settings), staff_chat=settings.staff_chat, manager_ids=settings.manager_ids,
-                       takeover=timedelta(hours=settings.takeover_hours))
+    return InboxConfig(calendar=cal or calendar(settings), staff_chat=settings.staff_chat,
+                       manager_ids=settings.manager_ids, takeover=timedelta(hours=settings.takeover_hours))
 
 
 def use_texts(settings: Settings) -> None:
