@@ -320,3 +320,72 @@ def test_a_deleted_topic_is_opened_again_on_the_next_post(telegram_server, bot_s
     posted = lines(telegram_server, group_of(telegram_server), topic)
     assert posted[0].startswith("🪪 Анна") and "👤 Вы тут?" in "\n".join(posted)
     assert Lead.get(Lead.telegram_id == 101).topic_id == topic.id
+
+
+def test_a_voice_message_is_forwarded_to_the_topic_with_an_alert(telegram_server, bot_settings):
+    llm = FakeLLM()
+
+    async def main():
+        group = telegram_server.add_group()
+        anna = telegram_server.add_user(101, "Анна", "anna")
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            voice = telegram_server.send_media(anna, "voice")
+            topic = await opened(telegram_server, group, "Анна", lines_at_least=2)
+            await until(lambda: any(p.forwarded for p in group.in_topic(topic.id))
+                        and any("📎" in line for line in lines(telegram_server, group, topic)))
+            return topic, voice
+
+    topic, voice = run(main())
+    posts = group_of(telegram_server).in_topic(topic.id)
+    assert [p.forwarded for p in posts if p.forwarded] == [(101, voice.id)]  # the lead's own message, as it is
+    alert = next(line for line in lines(telegram_server, group_of(telegram_server), topic) if "📎" in line)
+    assert "[голосовое сообщение]" in alert
+    assert telegram_server.texts_to(101) == [texts.PLEASE_TEXT] and llm.calls == []
+
+
+def test_the_cards_buttons_take_over_give_back_and_mark_cold(telegram_server, bot_settings):
+    llm = FakeLLM().enqueue(Answer("Здравствуйте!", "new", False), Answer("Да, делаем.", "warm", False))
+
+    async def main():
+        group = telegram_server.add_group()
+        anna = telegram_server.add_user(101, "Анна", "anna")
+        olga = telegram_server.add_user(MANAGER, "Ольга", "olga")
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            telegram_server.write(anna, "Здравствуйте")
+            topic = await opened(telegram_server, group, "Анна", lines_at_least=3)
+            card = group.in_topic(topic.id)[0]
+            telegram_server.press_in_group(group, olga, card, texts.STAFF_BUTTON_TAKE)
+            await until(lambda: any(line.startswith("✋") for line in lines(telegram_server, group, topic)))
+            telegram_server.write(anna, "А лендинги делаете?")
+            await until(lambda: "👤 А лендинги делаете?" in "\n".join(lines(telegram_server, group, topic)))
+            calls = len(llm.calls)
+            telegram_server.press_in_group(group, olga, card, texts.STAFF_BUTTON_RELEASE)
+            await until(lambda: len(telegram_server.texts_to(anna)) == 2)
+            telegram_server.press_in_group(group, olga, card, texts.STAFF_BUTTON_COLD)
+            await until(lambda: any(line.startswith("❄️") for line in lines(telegram_server, group, topic)))
+            return calls
+
+    calls = run(main())
+    assert calls == 1 and telegram_server.texts_to(101) == ["Здравствуйте!", "Да, делаем."]
+    assert len(telegram_server.callback_answers) == 3  # every press answered (no spinning button)
+    lead = Lead.get(Lead.telegram_id == 101)
+    assert (lead.status, lead.cold_reason, lead.takeover_until) == ("cold", "staff", None)
+
+
+def test_a_closed_topic_is_reopened_to_post(telegram_server, bot_settings):
+    llm = FakeLLM()
+
+    async def main():
+        group = telegram_server.add_group()
+        anna = telegram_server.add_user(101, "Анна", "anna")
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            telegram_server.write(anna, "Здравствуйте")
+            topic = await opened(telegram_server, group, "Анна", lines_at_least=2)
+            await until(lambda: any("🤖" in line for line in lines(telegram_server, group, topic)))
+            telegram_server.close_topic(group, topic.id)
+            telegram_server.write(anna, "Ау")
+            await until(lambda: "👤 Ау" in "\n".join(lines(telegram_server, group, topic)))
+            return topic
+
+    topic = run(main())
+    assert not topic.closed and telegram_server.refused("TOPIC_CLOSED")
