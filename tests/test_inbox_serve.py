@@ -2,7 +2,7 @@
 forum supergroup (tests/fake_forum.py), and the real outbox, inbox and engine (Claude scripted)."""
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
@@ -10,8 +10,9 @@ from freezegun import freeze_time
 from salesbot import telegram, texts
 from salesbot.dialogue import Answer, Dialogue, DialogueConfig
 from salesbot.inbox import Inbox, InboxConfig
-from salesbot.store import Lead, Message
+from salesbot.store import Lead, Meeting, Message, to_utc_naive
 from tests.engine_fakes import CALENDAR, FakeLLM, make_outbox
+from tests.factories import make_lead
 from tests.fake_telegram import serving, settle, until
 
 NOW = "2025-12-23 11:05:00"  # Tuesday 14:05 in Moscow: working hours
@@ -389,3 +390,32 @@ def test_a_closed_topic_is_reopened_to_post(telegram_server, bot_settings):
 
     topic = run(main())
     assert not topic.closed and telegram_server.refused("TOPIC_CLOSED")
+
+
+def test_today_lists_todays_meetings_with_outcome_buttons_for_a_manager(telegram_server, bot_settings):
+    async def main():
+        group = telegram_server.add_group()
+        olga = telegram_server.add_user(MANAGER, "Ольга", "olga")
+        lead = make_lead(first_name="Анна", username="anna", status="hot")
+        started = Meeting.create(lead=lead, starts_at=to_utc_naive(datetime_utc(2025, 12, 23, 8)), source="slot")
+        Meeting.create(lead=make_lead(first_name="Борис"), starts_at=to_utc_naive(datetime_utc(2025, 12, 23, 13)),
+                       source="slot")
+        async with serving(telegram_server, bot_settings, with_inbox(FakeLLM(), group)):
+            telegram_server.write(olga, "/today")
+            await until(lambda: len(telegram_server.messages_to(olga)) == 2)
+            first, later = telegram_server.messages_to(olga)
+            telegram_server.press(olga, later, texts.STAFF_BUTTON_DONE)  # not started yet: refused
+            telegram_server.press(olga, first, texts.STAFF_BUTTON_DONE)
+            await until(lambda: len(telegram_server.callback_answers) == 2)
+            return first, later, started.id
+
+    first, later, started = run(main())
+    assert first.text == "11:00 — Анна (@anna)" and later.text == "16:00 — Борис"
+    assert first.labels == [texts.STAFF_BUTTON_DONE, texts.STAFF_BUTTON_NO_SHOW]
+    toasts = [a["message"] for a in telegram_server.callback_answers]
+    assert toasts == [texts.STALE_TOAST, f"{texts.STAFF_BUTTON_DONE}: Анна"]
+    assert Meeting.get_by_id(started).status == "done"
+
+
+def datetime_utc(*parts):
+    return datetime(*parts, tzinfo=UTC)

@@ -237,4 +237,5 @@ def test_migration_011_widens_the_role_and_kind_checks_in_place_with_every_row_k
             conn.execute("INSERT INTO outbox (lead_id, kind, text, random_id, not_before, created_at)"
                          " VALUES (1, 'spam', 'x', 9, '2025-12-22', '2025-12-22')")
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        assert [r[0] for r in conn.execute("SELECT role FROM message ORDER BY id")] == ["lead", "bot", "manager", "note"]
+        roles = [r[0] for r in conn.execute("SELECT role FROM message ORDER BY id")]
+        assert roles == ["lead", "bot", "manager", "note"]
