@@ -248,7 +248,7 @@ def test_without_the_right_to_manage_topics_leads_are_answered_and_the_posts_go_
             return refused
 
     refused = run(main())
-    assert refused >= 3
+    assert 3 <= refused <= 5  # tried again every minute (and when told the group changed), not at every poll
     assert telegram_server.texts_to(101) == ["Понял вас!"] and telegram_server.texts_to(102) == ["Понял вас!"]
     causes = [r.getMessage() for r in caplog.records if "cannot post to the staff group" in r.getMessage()]
     assert len(causes) == 1 and "right to manage topics" in causes[0]  # logged once, by its cause

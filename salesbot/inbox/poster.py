@@ -72,17 +72,20 @@ class GroupPoster:
         self._lock = asyncio.Lock()
         self._retry: asyncio.Task | None = None
         self._retry_at: float | None = None
+        self._kicks: set[asyncio.Task] = set()
+        self._broken_until = 0.0  # while the group takes no posts, the outbox's polls do not retry before this
 
     def kick(self) -> None:
         """Try now (Telegram said the group changed: rights given, the bot added back)."""
-        if self._retry is not None and not self._retry.done():
-            self._retry.cancel()
-        self._retry = asyncio.get_running_loop().create_task(self.deliver())
+        task = asyncio.get_running_loop().create_task(self.deliver(force=True))
+        self._kicks.add(task)
+        task.add_done_callback(self._kicks.discard)
 
     async def close(self) -> None:
-        if self._retry is not None and not self._retry.done():
-            self._retry.cancel()
-            await asyncio.gather(self._retry, return_exceptions=True)
+        tasks = [t for t in (self._retry, *self._kicks) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- pace --
 
@@ -114,16 +117,24 @@ class GroupPoster:
         async def again() -> None:
             await self.sleep(seconds)
             self._retry = None
-            await self.deliver()
+            await self.deliver(force=True)
 
         self._retry_at = at
         self._retry = asyncio.get_running_loop().create_task(again())
 
     # -- delivery --
 
-    async def deliver(self) -> None:
-        """Post what is due, oldest first, merged per topic, while the pace allows."""
+    def _resting(self, force: bool) -> bool:
+        return not force and self.broken is not None and self._clock() < self._broken_until
+
+    async def deliver(self, force: bool = False) -> None:
+        """Post what is due, oldest first, merged per topic, while the pace allows. While the group takes
+        no posts, only the poster's own retry or a kick (`force`) tries again, not every outbox poll."""
+        if self._resting(force):
+            return
         async with self._lock:
+            if self._resting(force):  # it broke while this call waited for the lock
+                return
             while True:
                 rows = delivery.queued_staff(self.now())
                 if not rows:
@@ -140,6 +151,7 @@ class GroupPoster:
                     await self._post(batch)
                 except GroupUnavailable as exc:
                     self._broken(exc.cause)
+                    self._broken_until = self._clock() + RETRY_SECONDS
                     self._later(RETRY_SECONDS)
                     return
                 except BotUnauthorized:
