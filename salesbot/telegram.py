@@ -297,6 +297,9 @@ class BotHandlers:
             await self.engine.desk.topic_message(topic_of(message), event.sender_id, who, message.message or "",
                                                  media_kind(message) is not None)
             return
+        if event.is_private and self.engine.inbox.is_staff(event.sender_id):  # a manager: never a lead or Claude
+            await self.engine.desk.private(event.sender_id, message.message or "")
+            return
         await self.engine.handle(Incoming(
             sender=sender_of(event),
             text=message.message or "",

@@ -43,7 +43,7 @@ from salesbot.dialogue.turn import (
 )
 from salesbot.dialogue.voice import Voice, joined
 from salesbot.errors import BudgetExhausted, LLMUnavailable, StoreError
-from salesbot.inbox import Inbox, InboxConfig, StaffDesk
+from salesbot.inbox import Inbox, staff_side
 from salesbot.store import leads, outbox
 from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, LeadState, MeetingState
 from salesbot.transport import Transport
@@ -96,11 +96,7 @@ class Dialogue:
         self.booking = Booking(llm, self.voice, self.calendar, now)
         self.intake = Intake(self.calendar, now, self.outbox.sleep)
         self.accepting = True  # False while shutting down: messages are stored, answered after the restart
-        # The staff side (salesbot/inbox): managers are staff, not leads; a person may take a lead over.
-        self.inbox = inbox or Inbox(self.outbox, InboxConfig(calendar=self.calendar, manager_ids=config.manager_ids),
-                                    now)
-        self.inbox.resume = self.resume
-        self.desk = StaffDesk(self.inbox, self.calendar, now)
+        self.inbox, self.desk = staff_side(inbox, self.outbox, self.calendar, config.manager_ids, now, self.resume)
         self.routes = self._routes()
         self._leads: dict[int, LeadLock] = {}
         self._notes: set[asyncio.Task] = set()  # "one moment" notes in flight (a task needs a reference)
@@ -155,9 +151,6 @@ class Dialogue:
     async def handle(self, incoming: Incoming) -> None:
         if not incoming.private:
             return  # group chats: not a conversation with a lead (the staff group: telegram.py → inbox)
-        if self.inbox.is_staff(incoming.sender.telegram_id):
-            await self.desk.private(incoming.sender.telegram_id, incoming.text or "")  # never a lead
-            return
         stored = await self.intake.store(incoming)
         if stored is None:
             return
@@ -166,13 +159,9 @@ class Dialogue:
                       "ask them to repeat it", incoming.sender.telegram_id or incoming.sender.lead_id, stored)
             await self.outbox.send_unrecorded(incoming.sender, texts.FALLBACK)
             return
-        if not self.accepting:
-            return  # stored (and unanswered): the next start answers it
         lead, message = stored
-        self.inbox.heard(lead, message.text if incoming.kind != MEDIA else "", incoming.media,
-                         incoming.telegram_message_id)
-        if incoming.kind != BUTTON and self.inbox.paused(lead.id):
-            return  # a person has this lead: mirrored to the topic, left for them (answered if given back)
+        if self.inbox.holds(lead, message.text, incoming) or not self.accepting:
+            return  # a person has this lead (it is in their topic), or shutting down (answered after the restart)
         await self._handle(lead, message, incoming)
 
     async def resume(self, lead_id: int) -> None:
@@ -324,12 +313,9 @@ class Dialogue:
         """
         b, reply, status = self.booking, answer.reply, answer.status
         proposed = answer.proposed_time.strip()
-        if answer.handoff:
-            # The lead asks for a person (or Claude cannot help): told honestly when one answers; the
-            # bot pauses and staff are alerted (salesbot/inbox). Claude's reply goes first.
-            self.inbox.handoff(turn.lead, turn.message.text)
-            await self.voice.say(turn, joined(reply, self.inbox.handoff_text()), status=status)
-            return
+        if answer.handoff:  # a person is wanted: the lead hears when one answers; the bot pauses, staff are alerted
+            when = self.inbox.handoff(turn.lead, turn.message.text)
+            return await self.voice.say(turn, joined(reply, when), status=status)
         if meeting is not None and answer.meeting_action == "cancel":
             await b.ask_cancel(turn, meeting, prefix=reply, status=status)
             return

@@ -10,8 +10,22 @@ every conversation as it happens and step in.
 Only telegram.py talks to Telegram; this package speaks through the outbox and the StaffTransport seam.
 """
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from salesbot.delivery import Outbox
 from salesbot.inbox.inbox import Inbox, InboxConfig
 from salesbot.inbox.poster import GroupPoster
 from salesbot.inbox.staff import StaffDesk
+from salesbot.time.slots import Calendar
 
-__all__ = ["GroupPoster", "Inbox", "InboxConfig", "StaffDesk"]
+__all__ = ["GroupPoster", "Inbox", "InboxConfig", "StaffDesk", "staff_side"]
+
+
+def staff_side(inbox: Inbox | None, outbox: Outbox, calendar: Calendar, manager_ids: tuple[int, ...],
+               now: Callable[[], datetime], resume: Callable[[int], Awaitable[None]]) -> tuple[Inbox, StaffDesk]:
+    """The engine's staff side: the inbox given (serve's, with the staff group) or one without a group
+    (managers are still staff, not leads), told how to answer a lead given back; and its desk."""
+    inbox = inbox or Inbox(outbox, InboxConfig(calendar=calendar, manager_ids=manager_ids), now)
+    inbox.resume = resume
+    return inbox, StaffDesk(inbox, calendar, now)
