@@ -135,3 +135,10 @@ def test_after_hours_the_lead_is_told_when_a_person_answers(db):
         transport = asyncio.run(main())
     expected = texts.handoff_later("в понедельник, 29 декабря после 10:00")
     assert transport.sent[0].text == "Передам менеджеру.\n\n" + expected
+
+
+def test_leads_show_names_staff_lines_and_notes(db, run):
+    lead = make_lead(first_name="Анна", messages=[("lead", "Здравствуйте"), ("manager", "Это Ольга"),
+                                                  ("note", "перезвонить в 15")])
+    shown = run("leads", "show", str(lead.id)).stdout
+    assert "lead Здравствуйте" in shown and "team Это Ольга" in shown and "note перезвонить в 15" in shown

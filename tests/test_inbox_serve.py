@@ -419,3 +419,26 @@ def test_today_lists_todays_meetings_with_outcome_buttons_for_a_manager(telegram
 
 def datetime_utc(*parts):
     return datetime(*parts, tzinfo=UTC)
+
+
+def test_a_bot_removed_from_the_group_keeps_answering_leads_and_posts_once_added_back(telegram_server, bot_settings):
+    llm = FakeLLM()
+
+    async def main():
+        group = telegram_server.add_group()
+        anna = telegram_server.add_user(101, "Анна", "anna")
+        async with serving(telegram_server, bot_settings, with_inbox(llm, group)):
+            telegram_server.write(anna, "Здравствуйте")
+            topic = await opened(telegram_server, group, "Анна", lines_at_least=2)
+            await until(lambda: any("🤖" in line for line in lines(telegram_server, group, topic)))
+            telegram_server.set_rights(group, member=False)  # staff removed the bot
+            telegram_server.write(anna, "Вы здесь?")
+            await until(lambda: len(telegram_server.texts_to(anna)) == 2)
+            await until(lambda: telegram_server.refused("CHANNEL_PRIVATE"))
+            telegram_server.set_rights(group, member=True)  # and added it back as an admin
+            await until(lambda: "👤 Вы здесь?" in "\n".join(lines(telegram_server, group, topic)))
+            return topic
+
+    topic = run(main())
+    text = "\n".join(lines(telegram_server, group_of(telegram_server), topic))
+    assert text.index("👤 Вы здесь?") < text.index("🤖 Понял вас!", text.index("👤 Вы здесь?"))

@@ -227,6 +227,9 @@ def lead_json(row) -> dict[str, Any]:
             "source": row.source, "taken_over": row.taken_over}
 
 
+# who said a line of `leads show`: the lead, the bot, a person (salesbot/inbox) or staff's internal note
+ROLE_LABELS = {"lead": ("lead ", "green"), "bot": ("bot  ", "magenta"), "manager": ("team ", "cyan"),
+               "note": ("note ", "yellow")}
 LONG_MESSAGE = 3000  # characters of one message `leads show` prints unless --full
 _PREFIX = 17  # "24.12 11:00 lead " — continuation lines are indented under the text
 
@@ -265,8 +268,8 @@ def lead_detail(detail, full: bool = False) -> None:
     conversation = Text()  # one Text, printed once: a long conversation stays fast to draw
     for line in detail.messages:
         conversation.append(f"{line.created_at:%d.%m %H:%M} ", style="dim")
-        is_lead = line.role == "lead"
-        conversation.append("lead " if is_lead else "bot  ", style="green" if is_lead else "magenta")
+        label, style = ROLE_LABELS.get(line.role, ROLE_LABELS["bot"])
+        conversation.append(label, style=style)
         text = visible(line.text, lines=True).replace("\t", "    ")
         cut = not full and len(text) > LONG_MESSAGE
         conversation.append(_wrapped(text[:LONG_MESSAGE] if cut else text, out.width))
