@@ -41,7 +41,7 @@ from salesbot.dialogue.turn import (
     command_of,
     said,
 )
-from salesbot.dialogue.voice import Voice, joined
+from salesbot.dialogue.voice import Voice
 from salesbot.errors import BudgetExhausted, LLMUnavailable, StoreError
 from salesbot.inbox import Inbox, staff_side
 from salesbot.store import leads, outbox
@@ -159,10 +159,9 @@ class Dialogue:
                       "ask them to repeat it", incoming.sender.telegram_id or incoming.sender.lead_id, stored)
             await self.outbox.send_unrecorded(incoming.sender, texts.FALLBACK)
             return
-        lead, message = stored
-        if self.inbox.holds(lead, message.text, incoming) or not self.accepting:
+        if self.inbox.holds(*stored, incoming) or not self.accepting:
             return  # a person has this lead (it is in their topic), or shutting down (answered after the restart)
-        await self._handle(lead, message, incoming)
+        await self._handle(*stored, incoming)
 
     async def resume(self, lead_id: int) -> None:
         """Answer a lead's newest stored message that was never answered (a restart in the middle)."""
@@ -314,8 +313,7 @@ class Dialogue:
         b, reply, status = self.booking, answer.reply, answer.status
         proposed = answer.proposed_time.strip()
         if answer.handoff:  # a person is wanted: the lead hears when one answers; the bot pauses, staff are alerted
-            when = self.inbox.handoff(turn.lead, turn.message.text)
-            return await self.voice.say(turn, joined(reply, when), status=status)
+            return await self.voice.say(turn, self.inbox.handoff(turn.lead, turn.message.text, reply), status=status)
         if meeting is not None and answer.meeting_action == "cancel":
             await b.ask_cancel(turn, meeting, prefix=reply, status=status)
             return

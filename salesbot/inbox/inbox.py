@@ -141,11 +141,11 @@ class Inbox:
 
     # -- the lead's side --
 
-    def holds(self, lead: LeadState, text: str, incoming) -> bool:
+    def holds(self, lead: LeadState, message, incoming) -> bool:
         """A lead's message was stored: mirror it; True when a person has this lead, so the bot stays
         quiet (a button press is the lead's own choice on the bot's keyboard: the bot still acts)."""
         media = incoming.media if incoming.kind == "media" else None
-        self.heard(lead, "" if media else text, media, incoming.telegram_message_id)
+        self.heard(lead, "" if media else message.text, media, incoming.telegram_message_id)
         return incoming.kind != "button" and self.paused(lead.id)
 
     def heard(self, lead: LeadState, text: str, media: str | None, telegram_message_id: int | None) -> None:
@@ -174,14 +174,14 @@ class Inbox:
         when = f"{texts.day_phrase(day, now.astimezone(cal.tz).date())} после {clock_label(cal.opens)}"
         return texts.handoff_later(when)
 
-    def handoff(self, lead: LeadState, reason: str) -> str:
+    def handoff(self, lead: LeadState, reason: str, reply: str) -> str:
         """The lead asked for a person: the bot pauses and staff are alerted. Returns what the lead is
-        told of when a person answers."""
+        told: Claude's reply, then when a person will answer."""
         now = self.now()
         leads.start_handoff(lead.id, now, now + self.config.takeover)
         log.info("lead %s asked for a person: the bot pauses", lead.id)
         self._alert(lead, reason, repeat=False)
-        return self.handoff_text()
+        return f"{reply}\n\n{self.handoff_text()}" if reply.strip() else self.handoff_text()
 
     def _alert(self, lead: LeadState, reason: str, repeat: bool) -> None:
         mentions = " ".join(MENTION.format(id=m) for m in self.config.manager_ids)
@@ -225,7 +225,7 @@ class Inbox:
         return True
 
     def mark_cold(self, lead_id: int, who: str) -> None:
-        leads.mark_cold_by_staff(lead_id)
+        leads.mark_cold_by_staff(lead_id, self.now())
         if self.mirrored:
             delivery.queue_staff(lead_id, texts.marked_cold(who), self.now())
             self._kick()

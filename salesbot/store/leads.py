@@ -651,7 +651,9 @@ def handoff_alerted(lead_id: int, alerts: int) -> None:
         db.execute_sql("UPDATE lead SET handoff_alerts = ? WHERE id = ?", (alerts, lead_id))
 
 
-def mark_cold_by_staff(lead_id: int) -> None:
+def mark_cold_by_staff(lead_id: int, at: datetime) -> None:
     """Staff say the lead is cold: no reminders (a message from the lead makes it warm again)."""
     with db.atomic():
+        before = _status_of(lead_id)
         db.execute_sql("UPDATE lead SET status = 'cold', cold_reason = 'staff' WHERE id = ?", (lead_id,))
+        _log_status(lead_id, before, at)

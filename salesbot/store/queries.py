@@ -105,7 +105,7 @@ SELECT l.id, l.first_name, l.username, l.status, l.state, l.telegram_id, l.creat
        l.opted_out_reason,
        (SELECT count(*) FROM message AS u WHERE u.lead_id = l.id AND u.unanswered = 1),
        (SELECT count(*) FROM outbox AS o WHERE o.lead_id = l.id AND o.state = 'failed'),
-       l.source
+       l.source, coalesce(l.takeover_until > ?, 0)
 FROM lead AS l WHERE l.deleted_at IS NULL {where}
 ORDER BY coalesce(l.last_message_at, l.created_at) DESC, l.id DESC {limit}
 """
