@@ -142,3 +142,23 @@ def test_leads_show_names_staff_lines_and_notes(db, run):
                                                   ("note", "перезвонить в 15")])
     shown = run("leads", "show", str(lead.id)).stdout
     assert "lead Здравствуйте" in shown and "team Это Ольга" in shown and "note перезвонить в 15" in shown
+
+
+def test_a_handoff_is_a_lead_handoff_webhook_event_when_webhooks_are_on(db):
+    import json
+
+    from salesbot.store import events
+
+    async def main():
+        llm = FakeLLM().enqueue(Answer("Позову менеджера.", "warm", False, handoff=True))
+        engine, _, _ = make_engine(llm=llm)
+        await engine.handle(tg(101, "Позовите человека"))
+
+    events.configure(True)
+    try:
+        with freeze_time(NOW, real_asyncio=True):
+            asyncio.run(main())
+    finally:
+        events.configure(False)
+    (body,) = [json.loads(b) for (b,) in db.execute_sql("SELECT body FROM webhook_event WHERE type = 'lead.handoff'")]
+    assert body["reason"] == "Позовите человека" and body["lead"]["id"] == Lead.get(Lead.telegram_id == 101).id

@@ -178,7 +178,7 @@ class Inbox:
         """The lead asked for a person: the bot pauses and staff are alerted. Returns what the lead is
         told: Claude's reply, then when a person will answer."""
         now = self.now()
-        leads.start_handoff(lead.id, now, now + self.config.takeover)
+        leads.start_handoff(lead.id, now, now + self.config.takeover, reason)
         log.info("lead %s asked for a person: the bot pauses", lead.id)
         self._alert(lead, reason, repeat=False)
         return f"{reply}\n\n{self.handoff_text()}" if reply.strip() else self.handoff_text()

@@ -638,12 +638,14 @@ def end_takeover(lead_id: int, now: datetime) -> None:
                        (stamp(now), lead_id, stamp(now)))
 
 
-def start_handoff(lead_id: int, at: datetime, until: datetime) -> None:
-    """The lead asked for a person: the bot pauses and the first alert goes out."""
+def start_handoff(lead_id: int, at: datetime, until: datetime, reason: str = "") -> None:
+    """The lead asked for a person: the bot pauses and the first alert goes out (and the webhook
+    event `lead.handoff`, with the lead's words, when webhooks are on)."""
     with db.atomic():
         db.execute_sql("UPDATE lead SET handoff_at = ?, handoff_alerts = 1, takeover_at = coalesce(takeover_at, ?),"
                        " takeover_until = max(coalesce(takeover_until, ''), ?) WHERE id = ?",
                        (stamp(at), stamp(at), stamp(until), lead_id))
+        events.emit("lead.handoff", lead_id, at=at, reason=reason)
 
 
 def handoff_alerted(lead_id: int, alerts: int) -> None:
