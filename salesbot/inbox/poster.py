@@ -213,7 +213,7 @@ class GroupPoster:
         state = leads.inbox_state(lead_id)
         if state is not None and state.topic_id is not None and state.topic_chat_id == self.chat_id:
             return state.topic_id
-        wait = self._wait(2)  # the topic and its card go out together
+        wait = self._wait(3)  # the topic, its card and the first lines go out together
         if wait > 0:
             raise SendError("the group's pace", retry_after=wait)
         await self._count()
