@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import re
 import signal
@@ -392,6 +393,19 @@ async def login(client: TelegramClient, token: str, sleep: Callable = asyncio.sl
                                 "(a proxy or firewall in the way?)") from None
 
 
+def catch_up_staff_group(client: TelegramClient, staff_chat: int | None) -> None:
+    """Staff messages written while serve was down: `catch_up` fetches the account's own updates; a
+    channel's (the staff group's) are fetched when Telegram flags them with updateChannelTooLong, or
+    else only after 15 minutes without updates (telethon/_updates/messagebox.py, NO_UPDATES_TIMEOUT).
+    Flag the group ourselves, the way `catch_up` flags the account (client/updates.py puts
+    UpdatesTooLong on the same queue): Telethon then asks getChannelDifference from the pts its
+    session saved. Nothing happens for a group the session has not seen yet."""
+    if staff_chat is None:
+        return
+    flag = types.UpdateChannelTooLong(channel_id=utils_channel_id(staff_chat))
+    client._updates_queue.put_nowait(types.UpdateShort(update=flag, date=datetime.datetime.now(datetime.UTC)))
+
+
 def staff_group(engine: Dialogue, outbox: Outbox, client: TelegramClient) -> None:
     """With SALESBOT_STAFF_CHAT: the group's poster, on this client, paced after every lead's message."""
     from salesbot.delivery import PRIORITY
@@ -437,6 +451,7 @@ async def serve(settings, build: Callable[[TelethonTransport], tuple[Dialogue, O
         me = await client.get_me()
         log.info("serving as @%s; Ctrl-C or SIGTERM to stop", getattr(me, "username", "?"))
         links.remember_bot(settings.home, getattr(me, "username", None))  # for `salesbot links`
+        catch_up_staff_group(client, engine.inbox.config.staff_chat)
         poller = loop.create_task(outbox.run(heartbeat))
         ticker = loop.create_task(engine.inbox.run(lambda seconds: outbox.sleep(seconds)))  # takeovers, handoffs
         for lead_id in pending():  # messages stored but never answered (a restart in the middle)

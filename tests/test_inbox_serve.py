@@ -256,9 +256,11 @@ def test_without_the_right_to_manage_topics_leads_are_answered_and_the_posts_go_
     assert "👤 Здравствуйте\n🤖 Понял вас!" in lines(telegram_server, group, topic_of(telegram_server, group, "Анна"))
 
 
+@pytest.mark.parametrize("flagged", [True, False], ids=["telegram-flags-the-group", "serve-flags-it-itself"])
 def test_a_staff_message_written_while_serve_was_down_reaches_the_lead_after_the_restart(
-        telegram_server, bot_settings):
+        telegram_server, bot_settings, flagged):
     llm = FakeLLM()
+    telegram_server.flags_channels = flagged
 
     async def main():
         group = telegram_server.add_group()
