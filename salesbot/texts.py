@@ -463,6 +463,7 @@ BOT_BACK = "Снова на связи бот-ассистент. Если ос�
 LEAD_LINE = "👤 {text}"  # the lead's words in the topic
 BOT_LINE = "🤖 {text}"  # the bot's words to the lead, in the topic
 TERMINAL_LINE = "💬 Менеджер (из терминала): {text}"
+TERMINAL_STAFF = "менеджер (из терминала)"  # who took over or gave back, from `salesbot leads …`
 BUTTONS_LINE = "   [кнопки: {labels}]"
 NOTE_SAVED = "📝 Заметка сохранена (клиент её не видит)."
 STAFF_BUTTON_TAKE = "✋ Взять диалог"
@@ -525,7 +526,8 @@ def taken_over(by: str) -> str:
 
 
 def released(by: str, expired: bool = False) -> str:
-    return "🤖 Время ручного режима истекло: диалог снова ведёт бот." if expired else f"🤖 {by} вернул(а) диалог боту."
+    return "🤖 Время ручного режима истекло: диалог снова ведёт бот." if expired else \
+        f"🤖 {by[:1].upper()}{by[1:]} вернул(а) диалог боту."
 
 
 def undelivered_in_topic(reason: str) -> str:

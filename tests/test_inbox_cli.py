@@ -34,6 +34,7 @@ def test_reply_queues_a_managers_message_and_takes_the_lead_over(db, run):
 
     run("leads", "release", str(lead.id))
     assert json.loads(run("leads", "list", "--json").stdout)[0]["taken_over"] is False
+    assert Lead.get_by_id(lead.id).takeover_by == 0  # serve's next check gives the lead back (not "expired")
     assert "not taken over" in run("leads", "release", str(lead.id)).stdout
 
 
@@ -162,3 +163,23 @@ def test_a_handoff_is_a_lead_handoff_webhook_event_when_webhooks_are_on(db):
         events.configure(False)
     (body,) = [json.loads(b) for (b,) in db.execute_sql("SELECT body FROM webhook_event WHERE type = 'lead.handoff'")]
     assert body["reason"] == "Позовите человека" and body["lead"]["id"] == Lead.get(Lead.telegram_id == 101).id
+
+
+def test_the_topic_says_who_gave_the_lead_back_or_that_the_time_ran_out(db, run):
+    from salesbot.inbox import Inbox, InboxConfig
+    from salesbot.store import leads
+    from tests.engine_fakes import CALENDAR, RecordingTransport, make_outbox
+
+    def topic_lines():
+        return [r.text for r in Row.select().where(Row.kind == "staff").order_by(Row.id)]
+
+    inbox = Inbox(make_outbox(RecordingTransport()), InboxConfig(calendar=CALENDAR, staff_chat=-1001987654321))
+    given_back, expired = make_lead(first_name="Анна"), make_lead(first_name="Борис")
+    now = datetime.now(UTC)
+    for lead in (given_back, expired):
+        leads.take_over(lead.id, 555, now - timedelta(hours=13), now - timedelta(minutes=1) if lead is expired
+                        else now + timedelta(hours=1))
+    run("leads", "release", str(given_back.id))
+    asyncio.run(inbox.tick())
+    assert sorted(topic_lines()) == ["🤖 Время ручного режима истекло: диалог снова ведёт бот.",
+                                     "🤖 Менеджер (из терминала) вернул(а) диалог боту."]

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from salesbot import runtime
+from salesbot import runtime, texts
 from salesbot.cli.common import SQLITE_MAX, settings
 from salesbot.cli.records import leads_app
 from salesbot.cli.render import err, out
@@ -62,7 +62,7 @@ def leads_reply(
 def leads_takeover(lead_id: LeadId) -> None:
     """Pause the bot for one lead: their messages are stored (and shown in the staff group), not answered."""
     loaded, _, inbox = _inbox(lead_id)
-    inbox.take_over(lead_id, None, "менеджер (терминал)")
+    inbox.take_over(lead_id, None, texts.TERMINAL_STAFF)
     out.print(f"The bot pauses for lead {lead_id} until `salesbot leads release {lead_id}` "
               f"(or {loaded.takeover_hours:g} h without a staff message).")
 

@@ -237,7 +237,9 @@ class Inbox:
         are alerted once more."""
         now = self.now()
         for lead_id in leads.takeovers_ended(now):
-            await self.release(lead_id, "", expired=True)
+            state = leads.inbox_state(lead_id)
+            by_terminal = state is not None and state.takeover_by == leads.RELEASED_FROM_TERMINAL
+            await self.release(lead_id, texts.TERMINAL_STAFF, expired=not by_terminal)
         for state in leads.handoffs_waiting():
             if state.handoff_alerts >= 2 or working_time(state.handoff_at, now, self.config.calendar) < HANDOFF_REPEAT:
                 continue

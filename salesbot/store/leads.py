@@ -631,11 +631,15 @@ def release(lead_id: int) -> bool:
     return cursor.rowcount == 1
 
 
+RELEASED_FROM_TERMINAL = 0  # takeover_by while `leads release` waits for serve to give the lead back
+
+
 def end_takeover(lead_id: int, now: datetime) -> None:
-    """The takeover ends now: serve's periodic check (inbox.tick) gives the lead back and answers them."""
+    """`leads release`: the takeover ends now; serve's periodic check (inbox.tick) gives the lead back
+    and answers them (takeover_by 0 says who ended it, until then)."""
     with db.atomic():
-        db.execute_sql("UPDATE lead SET takeover_until = ? WHERE id = ? AND takeover_until > ?",
-                       (stamp(now), lead_id, stamp(now)))
+        db.execute_sql("UPDATE lead SET takeover_until = ?, takeover_by = ? WHERE id = ? AND takeover_until > ?",
+                       (stamp(now), RELEASED_FROM_TERMINAL, lead_id, stamp(now)))
 
 
 def start_handoff(lead_id: int, at: datetime, until: datetime, reason: str = "") -> None:
