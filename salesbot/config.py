@@ -175,6 +175,15 @@ def _ids(name: str, value: str) -> tuple[int, ...]:
     return tuple(ids)
 
 
+def _staff_chat(name: str, value: str) -> int:
+    """A supergroup's id as the Bot API writes it: -100 followed by the channel id."""
+    text = value.strip()
+    if not re.fullmatch(r"-100\d{5,}", text):
+        raise ConfigError(f"{name}: expected the staff group's id, which starts with -100 (like -1001234567890), "
+                          f"got {quoted(value)}; see the README on finding it")
+    return int(text)
+
+
 def _lead_times(name: str, value: str) -> tuple[timedelta, ...]:
     """`24h,2h` (also `30m`, `1d`) → how long before a meeting each reminder goes, longest first;
     `off` for none."""
@@ -216,7 +225,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("SALESBOT_MODEL", DEFAULT_MODEL, "Conversation model."),
     Option("SALESBOT_FAST_MODEL", DEFAULT_FAST_MODEL, "Cheap model for the parse-time fallback."),
     Option("SALESBOT_PROMPT_FILE", None, "The business's system prompt (UTF-8 text). Default: the packaged example."),
-    Option("SALESBOT_MANAGER_IDS", "", "Telegram user ids told about booked meetings, comma-separated.", _ids),
+    Option("SALESBOT_MANAGER_IDS", "", "Telegram user ids of staff, comma-separated: told about bookings and "
+           "handoffs, mentioned in the staff group's alerts; never treated as leads.", _ids),
+    Option("SALESBOT_STAFF_CHAT", None, "The staff group: a forum supergroup's id (`-100…`) where each lead gets a "
+           "topic and staff take over. The bot must be its admin with the right to manage topics.", _staff_chat),
+    Option("SALESBOT_TAKEOVER_HOURS", "12", "A takeover ends by itself this many hours after the last staff message.",
+           lambda n, v: _float(n, v, 0.1, 24 * 30)),
     Option("SALESBOT_LLM_TIMEOUT", "30", "Seconds (wall clock) one Claude request may take before it is retried; "
            "a whole call, retries included, gets twice this, so a lead hears back within 2x this.",
            lambda n, v: _float(n, v, 1, 600)),
@@ -378,6 +392,14 @@ class Settings:
     @cached_property
     def manager_ids(self) -> tuple[int, ...]:
         return self.typed("SALESBOT_MANAGER_IDS")
+
+    @cached_property
+    def staff_chat(self) -> int | None:
+        return self.typed("SALESBOT_STAFF_CHAT")
+
+    @cached_property
+    def takeover_hours(self) -> float:
+        return self.typed("SALESBOT_TAKEOVER_HOURS")
 
     @cached_property
     def llm_timeout(self) -> float:

@@ -27,11 +27,11 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from salesbot import texts
 from salesbot.store import db, leads, outbox, stamp
-from salesbot.store.outbox import Key, Row, random_id
+from salesbot.store.outbox import STAFF, Key, Row, StaffRow, random_id
 from salesbot.transport import BotUnauthorized, Keyboard, Peer, SendError, Transport
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ BACKOFF = (2.0, 10.0, 30.0, 60.0)  # seconds before attempts 2, 3, 4, 5
 POLL_SECONDS = 5.0  # how often a running `serve` looks for rows queued by another process (the sweep)
 WEBHOOKS: Key = ("webhooks", 0)  # the background task delivering webhook events (salesbot/webhooks.py)
 RATE = 28.0  # messages a second for the whole bot, under Telegram's ~30 (core.telegram.org/bots/faq)
-PRIORITY = {"reply": 0, "notice": 0, "reminder": 1}
+PRIORITY = {"reply": 0, "notice": 0, "reminder": 1, "staff": 2}
 
 
 
@@ -98,10 +98,38 @@ def queue_to_lead(lead_id: int, text: str, now: datetime, buttons: Keyboard | No
     return ids
 
 
-def queue_to_chat(chat_id: int, text: str, now: datetime) -> list[int]:
+def queue_to_chat(chat_id: int, text: str, now: datetime, buttons: Keyboard | None = None) -> list[int]:
     """Queue a notice to a manager (no conversation of ours to store it in)."""
+    pieces = split_text(text)
     with db.atomic():
-        return [outbox.insert(None, chat_id, None, "notice", piece, None, now) for piece in split_text(text)]
+        return [outbox.insert(None, chat_id, None, "notice", piece, buttons if n == len(pieces) else None, now)
+                for n, piece in enumerate(pieces, start=1)]
+
+
+def queue_message(lead_id: int, message_id: int, text: str, now: datetime) -> list[int]:
+    """Queue a stored message to the lead (a person's words, salesbot/inbox): its pieces, each tied to it."""
+    with db.atomic():
+        return [outbox.insert(lead_id, None, message_id, "reply", piece, None, now) for piece in split_text(text)]
+
+
+def queue_staff(lead_id: int, text: str, now: datetime, buttons: Keyboard | None = None,
+                forward_id: int | None = None) -> list[int]:
+    """Queue a line for the lead's topic in the staff group (a forward of the lead's message when
+    `forward_id` is given; `text` then says what it is)."""
+    pieces = split_text(text) or ([texts.MEDIA_OTHER] if forward_id else [])
+    with db.atomic():
+        return [outbox.insert(lead_id, None, None, "staff", piece, buttons if n == len(pieces) else None, now,
+                              forward_id=forward_id if n == len(pieces) else None)
+                for n, piece in enumerate(pieces, start=1)]
+
+
+def queued_staff(now: datetime) -> list[StaffRow]:
+    return outbox.queued_staff(now)
+
+
+def next_staff_due() -> datetime | None:
+    value = outbox.next_staff_due()
+    return datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
 
 
 
@@ -143,6 +171,16 @@ class Pacer:
 # --- the deliverer -----------------------------------------------------------------------------------
 
 
+class StaffQueue(Protocol):
+    """The staff inbox as the outbox sees it (salesbot/inbox/inbox.py)."""
+
+    async def deliver(self) -> None: ...
+
+    def sent(self, row: Row) -> None: ...
+
+    def failed(self, row: Row, reason: str, unreachable: bool) -> None: ...
+
+
 class Outbox:
     """Queues and delivers. `deliver(key)` sends a chat's due rows now (the engine calls it right after
     queueing, so a reply goes out at once); `run()` is the background loop of `serve` that picks up
@@ -164,6 +202,9 @@ class Outbox:
         self._tasks: dict[Key, asyncio.Task] = {}  # retries and background deliveries, one per chat
         self.stopped: BotUnauthorized | None = None
         self.webhooks: Any = None  # a salesbot.webhooks.WebhookSender when SALESBOT_WEBHOOK_URL is set
+        # The staff inbox (salesbot/inbox), when a staff group is set: it delivers the STAFF queue,
+        # and hears of every message to a lead that went out or failed (to mirror it in the topic).
+        self.staff: StaffQueue | None = None
 
     # -- queueing --
 
@@ -181,6 +222,10 @@ class Outbox:
         """Send the chat's queued rows, oldest first, while they are due; schedule a retry for the first
         that must wait (a later row never overtakes it)."""
         if self.stopped is not None:
+            return
+        if key == STAFF:  # the group's own pace and topics; without a staff group the posts wait
+            if self.staff is not None:
+                await self.staff.deliver()
             return
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -218,7 +263,10 @@ class Outbox:
             return False
         except SendError as exc:
             return self._on_error(row, exc)
-        outbox.mark_sent(row, telegram_id, self.now())
+        with db.atomic():  # the topic's line is queued with the row's new state, or neither
+            outbox.mark_sent(row, telegram_id, self.now())
+            if self.staff is not None and row.lead_id is not None:
+                self.staff.sent(row)
         return True
 
     def _reminder_dropped(self, row: Row) -> bool:
@@ -255,7 +303,10 @@ class Outbox:
 
     def _give_up(self, row: Row, exc: SendError) -> None:
         log.warning("message %s to %s not delivered: %s", row.id, _who(row), exc.reason)
-        outbox.mark_failed(row, exc.reason)
+        with db.atomic():
+            outbox.mark_failed(row, exc.reason)
+            if self.staff is not None and row.lead_id is not None:
+                self.staff.failed(row, exc.reason, exc.unreachable)
         if row.lead_id is None:
             return  # a notice to a manager: the log is all that is left
         if exc.unreachable:

@@ -148,6 +148,7 @@ NOT_DUE = {  # why a lead who may be reminded is not due now, in the order they 
     "opted_out": "opted out (/stop, or unreachable)",
     "has_meeting": "has a meeting",
     "reminder_queued": "a reminder waits for serve to send it",
+    "taken_over": "a person has the conversation (salesbot/inbox: takeover or handoff)",
     "owed_answer": "we owe them an answer (unanswered, or our reply not delivered)",
     "lead_spoke_last": "the lead spoke last",
     "not_silent_long_enough": "not silent long enough",
@@ -210,12 +211,14 @@ _SILENT = ("((l.follow_up_count = 0 AND l.last_message_at <= :first)"
 _MEETING = ("EXISTS (SELECT 1 FROM meeting AS m INDEXED BY meeting_lead WHERE m.lead_id = l.id"
             " AND ((m.status = 'booked' AND m.starts_at >= :now) OR (l.status = 'hot' AND m.status != 'cancelled')))")
 _UNANSWERED = "EXISTS (SELECT 1 FROM message AS u WHERE u.lead_id = l.id AND u.unanswered = 1)"
-_LAST_SPEAKER = "(SELECT x.role FROM message AS x WHERE x.lead_id = l.id ORDER BY x.id DESC LIMIT 1)"
+_LAST_SPEAKER = ("(SELECT x.role FROM message AS x WHERE x.lead_id = l.id AND x.role != 'note'"
+                 " ORDER BY x.id DESC LIMIT 1)")  # staff's internal notes are not conversation
+_TAKEN_OVER = "coalesce(l.takeover_until > :now, 0)"  # a person has the lead: reminders wait
 _LAST_OUTBOX = "(SELECT o.state || ' ' || o.kind FROM outbox AS o WHERE o.lead_id = l.id ORDER BY o.id DESC LIMIT 1)"
 
-_DUE_WHERE = f"""{_MAY_REMIND} AND l.opted_out = 0 AND {_SILENT}
+_DUE_WHERE = f"""{_MAY_REMIND} AND l.opted_out = 0 AND {_SILENT} AND NOT {_TAKEN_OVER}
   AND NOT {_MEETING} AND coalesce({_LAST_OUTBOX}, 'sent none') LIKE 'sent %' AND NOT {_UNANSWERED}
-  AND {_LAST_SPEAKER} = 'bot'"""
+  AND {_LAST_SPEAKER} IN ('bot', 'manager')"""
 _DUE_SQL = f"""
 SELECT l.id, l.telegram_id, l.first_name, l.username, l.follow_up_count, l.last_message_at, l.status,
   l.status = 'hot' AND EXISTS (SELECT 1 FROM meeting AS c INDEXED BY meeting_lead WHERE c.lead_id = l.id
@@ -235,8 +238,9 @@ SELECT reason, follow_up_count, count(*), min(since) FROM (
       WHEN l.opted_out THEN 'opted_out'
       WHEN {_MEETING} THEN 'has_meeting'
       WHEN {_LAST_OUTBOX} = 'queued reminder' THEN 'reminder_queued'
+      WHEN {_TAKEN_OVER} THEN 'taken_over'
       WHEN coalesce({_LAST_OUTBOX}, 'sent none') NOT LIKE 'sent %' OR {_UNANSWERED} THEN 'owed_answer'
-      WHEN coalesce({_LAST_SPEAKER}, 'lead') != 'bot' THEN 'lead_spoke_last'
+      WHEN coalesce({_LAST_SPEAKER}, 'lead') NOT IN ('bot', 'manager') THEN 'lead_spoke_last'
       WHEN NOT coalesce({_SILENT}, 0) THEN 'not_silent_long_enough'
       ELSE 'due' END AS reason,
     l.follow_up_count AS follow_up_count,

@@ -207,6 +207,14 @@ def fallback_client(settings: Settings) -> ClaudeClient | None:
     return claude_client(settings)
 
 
+def inbox_config(settings: Settings, cal: Calendar | None = None):
+    """The staff inbox's settings: the staff group, the managers, how long a takeover lasts."""
+    from salesbot.inbox import InboxConfig
+
+    return InboxConfig(calendar=cal or calendar(settings), staff_chat=settings.staff_chat,
+                       manager_ids=settings.manager_ids, takeover=timedelta(hours=settings.takeover_hours))
+
+
 def use_texts(settings: Settings) -> None:
     """The bot's words for this process: the packaged texts with SALESBOT_TEXTS_FILE's overrides, and
     the consultation's length from SALESBOT_SLOT_MINUTES."""
@@ -221,6 +229,7 @@ def check_serve(settings: Settings) -> None:
     settings.require(*TELEGRAM_KEYS, *CLAUDE_KEYS)
     load_prompt(settings)
     dialogue_config(settings)
+    inbox_config(settings)
     use_texts(settings)
 
 
@@ -248,9 +257,11 @@ def serve(settings: Settings) -> None:
                 outbox.webhooks = webhook_sender(settings)
                 from salesbot.claude.dialogue import ClaudeDialogue
                 from salesbot.dialogue import Dialogue
+                from salesbot.inbox import Inbox
 
+                inbox = Inbox(outbox, inbox_config(settings, cal))
                 return Dialogue(ClaudeDialogue(claude, prompt), transport, dialogue_config(settings, cal),
-                                outbox=outbox), outbox
+                                outbox=outbox, inbox=inbox), outbox
 
             feeds = None
             if cal.busy is not None:  # in the background: a lead never waits for a calendar server

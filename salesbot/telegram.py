@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
+import re
 import signal
 import sqlite3
 from collections.abc import Callable
@@ -24,7 +26,15 @@ from salesbot import links, texts
 from salesbot.delivery import Outbox
 from salesbot.dialogue import Dialogue, Incoming, Sender
 from salesbot.errors import BotUnauthorizedError, SalesbotError
-from salesbot.transport import BotUnauthorized, Keyboard, Peer, SendError
+from salesbot.transport import (
+    BotUnauthorized,
+    GroupUnavailable,
+    Keyboard,
+    Peer,
+    SendError,
+    TopicClosed,
+    TopicGone,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +134,118 @@ class TelethonTransport:
             log.info("could not answer a button press: %s", exc)
 
 
+# The staff group takes no posts until staff fix it (salesbot/inbox/poster.py names each cause).
+GROUP_CAUSES = {errors.ChatAdminRequiredError: "CHAT_ADMIN_REQUIRED", errors.ChannelPrivateError: "CHANNEL_PRIVATE",
+                errors.ChannelInvalidError: "CHANNEL_INVALID", errors.ChatWriteForbiddenError: "CHAT_WRITE_FORBIDDEN",
+                errors.ChannelForumMissingError: "CHANNEL_FORUM_MISSING"}
+MENTION = re.compile(r"\[\[@(\d+)\]\]")  # salesbot/inbox/inbox.py MENTION
+
+
+class StaffGroupTransport:
+    """inbox's StaffTransport over the same client: forum topics of the staff supergroup
+    (core.telegram.org/api/forum). Errors become what the poster acts on."""
+
+    def __init__(self, client: TelegramClient) -> None:
+        self.client = client
+
+    async def _channel(self, chat_id: int) -> types.TypeInputPeer:
+        try:
+            return await self.client.get_input_entity(types.PeerChannel(utils_channel_id(chat_id)))
+        except errors.RPCError as exc:
+            raise self._error(exc) from None
+        except ValueError:  # unknown to the session and to Telegram
+            raise GroupUnavailable("CHANNEL_INVALID") from None
+
+    async def _call(self, request) -> Any:
+        try:
+            return await self.client(request)
+        except errors.FloodWaitError as exc:
+            self.client._flood_waited_requests.pop(request.CONSTRUCTOR_ID, None)  # this group's wait alone
+            raise SendError(f"flood wait {exc.seconds} s", retry_after=float(exc.seconds)) from None
+        except UNAUTHORIZED as exc:
+            raise BotUnauthorized(type(exc).__name__) from None
+        except errors.RPCError as exc:
+            raise self._error(exc) from None
+        except (TimeoutError, ConnectionError, OSError, ValueError) as exc:
+            raise SendError(f"{type(exc).__name__}: {exc}") from None
+
+    @staticmethod
+    def _error(exc: errors.RPCError) -> Exception:
+        for kind, cause in GROUP_CAUSES.items():
+            if isinstance(exc, kind):
+                return GroupUnavailable(cause)
+        message = getattr(exc, "message", "") or type(exc).__name__
+        if isinstance(exc, errors.TopicDeletedError) or message in ("TOPIC_DELETED", "TOPIC_ID_INVALID"):
+            return TopicGone(message)
+        if message == "TOPIC_CLOSED":
+            return TopicClosed(message)
+        if isinstance(exc, REJECTED):
+            return SendError(type(exc).__name__, rejected=True)
+        return SendError(message)
+
+    async def create_topic(self, chat_id: int, title: str, random_id: int) -> int:
+        result = await self._call(functions.messages.CreateForumTopicRequest(
+            peer=await self._channel(chat_id), title=title, random_id=random_id))
+        topic = sent_message_id(result, random_id)
+        if topic is None:
+            raise SendError("createForumTopic returned no topic")
+        return topic
+
+    async def post(self, chat_id: int, topic_id: int, text: str, buttons: Keyboard | None,
+                   random_id: int) -> int | None:
+        text, entities = await self._mentions(text)
+        result = await self._call(functions.messages.SendMessageRequest(
+            peer=await self._channel(chat_id), message=text, random_id=random_id, no_webpage=True,
+            reply_to=types.InputReplyToMessage(reply_to_msg_id=topic_id, top_msg_id=topic_id),
+            reply_markup=inline_markup(buttons) if buttons else None, entities=entities or None))
+        return sent_message_id(result, random_id)
+
+    async def forward(self, chat_id: int, topic_id: int, peer: Peer, message_id: int, random_id: int) -> int | None:
+        result = await self._call(functions.messages.ForwardMessagesRequest(
+            from_peer=input_peer(peer), id=[message_id], random_id=[random_id], to_peer=await self._channel(chat_id),
+            top_msg_id=topic_id))
+        return sent_message_id(result, random_id)
+
+    async def reopen_topic(self, chat_id: int, topic_id: int) -> None:
+        await self._call(functions.messages.EditForumTopicRequest(peer=await self._channel(chat_id), topic_id=topic_id,
+                                                                  closed=False))
+
+    async def _mentions(self, text: str) -> tuple[str, list]:
+        """[[@id]] → a mention of that manager (a notification on their phone): the label
+        texts.MENTION with a mention-name entity (core.telegram.org/api/mentions)."""
+        out, entities, last = [], [], 0
+        for match in MENTION.finditer(text):
+            out.append(text[last:match.start()])
+            last = match.end()
+            label = texts.MENTION
+            try:
+                user = await self.client.get_input_entity(types.PeerUser(int(match[1])))
+            except (ValueError, TypeError, errors.RPCError):
+                out.append(label)
+                continue
+            offset = sum(len(piece.encode("utf-16-le")) // 2 for piece in out)
+            out.append(label)
+            entities.append(types.InputMessageEntityMentionName(
+                offset=offset, length=len(label.encode("utf-16-le")) // 2,
+                user_id=types.InputUser(user.user_id, user.access_hash)))
+        out.append(text[last:])
+        return "".join(out), entities
+
+
+def utils_channel_id(chat_id: int) -> int:
+    """-1001234567890 (the Bot API's way, SALESBOT_STAFF_CHAT) → 1234567890 (MTProto's channel id)."""
+    return -chat_id - 1_000_000_000_000 if chat_id < -1_000_000_000_000 else abs(chat_id)
+
+
+def topic_of(message: Any) -> int | None:
+    """The forum topic a group message is in (core.telegram.org/api/forum#forum-topics): the reply
+    header's top id when the message answers another one in the topic, else the id it replies to."""
+    header = getattr(message, "reply_to", None)
+    if header is None or not getattr(header, "forum_topic", False):
+        return None
+    return header.reply_to_top_id or header.reply_to_msg_id
+
+
 def media_kind(message: Any) -> str | None:
     if message.media is None:
         return None
@@ -161,11 +283,24 @@ class BotHandlers:
             self.running.add(task)
             task.add_done_callback(self.running.discard)
 
+    def _staff_chat(self, event: Any) -> bool:
+        chat = self.engine.inbox.config.staff_chat
+        return chat is not None and not event.is_private and event.chat_id == chat
+
     async def on_message(self, event: Any) -> None:
         if getattr(event.sender, "bot", False):
             return
         self._track()
         message = event.message
+        if self._staff_chat(event):  # a staff member in the group: for a lead, a note, or staff talk
+            sender = sender_of(event)
+            who = sender.first_name or (f"@{sender.username}" if sender.username else str(sender.telegram_id))
+            await self.engine.desk.topic_message(topic_of(message), event.sender_id, who, message.message or "",
+                                                 media_kind(message) is not None)
+            return
+        if event.is_private and self.engine.inbox.is_staff(event.sender_id):  # a manager: never a lead or Claude
+            await self.engine.desk.private(event.sender_id, message.message or "")
+            return
         await self.engine.handle(Incoming(
             sender=sender_of(event),
             text=message.message or "",
@@ -180,6 +315,9 @@ class BotHandlers:
         self._track()
         incoming = Incoming(sender=sender_of(event), button=event.data.decode("utf-8", errors="replace"),
                             private=event.is_private, button_message_id=event.message_id)
+        if self._staff_chat(event) or (incoming.private and self.engine.inbox.is_staff(event.sender_id)):
+            await self._staff_press(event, incoming)
+            return
         try:
             verdict = self.engine.press(incoming) if incoming.private else "stale"
         except SalesbotError as exc:  # the database: act on the press, the engine has its own safety net
@@ -191,6 +329,28 @@ class BotHandlers:
         await self.transport.remove_buttons(Peer(user_id=event.sender_id,
                                                  access_hash=incoming.sender.access_hash), event.message_id)
         await self.engine.handle(incoming)
+
+
+    async def _staff_press(self, event: Any, incoming: Incoming) -> None:
+        """A card's button in the group, or a manager's in private: the toast says what happened."""
+        sender, desk = incoming.sender, self.engine.desk
+        who = sender.first_name or (f"@{sender.username}" if sender.username else str(sender.telegram_id))
+        try:
+            if incoming.private:
+                toast = await desk.private_button(event.sender_id, incoming.button or "")
+            else:
+                toast = await desk.group_button(incoming.button or "", event.sender_id, who)
+        except SalesbotError as exc:
+            log.warning("could not act on a staff button: %s", exc)
+            toast = texts.STALE_TOAST
+        await self.transport.answer_callback(event.query.query_id, toast)
+
+    async def on_group_changed(self, event: Any) -> None:
+        """updateChannel: the bot's rights or membership in the staff group may have changed; posts
+        that wait are tried now (core.telegram.org/constructor/updateChannel)."""
+        poster = self.engine.inbox.poster
+        if poster is not None and getattr(event, "channel_id", None) == utils_channel_id(poster.chat_id):
+            poster.kick()
 
 
 def make_client(settings, session: str) -> TelegramClient:
@@ -233,6 +393,33 @@ async def login(client: TelegramClient, token: str, sleep: Callable = asyncio.sl
                                 "(a proxy or firewall in the way?)") from None
 
 
+def catch_up_staff_group(client: TelegramClient, staff_chat: int | None) -> None:
+    """Staff messages written while serve was down: `catch_up` fetches the account's own updates; a
+    channel's (the staff group's) are fetched when Telegram flags them with updateChannelTooLong, or
+    else only after 15 minutes without updates (telethon/_updates/messagebox.py, NO_UPDATES_TIMEOUT).
+    Flag the group ourselves, the way `catch_up` flags the account (client/updates.py puts
+    UpdatesTooLong on the same queue): Telethon then asks getChannelDifference from the pts its
+    session saved. Nothing happens for a group the session has not seen yet."""
+    if staff_chat is None:
+        return
+    flag = types.UpdateChannelTooLong(channel_id=utils_channel_id(staff_chat))
+    client._updates_queue.put_nowait(types.UpdateShort(update=flag, date=datetime.datetime.now(datetime.UTC)))
+
+
+def staff_group(engine: Dialogue, outbox: Outbox, client: TelegramClient) -> None:
+    """With SALESBOT_STAFF_CHAT: the group's poster, on this client, paced after every lead's message."""
+    from salesbot.delivery import PRIORITY
+    from salesbot.inbox import GroupPoster
+
+    inbox = engine.inbox
+    if inbox.config.staff_chat is None:
+        return
+    inbox.poster = GroupPoster(StaffGroupTransport(client), inbox.config.staff_chat, card=engine.desk.card,
+                               title=engine.desk.title, peer=engine.desk.peer, now=outbox.now,
+                               sleep=lambda seconds: outbox.sleep(seconds),
+                               turn=lambda: outbox.pacer.turn(PRIORITY["staff"]))
+
+
 async def serve(settings, build: Callable[[TelethonTransport], tuple[Dialogue, Outbox]],
                 pending: Callable[[], list[int]], heartbeat: Callable[[], None] | None = None) -> None:
     """Run the bot until SIGINT/SIGTERM. `build(transport)` makes the engine and its outbox; `pending()`
@@ -245,9 +432,11 @@ async def serve(settings, build: Callable[[TelethonTransport], tuple[Dialogue, O
     engine, outbox = build(transport)
     unauthorized = asyncio.Event()
     outbox.on_unauthorized = lambda exc: unauthorized.set()
+    staff_group(engine, outbox, client)
     handlers = BotHandlers(engine, transport)
     client.add_event_handler(handlers.on_message, events.NewMessage(incoming=True))
     client.add_event_handler(handlers.on_callback, events.CallbackQuery())
+    client.add_event_handler(handlers.on_group_changed, events.Raw(types.UpdateChannel))
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -262,7 +451,9 @@ async def serve(settings, build: Callable[[TelethonTransport], tuple[Dialogue, O
         me = await client.get_me()
         log.info("serving as @%s; Ctrl-C or SIGTERM to stop", getattr(me, "username", "?"))
         links.remember_bot(settings.home, getattr(me, "username", None))  # for `salesbot links`
+        catch_up_staff_group(client, engine.inbox.config.staff_chat)
         poller = loop.create_task(outbox.run(heartbeat))
+        ticker = loop.create_task(engine.inbox.run(lambda seconds: outbox.sleep(seconds)))  # takeovers, handoffs
         for lead_id in pending():  # messages stored but never answered (a restart in the middle)
             resumes.append(loop.create_task(engine.resume(lead_id)))
         connection = loop.create_task(client.run_until_disconnected())
@@ -272,6 +463,7 @@ async def serve(settings, build: Callable[[TelethonTransport], tuple[Dialogue, O
         failure = connection.exception() if connection.done() and not connection.cancelled() else None
         for task in (stop, refused):
             task.cancel()
+        ticker.cancel()
         await _stop(engine, handlers, outbox, poller, resumes, client)
         connection.cancel()
         await asyncio.gather(connection, return_exceptions=True)
@@ -303,5 +495,6 @@ async def _stop(engine: Dialogue, handlers: BotHandlers, outbox: Outbox, poller:
                         len(late))
             await asyncio.gather(*late, return_exceptions=True)
     await asyncio.gather(poller, return_exceptions=True)
+    await engine.inbox.close()
     await outbox.close()
     await client.disconnect()

@@ -452,3 +452,92 @@ def configure(overrides: dict[str, str] | None = None, slot_minutes: int = 60) -
     _slot_minutes = slot_minutes
     for key, attr in OVERRIDABLE.items():
         globals()[attr] = (overrides or {}).get(key, _PACKAGED[attr])
+
+
+# --- the staff inbox (salesbot/inbox): the group's topics, takeover, handoff, staff in private ------
+# Staff read these on a phone: short lines, no terminal commands.
+
+HANDOFF_SOON = "Передаю ваш вопрос менеджеру — он ответит здесь же в ближайшее время."
+HANDOFF_LATER = "Передаю ваш вопрос менеджеру. Сейчас мы не работаем — менеджер ответит здесь же {when}."
+BOT_BACK = "Снова на связи бот-ассистент. Если остались вопросы — пишите!"  # not sent: for the topic only
+LEAD_LINE = "👤 {text}"  # the lead's words in the topic
+BOT_LINE = "🤖 {text}"  # the bot's words to the lead, in the topic
+TERMINAL_LINE = "💬 Менеджер (из терминала): {text}"
+TERMINAL_STAFF = "менеджер (из терминала)"  # who took over or gave back, from `salesbot leads …`
+BUTTONS_LINE = "   [кнопки: {labels}]"
+NOTE_SAVED = "📝 Заметка сохранена (клиент её не видит)."
+STAFF_BUTTON_TAKE = "✋ Взять диалог"
+STAFF_BUTTON_RELEASE = "🤖 Вернуть боту"
+STAFF_BUTTON_COLD = "❄️ Холодный"
+STAFF_BUTTON_DONE = "✅ Состоялась"
+STAFF_BUTTON_NO_SHOW = "🚫 Не пришёл"
+STAFF_HELP = (
+    "Вы менеджер: я не веду с вами диалог как с клиентом.\n"
+    "/today — встречи на сегодня\n"
+    "/hot — горячие клиенты без встречи\n"
+    "Сюда приходят уведомления о записях и просьбах позвать человека."
+)
+STAFF_NO_MEETINGS = "Сегодня встреч нет."
+STAFF_NO_HOT = "Горячих клиентов без встречи нет."
+STAFF_TOPIC_HELP = ("Это тема клиента. Напишите сообщение — бот передаст его клиенту и замолчит. "
+                    "/note текст — заметка для команды, /bot — вернуть диалог боту.")
+STAFF_UNKNOWN_TOPIC = "Не нашёл клиента этой темы: писать клиентам можно только в их темах."
+STAFF_MEDIA_UNSUPPORTED = "Пока передаю клиенту только текст — опишите словами или пришлите ссылку."
+
+
+def lead_topic_title(first_name: str | None, username: str | None, lead_id: int) -> str:
+    # Telegram caps a topic title at 128 characters (api/forum)
+    return (_lead_for_managers(first_name, lead_id, username) + f" · #{lead_id}")[:128]
+
+
+def lead_card(first_name: str | None, username: str | None, lead_id: int, status: str, source: str | None,
+              meeting: str | None, summary: str | None, takeover: bool) -> str:
+    lines = [f"🪪 {_lead_for_managers(first_name, lead_id, username)} · #{lead_id}",
+             f"Статус: {STATUS_WORDS.get(status, status)}" + (" · ведёт менеджер" if takeover else "")]
+    if source:
+        lines.append(f"Источник: {source}")
+    lines.append(f"Встреча: {meeting}" if meeting else "Встречи нет")
+    if summary:
+        lines.append(f"Кратко: {quote(summary)}")
+    return "\n".join(lines)
+
+
+STATUS_WORDS = {"new": "новый", "warm": "тёплый", "hot": "горячий", "cold": "холодный", "lost": "отказ"}
+
+
+def handoff_later(when: str) -> str:
+    return HANDOFF_LATER.format(when=when)
+
+
+def handoff_alert(mentions: str, first_name: str | None, lead_id: int, username: str | None, reason: str,
+                  repeat: bool = False) -> str:
+    who = _lead_for_managers(first_name, lead_id, username)
+    head = "🔔 Напоминаю: клиент всё ещё ждёт человека" if repeat else "🔔 Клиент просит человека"
+    return f"{head}: {who}\n{quote(reason)}" + (f"\n{mentions}" if mentions else "")
+
+
+def media_alert(first_name: str | None, lead_id: int, username: str | None, label: str) -> str:
+    who = _lead_for_managers(first_name, lead_id, username)
+    return f"📎 {who} прислал(а) {label} — бот не может это прочитать, посмотрите сами."
+
+
+def taken_over(by: str) -> str:
+    return f"✋ Диалог ведёт {by}: бот молчит, пока вы не вернёте его (/bot) или не пройдёт время."
+
+
+def released(by: str, expired: bool = False) -> str:
+    return "🤖 Время ручного режима истекло: диалог снова ведёт бот." if expired else \
+        f"🤖 {by[:1].upper()}{by[1:]} вернул(а) диалог боту."
+
+
+def undelivered_in_topic(reason: str) -> str:
+    return f"⚠️ Не доставлено клиенту: {reason}. Похоже, клиент заблокировал бота или удалил аккаунт."
+
+
+def staff_meeting_line(when: str, first_name: str | None, lead_id: int, username: str | None) -> str:
+    return f"{when} — {_lead_for_managers(first_name, lead_id, username)}"
+
+
+def marked_cold(by: str) -> str:
+    return f"❄️ {by} отметил(а) клиента холодным: напоминаний не будет."
+MENTION = "менеджер"  # how a mentioned manager is named in a staff alert (the mention notifies them)

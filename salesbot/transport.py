@@ -68,3 +68,43 @@ class SendError(Exception):
 class BotUnauthorized(Exception):
     """Telegram no longer accepts the bot itself (token revoked, session ended, bot deleted): nothing
     can be sent until an operator acts, and no lead is to blame."""
+
+
+# --- the staff group (salesbot/inbox) -----------------------------------------------------------------
+
+
+class GroupUnavailable(Exception):
+    """The staff group takes no posts now, for a reason staff must fix (`cause` is Telegram's error:
+    CHAT_ADMIN_REQUIRED — the bot may not manage topics, CHANNEL_PRIVATE — it is not in the group,
+    CHAT_WRITE_FORBIDDEN, CHANNEL_FORUM_MISSING — topics are off)."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+class TopicGone(Exception):
+    """The topic was deleted (TOPIC_DELETED): a new one is opened."""
+
+
+class TopicClosed(Exception):
+    """Staff closed the topic (TOPIC_CLOSED): the bot reopens it to post."""
+
+
+class StaffTransport(Protocol):
+    """Posts into the forum topics of the staff group (`chat_id` is its -100… id)."""
+
+    async def create_topic(self, chat_id: int, title: str, random_id: int) -> int:
+        """Open a topic; its id."""
+        ...
+
+    async def post(self, chat_id: int, topic_id: int, text: str, buttons: Keyboard | None,
+                   random_id: int) -> int | None:
+        ...
+
+    async def forward(self, chat_id: int, topic_id: int, peer: Peer, message_id: int, random_id: int) -> int | None:
+        """Forward a lead's message (its id in the lead's chat) into the topic as it is."""
+        ...
+
+    async def reopen_topic(self, chat_id: int, topic_id: int) -> None:
+        ...

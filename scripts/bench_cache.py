@@ -96,7 +96,7 @@ def responder(body: dict[str, Any]) -> Reply:
     lead = body["messages"][0]["content"][0]["text"].rsplit("лид ", 1)[-1].split(".")[0]
     text = BOT_REPLIES[min(turn, len(BOT_REPLIES) - 1)] + f" (№{lead})"
     return Reply(json.dumps({"status": "warm", "offer_meeting": turn == 6, "meeting_action": "none", "summary": "",
-                             "proposed_time": "", "reply": text}, ensure_ascii=False))
+                             "proposed_time": "", "handoff": False, "reply": text}, ensure_ascii=False))
 
 
 async def run(layout: str, pace: float, conversations: int, model: str, prompt: str, isolated: bool) -> list[Tokens]:

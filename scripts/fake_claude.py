@@ -454,7 +454,7 @@ def demo_responder(body: dict[str, Any]) -> Action:
 
         text, status, offer = demo_reply(sum(1 for m in body.get("messages", []) if m["role"] == "user"))
         return Reply(json.dumps({"status": status, "offer_meeting": offer, "meeting_action": "none", "summary": "",
-                                 "proposed_time": "", "reply": text}, ensure_ascii=False))
+                                 "proposed_time": "", "handoff": False, "reply": text}, ensure_ascii=False))
     if "kind" in properties or "date" in properties:
         return Reply(json.dumps({"kind": "none", "date": "", "time": ""}))
     return Reply("Здравствуйте! Чем могу помочь?")

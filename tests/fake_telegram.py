@@ -48,6 +48,8 @@ from telethon.network.mtprotostate import MTProtoState
 from telethon.tl import TLRequest, functions, types
 from telethon.tl.core import GzipPacked, MessageContainer, RpcResult
 
+from tests.fake_forum import ForumServer
+
 API_ID = 12345
 API_HASH = "0123456789abcdef0123456789abcdef"
 BOT_ID = 123456
@@ -303,8 +305,9 @@ async def _issue_auth_key(sender):
     return sender._connection.telegram._new_auth_key(), 0
 
 
-class FakeTelegram:
-    """The Telegram server for one bot account and the users who talk to it."""
+class FakeTelegram(ForumServer):
+    """The Telegram server for one bot account, the users who talk to it, and its staff group
+    (tests/fake_forum.py)."""
 
     def __init__(self, clock: TelegramClock | None = None, *, bot_id: int = BOT_ID, token: str = BOT_TOKEN,
                  bot_username: str = "salesbot_test_bot") -> None:
@@ -327,6 +330,9 @@ class FakeTelegram:
         self._query_ids = itertools.count(7_000_000_000_001)
         self._floods: dict[int, tuple[int, float | None]] = {}  # user id -> (seconds, until)
         self._random_ids: set[int] = set()
+        self.channels = {}  # the staff group(s): tests/fake_forum.py
+        self._seen: dict[tuple[int, int], int] = {}  # (auth key id, channel id) -> the channel pts it was given
+        self.user_messages: dict[int, list[types.Message]] = {}  # what each user wrote to the bot
         self.connection = type("BoundFakeConnection", (FakeConnection,), {"telegram": self})
         server = self
 
@@ -366,6 +372,25 @@ class FakeTelegram:
         user.met_bot = True
         message = types.Message(id=next(self._next_msg_id), peer_id=types.PeerUser(user.id),
                                 date=self._date(), message=text, out=False)
+        self.user_messages.setdefault(user.id, []).append(message)
+        self._event(types.UpdateNewMessage(message=message, pts=0, pts_count=1), origin=None)
+        return message
+
+    def send_media(self, user: FakeUser, kind: str = "voice") -> types.Message:
+        """The user sends a voice message or a photo (api/files: media live on a DC; the fake keeps
+        only what Telethon reads to tell the kind)."""
+        user.met_bot = True
+        if kind == "photo":
+            media = types.MessageMediaPhoto(photo=types.Photo(
+                id=9001, access_hash=1, file_reference=b"", date=self._date(), dc_id=2,
+                sizes=[types.PhotoSize(type="m", w=320, h=240, size=1000)]))
+        else:
+            media = types.MessageMediaDocument(voice=True, document=types.Document(
+                id=9002, access_hash=1, file_reference=b"", date=self._date(), mime_type="audio/ogg", size=2000,
+                dc_id=2, attributes=[types.DocumentAttributeAudio(duration=3, voice=True)]))
+        message = types.Message(id=next(self._next_msg_id), peer_id=types.PeerUser(user.id), date=self._date(),
+                                message="", out=False, media=media)
+        self.user_messages.setdefault(user.id, []).append(message)
         self._event(types.UpdateNewMessage(message=message, pts=0, pts_count=1), origin=None)
         return message
 
@@ -615,18 +640,22 @@ class FakeTelegram:
     def _get_difference(self, link, request):
         # api/updates#recovering-gaps: everything after the client's pts, with the users it mentions
         # (with this session's access hashes) and the new state. No slicing: tests stay small.
-        if request.pts >= self.pts:
+        # Channels with news this session was not given: updateChannelTooLong (tests/fake_forum.py).
+        too_long = self._channels_too_long(link.auth)
+        if request.pts >= self.pts and not too_long:
             return types.updates.DifferenceEmpty(date=self._date(), seq=0)
         missed = [e for e in self.events if e.pts > request.pts]
         users = {e.user_id for e in missed}
         return types.updates.Difference(
             new_messages=[e.update.message for e in missed if isinstance(e.update, types.UpdateNewMessage)],
             new_encrypted_messages=[], chats=[],
-            other_updates=[e.update for e in missed if not isinstance(e.update, types.UpdateNewMessage)],
+            other_updates=[e.update for e in missed if not isinstance(e.update, types.UpdateNewMessage)] + too_long,
             users=[self._user_for(link.auth, self.users[u]) for u in sorted(users)],
             state=types.updates.State(pts=self.pts, qts=0, date=self._date(), seq=0, unread_count=0))
 
     def _send_message_request(self, link, request: functions.messages.SendMessageRequest):
+        if isinstance(request.peer, types.InputPeerChannel):
+            return self._post(link, request)  # the staff group: tests/fake_forum.py
         # method/messages.sendMessage "Possible errors", checked in this order.
         user = self._peer(link.auth, request.peer)
         if user.deleted:
@@ -688,7 +717,12 @@ class FakeTelegram:
         functions.messages.SendMessageRequest: _send_message_request,
         functions.messages.EditMessageRequest: _edit_message,
         functions.messages.SetBotCallbackAnswerRequest: _set_bot_callback_answer,
+        **ForumServer.forum_handlers,
     }
+
+    @staticmethod
+    def _failure(code: int, message: str) -> RpcFailure:
+        return RpcFailure(code, message)
 
     # --- rules shared by the methods ------------------------------------------------------------
 

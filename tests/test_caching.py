@@ -19,7 +19,7 @@ CONTEXT = "<service_context>Сейчас вторник</service_context>"
 
 def answer(text="Понял вас. Расскажите подробнее о задаче?", status="warm", offer=False):
     return Reply(json.dumps({"status": status, "offer_meeting": offer, "meeting_action": "none", "summary": "",
-                             "proposed_time": "", "reply": text}, ensure_ascii=False))
+                             "proposed_time": "", "handoff": False, "reply": text}, ensure_ascii=False))
 
 
 def converse(claude, fake_api, clock, turns, gap, lead_id=1, dialogue=None):

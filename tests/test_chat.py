@@ -10,7 +10,7 @@ from scripts.fake_claude import Reply
 
 def reply(text, status="warm", offer=False):
     return Reply(json.dumps({"reply": text, "status": status, "offer_meeting": offer, "meeting_action": "none",
-                             "summary": "", "proposed_time": ""}, ensure_ascii=False))
+                             "summary": "", "proposed_time": "", "handoff": False}, ensure_ascii=False))
 
 
 @pytest.fixture

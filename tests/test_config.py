@@ -254,3 +254,17 @@ def test_russian_day_names_and_typographic_dashes_are_read(tmp_path, name, value
     if isinstance(expected, str):  # the same as the plain ASCII form
         expected = load_settings({"SALESBOT_HOME": str(tmp_path), name: expected}, tmp_path).typed(name)
     assert settings.typed(name) == expected
+
+
+@pytest.mark.parametrize("value, staff_chat", [("-1001987654321", -1001987654321), ("", None)])
+def test_the_staff_chat_is_a_supergroup_id(tmp_path, value, staff_chat):
+    settings = load_settings({"SALESBOT_HOME": str(tmp_path), "SALESBOT_STAFF_CHAT": value}, tmp_path)
+    assert settings.staff_chat == staff_chat
+    assert settings.takeover_hours == 12
+
+
+@pytest.mark.parametrize("value", ["1987654321", "-1987654321", "@sales_team", "-100"])
+def test_a_staff_chat_that_is_not_a_supergroup_id_says_how_to_find_one(tmp_path, value):
+    settings = load_settings({"SALESBOT_HOME": str(tmp_path), "SALESBOT_STAFF_CHAT": value}, tmp_path)
+    with pytest.raises(ConfigError, match=r"starts with -100.*README"):
+        _ = settings.staff_chat

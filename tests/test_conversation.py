@@ -14,7 +14,7 @@ from tests.engine_fakes import CALENDAR, FakeLLM, make_engine, tg
 
 SLOTS = ["Сегодня, 17:00", "Сегодня, 18:00", "Завтра, 10:00", "Завтра, 14:00", "Чт, 25 дек, 10:00",
          "Чт, 25 дек, 14:00"]  # up to two a day, spread over the day, over three working days
-NO_MEETING_ACTION = {"meeting_action": "none", "summary": "", "proposed_time": ""}
+NO_MEETING_ACTION = {"meeting_action": "none", "summary": "", "proposed_time": "", "handoff": False}
 
 
 @pytest.fixture

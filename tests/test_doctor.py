@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -88,13 +89,26 @@ def test_a_damaged_database_is_a_problem(run, healthy):
 
 class _BotApi(BaseHTTPRequestHandler):
     token = TELEGRAM["TELEGRAM_BOT_TOKEN"]
+    group: ClassVar[dict] = {"member": True, "forum": True, "admin": True, "manage_topics": True}  # staff group
 
     def do_GET(self):  # Bot API getMe: 401 {"ok": false, "description": "Unauthorized"} for a bad token
-        good = self.path == f"/bot{self.token}/getMe"
-        body = {"ok": True, "result": {"id": 1, "is_bot": True, "username": "demo_bot"}} if good else \
-            {"ok": False, "error_code": 401, "description": "Unauthorized"}
+        path, _, query = self.path.partition("?")
+        good = path.startswith(f"/bot{self.token}/")
+        method = path.rsplit("/", 1)[-1]
+        code, body = 200, {"ok": True, "result": {"id": 1, "is_bot": True, "username": "demo_bot"}}
+        g = self.group
+        if not good:
+            code, body = 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
+        elif method == "getChat" and not g["member"]:  # bots/api: a chat the bot is not in is "not found"
+            code, body = 400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
+        elif method == "getChat":  # bots/api#chatfullinfo: is_forum
+            body = {"ok": True, "result": {"id": -1001987654321, "type": "supergroup", "title": "Продажи",
+                                           "is_forum": g["forum"]}}
+        elif method == "getChatMember":  # bots/api#chatmemberadministrator: can_manage_topics
+            body = {"ok": True, "result": {"status": "administrator" if g["admin"] else "member",
+                                           "can_manage_topics": g["manage_topics"]}}
         data = json.dumps(body).encode()
-        self.send_response(200 if good else 401)
+        self.send_response(code)
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -136,3 +150,23 @@ def test_doctor_json_reports_a_malformed_env_file_as_a_finding(run, salesbot_hom
     report = json.loads(result.stdout)
     assert report["ok"] is False and report["findings"][0]["area"] == "settings"
     assert ".env" in report["findings"][0]["message"]
+
+
+@pytest.mark.parametrize("group, says", [
+    ({}, "the staff group «Продажи» works"),
+    ({"manage_topics": False}, "the bot may not manage topics in «Продажи»"),
+    ({"admin": False, "manage_topics": False}, "the bot may not manage topics in «Продажи»"),
+    ({"forum": False}, "has topics off"),
+    ({"member": False}, "is out of the bot's reach (Bad Request: chat not found): add the bot to the group"),
+])
+def test_online_names_what_is_wrong_with_the_staff_group(run, healthy, monkeypatch, bot_api, clock, group, says):
+    from scripts.fake_claude import FakeClaude
+
+    monkeypatch.setattr(_BotApi, "group", {"member": True, "forum": True, "admin": True, "manage_topics": True,
+                                           **group})
+    monkeypatch.setenv("SALESBOT_STAFF_CHAT", "-1001987654321")
+    with FakeClaude(clock=clock, api_keys={KEY}) as api:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
+        result = run("doctor", "--online", code=None if group else 0)
+    assert says in " ".join(result.stdout.split())
+    assert result.exit_code == (1 if group else 0)

@@ -115,7 +115,8 @@ def test_a_lead_who_writes_after_the_reminder_was_queued_is_not_reminded(db, aio
     ("opted_out", "opted_out"), ("hot_after_a_meeting", "has_meeting"), ("cold", None), ("meeting", "has_meeting"),
     ("lead_spoke_last", "lead_spoke_last"), ("chat_lead", None), ("no_access_hash", None),
     ("too_recent", "not_silent_long_enough"), ("reply_still_queued", "owed_answer"),
-    ("reply_undelivered", "owed_answer"), ("unanswered", "owed_answer"),
+    ("reply_undelivered", "owed_answer"), ("unanswered", "owed_answer"), ("taken_over", "taken_over"),
+    ("staff_note_last", None),
 ])
 def test_who_is_skipped_and_why(db, setup, reason):
     with freeze_time(T0 + timedelta(hours=25)):
@@ -132,6 +133,10 @@ def test_who_is_skipped_and_why(db, setup, reason):
             Meeting.create(lead=lead, starts_at=to_utc_naive(T0 + timedelta(days=2)), source="slot")
         if setup == "hot_after_a_meeting":  # staff take over after a meeting: no "shall we meet?" nudge
             Meeting.create(lead=lead, starts_at=to_utc_naive(T0 - timedelta(days=1)), source="slot")
+        if setup == "taken_over":  # a person has the conversation (salesbot/inbox): reminders wait
+            leads.take_over(lead.id, 555, T0, T0 + timedelta(days=2))
+        if setup == "staff_note_last":  # an internal note is not the lead's turn: still due
+            leads.record_staff_message(lead.id, "note", "перезвонить", 555, to_utc_naive(T0 + timedelta(hours=1)))
         if setup == "unanswered":
             Message.update(unanswered=True).where(Message.lead == lead, Message.role == "lead").execute()
         if setup.startswith("reply_"):  # our answer never reached the lead: we owe them, not they us
@@ -139,10 +144,11 @@ def test_who_is_skipped_and_why(db, setup, reason):
             if setup == "reply_undelivered":
                 Outbox.update(state="failed", error="ConnectionError").where(Outbox.id == row.id).execute()
         due = quiet_lead()  # a control that is due
-        assert [a.lead_id for a in sweep(dry_run=True).actions] == [due.id]
+        expected = [lead.id, due.id] if setup == "staff_note_last" else [due.id]
+        assert [a.lead_id for a in sweep(dry_run=True).actions] == expected
         diagnosis = sweep(dry_run=True).diagnosis
-        assert (diagnosis.due, diagnosis.not_due) == (1, {reason: 1} if reason else {})
-        assert [a.lead_id for a in sweep().actions] == [due.id]
+        assert (diagnosis.due, diagnosis.not_due) == (len(expected), {reason: 1} if reason else {})
+        assert [a.lead_id for a in sweep().actions] == expected
 
 
 def test_a_past_meeting_does_not_block_reminders(db):

@@ -202,7 +202,7 @@ def test_the_models_request_carries_the_greeting_and_the_step(claude, fake_api, 
     transport = RecordingTransport()
     dialogue = Dialogue(ClaudeDialogue(claude, PACKAGED_PROMPT.read_text()), transport, make_engine()[0].config)
     fake_api.enqueue(Reply(json.dumps({"status": "warm", "offer_meeting": False, "meeting_action": "none",
-                                       "proposed_time": "", "summary": "Нужен лендинг.",
+                                       "proposed_time": "", "summary": "Нужен лендинг.", "handoff": False,
                                        "reply": "Лендинг — от 45 000 ₽."}, ensure_ascii=False)))
     claude.run(dialogue.handle(tg(text="/start")))
     claude.run(dialogue.handle(tg(text="Сколько стоит лендинг?")))

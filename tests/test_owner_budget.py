@@ -27,7 +27,7 @@ def short_drain(monkeypatch):
 
 def answer(reply, status="warm"):
     return Reply(json.dumps({"reply": reply, "status": status, "offer_meeting": False, "meeting_action": "none",
-                             "proposed_time": "", "summary": "Спрашивает о цене консультации."}),
+                             "proposed_time": "", "summary": "Спрашивает о цене консультации.", "handoff": False}),
                  usage={"input_tokens": 10_000, "output_tokens": 1_000})  # $0.03 on Sonnet 5.5
 
 

@@ -212,3 +212,30 @@ def test_a_leads_meetings_are_looked_up_through_its_own_index(db):
     for sql in lookups:
         plan = " / ".join(row[3] for row in db.execute_sql("EXPLAIN QUERY PLAN " + sql).fetchall())
         assert "meeting_upcoming" not in plan and "meeting_lead" in plan, (sql, plan)
+
+
+def test_migration_011_widens_the_role_and_kind_checks_in_place_with_every_row_kept(tmp_path):
+    path = tmp_path / "old.db"
+    database_at(path, 9)
+    with sqlite3.connect(path) as conn:  # a round-2 database: a lead, their messages, an outbox row tied to one
+        conn.execute("INSERT INTO lead (telegram_id, first_name) VALUES (42, 'Ольга')")
+        conn.execute("INSERT INTO message (lead_id, role, text) VALUES (1, 'lead', 'Сколько стоит?')")
+        conn.execute("INSERT INTO message (lead_id, role, text) VALUES (1, 'bot', 'От 50 000 ₽')")
+        conn.execute("INSERT INTO outbox (lead_id, message_id, kind, text, random_id, state, not_before, created_at)"
+                     " VALUES (1, 2, 'reply', 'От 50 000 ₽', 7, 'sent', '2025-12-22 10:00:00', '2025-12-22 10:00:00')")
+    open_database(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA foreign_keys = 1")
+        assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1  # nothing cascaded away
+        conn.execute("INSERT INTO message (lead_id, role, text, staff_id) VALUES (1, 'manager', 'Это Ольга', 555)")
+        conn.execute("INSERT INTO message (lead_id, role, text) VALUES (1, 'note', 'перезвонить')")
+        conn.execute("INSERT INTO outbox (lead_id, kind, text, random_id, not_before, created_at)"
+                     " VALUES (1, 'staff', '👤 Сколько стоит?', 8, '2025-12-22 10:00:00', '2025-12-22 10:00:00')")
+        with pytest.raises(sqlite3.IntegrityError):  # still checked: only the new values were added
+            conn.execute("INSERT INTO message (lead_id, role, text) VALUES (1, 'robot', 'x')")
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute("INSERT INTO outbox (lead_id, kind, text, random_id, not_before, created_at)"
+                         " VALUES (1, 'spam', 'x', 9, '2025-12-22', '2025-12-22')")
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        roles = [r[0] for r in conn.execute("SELECT role FROM message ORDER BY id")]
+        assert roles == ["lead", "bot", "manager", "note"]

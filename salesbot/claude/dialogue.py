@@ -24,6 +24,7 @@ class Answer:
     meeting_action: str = "none"  # none | move | cancel: what the lead wants done with the booked meeting
     proposed_time: str = ""  # the lead's own words for a meeting time ("в пятницу в 11"), when written
     summary: str = ""  # what the model knows of the lead (need, budget, deadline, who decides, contact)
+    handoff: bool = False  # the lead asks for a person, or the model cannot help: staff take over (inbox/)
 
 
 class ClaudeDialogue:
@@ -60,7 +61,7 @@ class ClaudeDialogue:
         data = result.data
         return Answer(reply=data["reply"], status=data["status"], offer_meeting=data["offer_meeting"],
                       meeting_action=data["meeting_action"], proposed_time=data["proposed_time"],
-                      summary=data["summary"])
+                      summary=data["summary"], handoff=bool(data.get("handoff", False)))
 
     async def parse_time(self, text: str, now: datetime, calendar: Calendar, lead_id: int) -> timeparse.ParseResult:
         return await timeparse.parse(text, now, calendar.tz, self.reader, lead_id)

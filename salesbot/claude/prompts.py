@@ -49,11 +49,15 @@ DIALOGUE_SCHEMA: dict[str, Any] = {
                     "description": "what is known of the client so far, for the manager who will meet them: need, "
                                    "budget, deadline, who decides, contact if given; short, in Russian; the previous "
                                    "summary updated, not replaced by less; empty while nothing is known"},
+        "handoff": {"type": "boolean",
+                    "description": "true when the client asks for a person (a manager, a human) or you cannot help "
+                                   "them yourself: the bot then stops and staff take over; say in the reply that "
+                                   "you are passing the question on"},
         "reply": {"type": "string",
                   "description": "the message to the client, in the client's language (Russian unless they write "
                                  f"in another), not empty, at most {MAX_REPLY_CHARS} characters"},
     },
-    "required": ["status", "offer_meeting", "meeting_action", "proposed_time", "summary", "reply"],
+    "required": ["status", "offer_meeting", "meeting_action", "proposed_time", "summary", "handoff", "reply"],
     "additionalProperties": False,
 }
 DIALOGUE_ANSWER_TOKENS = 1000  # the JSON itself; thinking headroom is added by the client per effort

@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 
 from salesbot import __version__, logs, runtime
+from salesbot.cli import inbox as _inbox_commands  # noqa: F401 - registers leads reply/takeover/release
 from salesbot.cli import render
 from salesbot.cli.common import Boundary, JsonOpt, option, settings, since_report
 from salesbot.cli.followups import followups_app

@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -305,6 +306,47 @@ def _webhook_settings(settings: Settings, findings: list[Finding]) -> None:
                                                     "from forged ones"))
 
 
+def _bot_api(settings: Settings, method: str, **params: Any) -> tuple[int, dict]:
+    """One Bot API call: (HTTP status, the JSON answer). Errors name the status, never the URL (token)."""
+    query = urllib.parse.urlencode(params)
+    try:
+        with urllib.request.urlopen(f"{BOT_API}/bot{settings.bot_token}/{method}?{query}",
+                                    timeout=ONLINE_TIMEOUT) as response:
+            return response.status, json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read().decode("utf-8"))
+        except ValueError:
+            return exc.code, {}
+
+
+def _check_staff_chat(settings: Settings) -> Finding | None:
+    """SALESBOT_STAFF_CHAT: the bot is in the group, topics are on, and it may manage them
+    (core.telegram.org/bots/api#getchat `is_forum`, #chatmemberadministrator `can_manage_topics`)."""
+    chat = settings.staff_chat
+    if chat is None or not settings.bot_token:
+        return None
+    try:
+        status, found = _bot_api(settings, "getChat", chat_id=chat)
+        if not found.get("ok"):
+            why = found.get("description") or f"HTTP {status}"
+            return Finding("telegram", "problem", f"the staff group {chat} is out of the bot's reach ({why}): add "
+                                                  "the bot to the group (README: Setting up the staff group)")
+        title = found["result"].get("title", "?")
+        if not found["result"].get("is_forum"):
+            return Finding("telegram", "problem", f"the staff group «{title}» has topics off: turn on Topics in "
+                                                  "the group's settings")
+        me = _bot_api(settings, "getMe")[1].get("result") or {}
+        member = (_bot_api(settings, "getChatMember", chat_id=chat, user_id=me.get("id", 0))[1].get("result") or {})
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        return Finding("telegram", "problem", f"cannot check the staff group ({reason})")
+    if member.get("status") != "administrator" or not member.get("can_manage_topics"):
+        return Finding("telegram", "problem", f"the bot may not manage topics in «{title}»: make it an admin with "
+                                              "the right to manage topics (the posts wait in the outbox until then)")
+    return Finding("telegram", "ok", f"the staff group «{title}» works: the bot is an admin that manages topics")
+
+
 def diagnose(settings: Settings, online: bool = False) -> Report:
     from salesbot import __version__
 
@@ -318,6 +360,9 @@ def diagnose(settings: Settings, online: bool = False) -> Report:
     feeds = _feeds(settings, findings)
     if online:
         findings += [_check_claude(settings), _check_telegram(settings)]
+        staff = _check_staff_chat(settings) if findings[-1].status == "ok" else None
+        if staff is not None:
+            findings.append(staff)
     return Report(version=__version__, home=str(settings.home), env_files=[str(p) for p in settings.env_files],
                   settings=rows, database=database, serve=serve, last_sweep=last, sessions=sessions,
                   findings=findings, feeds=feeds)

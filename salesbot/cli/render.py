@@ -152,6 +152,8 @@ _SOURCE_WIDTH = 20
 
 def _status_parts(row) -> list[tuple[str, str]]:
     parts = [(row.status, STATUS_STYLE[row.status])]
+    if getattr(row, "taken_over", False):
+        parts.append((" (taken over)", "bold magenta"))
     if row.opted_out:
         parts.append((" (stopped)", "dim"))
     if row.unanswered:
@@ -174,7 +176,7 @@ def leads_table(rows: Iterable, wanted: str | None, tz, now: datetime) -> None:
     statuses: dict[tuple, tuple[str, int]] = {}  # (status, stopped, unanswered, undelivered) → (styled, width)
 
     def status_cell(row) -> tuple[str, int]:
-        key = (row.status, row.opted_out, row.unanswered, row.undelivered)
+        key = (row.status, row.opted_out, row.unanswered, row.undelivered, getattr(row, "taken_over", False))
         if key not in statuses:
             parts = _status_parts(row)
             with out.capture() as captured:
@@ -222,9 +224,12 @@ def lead_json(row) -> dict[str, Any]:
             "last_follow_up_at": _iso(row.last_follow_up_at), "opted_out": row.opted_out,
             "cold_reason": row.cold_reason, "next_meeting": _iso(row.next_meeting),
             "opted_out_reason": row.opted_out_reason, "unanswered": row.unanswered, "undelivered": row.undelivered,
-            "source": row.source}
+            "source": row.source, "taken_over": row.taken_over}
 
 
+# who said a line of `leads show`: the lead, the bot, a person (salesbot/inbox) or staff's internal note
+ROLE_LABELS = {"lead": ("lead ", "green"), "bot": ("bot  ", "magenta"), "manager": ("team ", "cyan"),
+               "note": ("note ", "yellow")}
 LONG_MESSAGE = 3000  # characters of one message `leads show` prints unless --full
 _PREFIX = 17  # "24.12 11:00 lead " — continuation lines are indented under the text
 
@@ -263,8 +268,8 @@ def lead_detail(detail, full: bool = False) -> None:
     conversation = Text()  # one Text, printed once: a long conversation stays fast to draw
     for line in detail.messages:
         conversation.append(f"{line.created_at:%d.%m %H:%M} ", style="dim")
-        is_lead = line.role == "lead"
-        conversation.append("lead " if is_lead else "bot  ", style="green" if is_lead else "magenta")
+        label, style = ROLE_LABELS.get(line.role, ROLE_LABELS["bot"])
+        conversation.append(label, style=style)
         text = visible(line.text, lines=True).replace("\t", "    ")
         cut = not full and len(text) > LONG_MESSAGE
         conversation.append(_wrapped(text[:LONG_MESSAGE] if cut else text, out.width))

@@ -43,6 +43,7 @@ from salesbot.dialogue.turn import (
 )
 from salesbot.dialogue.voice import Voice
 from salesbot.errors import BudgetExhausted, LLMUnavailable, StoreError
+from salesbot.inbox import Inbox, staff_side
 from salesbot.store import leads, outbox
 from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, LeadState, MeetingState
 from salesbot.transport import Transport
@@ -84,7 +85,8 @@ def _not_conversation(role: str, text: str) -> bool:
 
 class Dialogue:
     def __init__(self, llm: DialogueLLM, transport: Transport, config: DialogueConfig,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC), outbox: Outbox | None = None) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), outbox: Outbox | None = None,
+                 inbox: Inbox | None = None) -> None:
         self.llm = llm
         self.config = config
         self.calendar = config.calendar
@@ -94,6 +96,7 @@ class Dialogue:
         self.booking = Booking(llm, self.voice, self.calendar, now)
         self.intake = Intake(self.calendar, now, self.outbox.sleep)
         self.accepting = True  # False while shutting down: messages are stored, answered after the restart
+        self.inbox, self.desk = staff_side(inbox, self.outbox, self.calendar, config.manager_ids, now, self.resume)
         self.routes = self._routes()
         self._leads: dict[int, LeadLock] = {}
         self._notes: set[asyncio.Task] = set()  # "one moment" notes in flight (a task needs a reference)
@@ -147,7 +150,7 @@ class Dialogue:
 
     async def handle(self, incoming: Incoming) -> None:
         if not incoming.private:
-            return  # group chats: not a conversation with a lead
+            return  # group chats: not a conversation with a lead (the staff group: telegram.py → inbox)
         stored = await self.intake.store(incoming)
         if stored is None:
             return
@@ -156,10 +159,9 @@ class Dialogue:
                       "ask them to repeat it", incoming.sender.telegram_id or incoming.sender.lead_id, stored)
             await self.outbox.send_unrecorded(incoming.sender, texts.FALLBACK)
             return
-        if not self.accepting:
-            return  # stored (and unanswered): the next start answers it
-        lead, message = stored
-        await self._handle(lead, message, incoming)
+        if self.inbox.holds(*stored, incoming) or not self.accepting:
+            return  # a person has this lead (it is in their topic), or shutting down (answered after the restart)
+        await self._handle(*stored, incoming)
 
     async def resume(self, lead_id: int) -> None:
         """Answer a lead's newest stored message that was never answered (a restart in the middle)."""
@@ -310,6 +312,8 @@ class Dialogue:
         """
         b, reply, status = self.booking, answer.reply, answer.status
         proposed = answer.proposed_time.strip()
+        if answer.handoff:  # a person is wanted: the lead hears when one answers; the bot pauses, staff are alerted
+            return await self.voice.say(turn, self.inbox.handoff(turn.lead, turn.message.text, reply), status=status)
         if meeting is not None and answer.meeting_action == "cancel":
             await b.ask_cancel(turn, meeting, prefix=reply, status=status)
             return

@@ -112,7 +112,8 @@ def latest_lead_message_id(lead_id: int) -> int | None:
 
 
 def count_messages(lead_id: int, upto: int) -> int:
-    return db.execute_sql("SELECT count(*) FROM message WHERE lead_id = ? AND id <= ?", (lead_id, upto)).fetchone()[0]
+    return db.execute_sql("SELECT count(*) FROM message WHERE lead_id = ? AND id <= ? AND role != 'note'",
+                          (lead_id, upto)).fetchone()[0]
 
 
 def recent_messages(lead_id: int, upto: int, limit: int) -> list[tuple[str, str, int | None]]:
@@ -120,7 +121,7 @@ def recent_messages(lead_id: int, upto: int, limit: int) -> list[tuple[str, str,
     `model_chars` of a bot message: how many of its first characters are the model's words (the rest
     is the bot's own; NULL for messages stored before migration 010: all the model's)."""
     rows = db.execute_sql("SELECT role, text, model_chars FROM message WHERE lead_id = ? AND id <= ?"
-                          " ORDER BY id DESC LIMIT ?", (lead_id, upto, limit)).fetchall()
+                          " AND role != 'note' ORDER BY id DESC LIMIT ?", (lead_id, upto, limit)).fetchall()
     return rows[::-1]
 
 
@@ -314,10 +315,12 @@ def last_unanswered(lead_id: int) -> tuple[int, str] | None:
 
 
 def leads_with_unanswered() -> list[int]:
-    """Telegram leads with a message still waiting for an answer, oldest first."""
+    """Telegram leads with a message still waiting for an answer, oldest first (a lead a person has
+    taken over is answered by that person, not on restart)."""
     rows = db.execute_sql("SELECT m.lead_id FROM message AS m JOIN lead AS l ON l.id = m.lead_id"
-                          " WHERE m.unanswered = 1 AND l.telegram_id IS NOT NULL GROUP BY m.lead_id"
-                          " ORDER BY min(m.id)").fetchall()
+                          " WHERE m.unanswered = 1 AND l.telegram_id IS NOT NULL"
+                          " AND (l.takeover_until IS NULL OR l.takeover_until <= ?) GROUP BY m.lead_id"
+                          " ORDER BY min(m.id)", (str(utcnow()),)).fetchall()
     return [lead_id for (lead_id,) in rows]
 
 
@@ -530,3 +533,133 @@ def forget(lead_id: int, now: datetime) -> bool:
     db.execute_sql(f"UPDATE lead SET {assignments}, opted_out = 1, deleted_at = ? WHERE id = ?", (when, lead_id))
     return True
 
+
+
+# --- the staff inbox (salesbot/inbox): topics, takeover, handoff -------------------------------------
+# A takeover pauses the bot for a lead until `takeover_until`; a handoff is a takeover the lead asked
+# for (by NULL) with `handoff_at` set until a person answers. Nothing here decides; inbox/ does.
+
+
+@dataclass(frozen=True)
+class InboxState:
+    lead_id: int
+    topic_id: int | None
+    topic_chat_id: int | None
+    takeover_at: datetime | None  # aware UTC
+    takeover_by: int | None
+    takeover_until: datetime | None
+    handoff_at: datetime | None
+    handoff_alerts: int
+
+    def paused(self, now: datetime) -> bool:
+        return self.takeover_until is not None and self.takeover_until > now
+
+
+def _aware(value) -> datetime | None:
+    moment = Lead.takeover_until.python_value(value)
+    return moment.replace(tzinfo=UTC) if moment else None
+
+
+_INBOX_COLUMNS = "id, topic_id, topic_chat_id, takeover_at, takeover_by, takeover_until, handoff_at, handoff_alerts"
+
+
+def _inbox(row) -> InboxState | None:
+    if row is None:
+        return None
+    return InboxState(row[0], row[1], row[2], _aware(row[3]), row[4], _aware(row[5]), _aware(row[6]), row[7])
+
+
+def inbox_state(lead_id: int) -> InboxState | None:
+    return _inbox(db.execute_sql(f"SELECT {_INBOX_COLUMNS} FROM lead WHERE id = ?", (lead_id,)).fetchone())
+
+
+def message_author(outbox_id: int) -> tuple[str, int | None] | None:
+    """(role, staff id) of the message an outbox row delivers."""
+    return db.execute_sql("SELECT m.role, m.staff_id FROM outbox AS o JOIN message AS m ON m.id = o.message_id"
+                          " WHERE o.id = ?", (outbox_id,)).fetchone()
+
+
+def lead_by_topic(chat_id: int, topic_id: int) -> int | None:
+    row = db.execute_sql("SELECT id FROM lead WHERE topic_chat_id = ? AND topic_id = ?", (chat_id, topic_id)).fetchone()
+    return row[0] if row else None
+
+
+def takeovers_ended(now: datetime) -> list[int]:
+    rows = db.execute_sql("SELECT id FROM lead INDEXED BY lead_takeover WHERE takeover_until IS NOT NULL"
+                          " AND takeover_until <= ?", (stamp(now),)).fetchall()
+    return [lead_id for (lead_id,) in rows]
+
+
+def handoffs_waiting() -> list[InboxState]:
+    rows = db.execute_sql(f"SELECT {_INBOX_COLUMNS} FROM lead INDEXED BY lead_handoff WHERE handoff_at IS NOT NULL"
+                          " ORDER BY handoff_at").fetchall()
+    return [_inbox(row) for row in rows]
+
+
+def set_topic(lead_id: int, chat_id: int | None, topic_id: int | None) -> None:
+    """The lead's topic in the staff group (None: there is none, or staff deleted it)."""
+    with db.atomic():
+        db.execute_sql("UPDATE lead SET topic_chat_id = ?, topic_id = ? WHERE id = ?", (chat_id, topic_id, lead_id))
+
+
+def record_staff_message(lead_id: int, role: str, text: str, staff_id: int | None, at: datetime) -> int:
+    """A staff member's words to the lead (`manager`) or an internal note (`note`, never sent)."""
+    assert role in ("manager", "note")
+    with db.atomic():
+        cursor = db.execute_sql("INSERT INTO message (lead_id, role, text, created_at, unanswered, staff_id)"
+                                " VALUES (?, ?, ?, ?, 0, ?)", (lead_id, role, text, stamp(at), staff_id))
+    return cursor.lastrowid
+
+
+def take_over(lead_id: int, by: int | None, at: datetime, until: datetime, answered: bool = True) -> None:
+    """A person has the conversation until `until` (a staff message extends it). `answered`: a person
+    wrote to the lead, so a handoff waiting for one is over and the lead's messages are answered."""
+    with db.atomic():
+        db.execute_sql("UPDATE lead SET takeover_at = coalesce(takeover_at, ?), takeover_by = coalesce(?, takeover_by),"
+                       " takeover_until = ? WHERE id = ?", (stamp(at), by, stamp(until), lead_id))
+        if answered:
+            db.execute_sql("UPDATE lead SET handoff_at = NULL, handoff_alerts = 0 WHERE id = ?", (lead_id,))
+            db.execute_sql("UPDATE message SET unanswered = 0 WHERE lead_id = ? AND unanswered = 1", (lead_id,))
+
+
+def release(lead_id: int) -> bool:
+    """The bot has the conversation again; False when no takeover was on."""
+    with db.atomic():
+        cursor = db.execute_sql("UPDATE lead SET takeover_at = NULL, takeover_by = NULL, takeover_until = NULL,"
+                                " handoff_at = NULL, handoff_alerts = 0 WHERE id = ? AND takeover_until IS NOT NULL",
+                                (lead_id,))
+    return cursor.rowcount == 1
+
+
+RELEASED_FROM_TERMINAL = 0  # takeover_by while `leads release` waits for serve to give the lead back
+
+
+def end_takeover(lead_id: int, now: datetime) -> None:
+    """`leads release`: the takeover ends now; serve's periodic check (inbox.tick) gives the lead back
+    and answers them (takeover_by 0 says who ended it, until then)."""
+    with db.atomic():
+        db.execute_sql("UPDATE lead SET takeover_until = ?, takeover_by = ? WHERE id = ? AND takeover_until > ?",
+                       (stamp(now), RELEASED_FROM_TERMINAL, lead_id, stamp(now)))
+
+
+def start_handoff(lead_id: int, at: datetime, until: datetime, reason: str = "") -> None:
+    """The lead asked for a person: the bot pauses and the first alert goes out (and the webhook
+    event `lead.handoff`, with the lead's words, when webhooks are on)."""
+    with db.atomic():
+        db.execute_sql("UPDATE lead SET handoff_at = ?, handoff_alerts = 1, takeover_at = coalesce(takeover_at, ?),"
+                       " takeover_until = max(coalesce(takeover_until, ''), ?) WHERE id = ?",
+                       (stamp(at), stamp(at), stamp(until), lead_id))
+        events.emit("lead.handoff", lead_id, at=at, reason=reason)
+
+
+def handoff_alerted(lead_id: int, alerts: int) -> None:
+    with db.atomic():
+        db.execute_sql("UPDATE lead SET handoff_alerts = ? WHERE id = ?", (alerts, lead_id))
+
+
+def mark_cold_by_staff(lead_id: int, at: datetime) -> None:
+    """Staff say the lead is cold: no reminders (a message from the lead makes it warm again)."""
+    with db.atomic():
+        before = _status_of(lead_id)
+        db.execute_sql("UPDATE lead SET status = 'cold', cold_reason = 'staff' WHERE id = ?", (lead_id,))
+        _log_status(lead_id, before, at)

@@ -248,6 +248,48 @@ M010_CONVERSATION: list[str | Callable[[SqliteDatabase], None]] = [
 ]
 FOREIGN_KEYS_OFF = {"010_conversation", "014_staff_moves"}  # migrations that rebuild a table others refer to
 
+
+# The staff inbox (issue 20). A staff member's words to a lead (`manager`, with their Telegram id in
+# `staff_id`) and internal notes (`note`, never sent) join the message roles, and posts to the staff
+# group (`staff`) the outbox kinds. Both lists are CHECK constraints, which SQLite cannot alter; a
+# rebuild would copy every message and outbox row (and needs foreign keys off, or it cascades). A CHECK
+# that allows more values changes nothing on disk, so the stored CREATE statement is widened in
+# place, SQLite's own procedure for such changes (sqlite.org/lang_altertable.html#otheralter:
+# writable_schema, then schema_version + 1, which makes every connection re-read the schema).
+# The lead gets its topic in the staff group (and which group it is in: a new group gets new
+# topics), the takeover (since, by whom — NULL for the terminal — and until when) and the handoff
+# (when the lead asked for a person, how many alerts went out). A staff post of a lead's media
+# forwards the lead's Telegram message (`forward_id`).
+def _widen_checks(database: SqliteDatabase) -> None:
+    version = database.execute_sql("PRAGMA schema_version").fetchone()[0]
+    database.execute_sql("PRAGMA writable_schema = ON")
+    database.execute_sql(
+        "UPDATE sqlite_master SET sql = replace(sql, 'CHECK (role IN (''lead'', ''bot''))',"
+        " 'CHECK (role IN (''lead'', ''bot'', ''manager'', ''note''))') WHERE type = 'table' AND name = 'message'")
+    database.execute_sql(
+        "UPDATE sqlite_master SET sql = replace(sql, 'CHECK (kind IN (''reply'', ''notice'', ''reminder''',"
+        " 'CHECK (kind IN (''reply'', ''notice'', ''reminder'', ''staff''') WHERE type = 'table' AND name = 'outbox'")
+    database.execute_sql(f"PRAGMA schema_version = {version + 1}")
+    database.execute_sql("PRAGMA writable_schema = OFF")
+
+
+M011_INBOX: list[str | Callable[[SqliteDatabase], None]] = [
+    _widen_checks,
+    "ALTER TABLE message ADD COLUMN staff_id INTEGER",
+    "ALTER TABLE lead ADD COLUMN topic_id INTEGER",
+    "ALTER TABLE lead ADD COLUMN topic_chat_id INTEGER",
+    "ALTER TABLE lead ADD COLUMN takeover_at DATETIME",
+    "ALTER TABLE lead ADD COLUMN takeover_by INTEGER",
+    "ALTER TABLE lead ADD COLUMN takeover_until DATETIME",
+    "ALTER TABLE lead ADD COLUMN handoff_at DATETIME",
+    "ALTER TABLE lead ADD COLUMN handoff_alerts INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE outbox ADD COLUMN forward_id INTEGER",
+    "CREATE UNIQUE INDEX lead_topic ON lead (topic_chat_id, topic_id) WHERE topic_id IS NOT NULL",
+    "CREATE INDEX lead_takeover ON lead (takeover_until) WHERE takeover_until IS NOT NULL",
+    "CREATE INDEX lead_handoff ON lead (handoff_at) WHERE handoff_at IS NOT NULL",
+    "CREATE INDEX outbox_staff ON outbox (id) WHERE kind = 'staff' AND state = 'queued'",
+]
+
 # The owner's view (issue 22). Where a lead came from (`source`, the deep link's start parameter),
 # when the bot first answered it (`first_answer_at`: the funnel's "answered" and its time to answer,
 # kept on the lead so they survive `leads delete`), and when a lead was forgotten (`deleted_at`: the
@@ -321,6 +363,7 @@ MIGRATIONS: list[tuple[str, list[str | Callable[[SqliteDatabase], None]]]] = [
     ("008_meetings", M008_MEETINGS),
     ("009_follow_up_plan", M009_FOLLOW_UP_PLAN),
     ("010_conversation", M010_CONVERSATION),
+    ("011_inbox", M011_INBOX),
     ("012_owner", M012_OWNER),
     ("014_staff_moves", M014_STAFF_MOVES),
 ]

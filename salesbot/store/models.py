@@ -46,6 +46,13 @@ class Lead(BaseModel):
     source = TextField(null=True)  # the deep link's start parameter on first contact (issue 22)
     first_answer_at = DateTimeField(null=True)  # the bot's first message to the lead
     deleted_at = DateTimeField(null=True)  # `leads delete`: the row stays, anonymous, for the funnel
+    topic_id = BigIntegerField(null=True)  # the lead's topic in the staff group (salesbot/inbox)
+    topic_chat_id = BigIntegerField(null=True)  # the group that topic is in (-100…)
+    takeover_at = DateTimeField(null=True)  # a person took the conversation over: the bot is quiet
+    takeover_by = BigIntegerField(null=True)  # the staff member's Telegram id; NULL from the terminal
+    takeover_until = DateTimeField(null=True)  # the takeover ends by itself then (SALESBOT_TAKEOVER_HOURS)
+    handoff_at = DateTimeField(null=True)  # the lead asked for a person; cleared once staff answer
+    handoff_alerts = IntegerField(default=0)  # alerts sent for that handoff (the first, one repeat)
 
     class Meta:
         table_name = "lead"
@@ -63,12 +70,13 @@ def display_name(first_name: str | None, username: str | None, lead_id: int | No
 
 class Message(BaseModel):
     lead = ForeignKeyField(Lead, column_name="lead_id", backref="messages", on_delete="CASCADE")
-    role = TextField()  # lead | bot
+    role = TextField()  # lead | bot | manager (staff's words to the lead) | note (internal, never sent)
     text = TextField()
     created_at = DateTimeField(default=utcnow)
     unanswered = BooleanField(default=False)  # a lead message Claude has not answered (yet)
     telegram_message_id = BigIntegerField(null=True)  # a lead message: Telegram's id of it
     model_chars = IntegerField(null=True)  # a bot message: its first this many characters are the model's
+    staff_id = BigIntegerField(null=True)  # manager / note: the staff member's Telegram id (NULL: terminal)
 
     class Meta:
         table_name = "message"
@@ -108,7 +116,7 @@ class Outbox(BaseModel):
     lead = ForeignKeyField(Lead, column_name="lead_id", null=True, backref="outbox", on_delete="CASCADE")
     chat_id = BigIntegerField(null=True)  # a manager's Telegram id, for a notice
     message = ForeignKeyField(Message, column_name="message_id", null=True, on_delete="CASCADE")
-    kind = TextField()  # reply | notice | reminder
+    kind = TextField()  # reply | notice | reminder | staff (a post to the staff group's topic of the lead)
     text = TextField()
     buttons = TextField(null=True)
     random_id = BigIntegerField()
@@ -121,6 +129,7 @@ class Outbox(BaseModel):
     created_at = DateTimeField(default=utcnow)
     sent_at = DateTimeField(null=True)
     follow_up_step = TextField(null=True)  # a reminder of the sweep: follow_up_1 | follow_up_2 | hot_1 | hot_2
+    forward_id = BigIntegerField(null=True)  # staff: the lead's Telegram message to forward (media)
 
     class Meta:
         table_name = "outbox"

@@ -12,7 +12,8 @@ from datetime import datetime
 from salesbot.store import db, leads, stamp
 from salesbot.transport import Button, Keyboard
 
-Key = tuple[str, int]  # ("lead", lead id) or ("chat", Telegram user id of a manager)
+Key = tuple[str, int]  # ("lead", lead id), ("chat", Telegram user id of a manager) or STAFF (the staff group)
+STAFF: Key = ("staff", 0)  # every post to the staff group: one queue, paced by salesbot/inbox/poster.py
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,12 @@ def random_id() -> int:
     return random.getrandbits(64) - 2**63
 
 
-def insert(lead_id, chat_id, message_id, kind, text, buttons, now, follow_up_step=None) -> int:
+def insert(lead_id, chat_id, message_id, kind, text, buttons, now, follow_up_step=None, forward_id=None) -> int:
     cursor = db.execute_sql(
         "INSERT INTO outbox (lead_id, chat_id, message_id, kind, text, buttons, random_id, state, attempts,"
-        " not_before, created_at, follow_up_step) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+        " not_before, created_at, follow_up_step, forward_id) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
         (lead_id, chat_id, message_id, kind, text, keyboard_json(buttons), random_id(), stamp(now), stamp(now),
-         follow_up_step))
+         follow_up_step, forward_id))
     return cursor.lastrowid
 
 
@@ -60,16 +61,18 @@ _ROW_COLUMNS = "id, lead_id, chat_id, kind, text, buttons, random_id, attempts, 
 def next_queued(key: Key) -> tuple[Row, str] | None:
     column = "lead_id" if key[0] == "lead" else "chat_id"
     row = db.execute_sql(f"SELECT {_ROW_COLUMNS} FROM outbox WHERE {column} = ? AND state = 'queued'"
-                         " ORDER BY id LIMIT 1", (key[1],)).fetchone()
+                         " AND kind != 'staff' ORDER BY id LIMIT 1", (key[1],)).fetchone()
     if row is None:
         return None
     return Row(row[0], row[1], row[2], row[3], row[4], keyboard_of(row[5]), row[6], row[7], row[8]), row[9]
 
 
 def due_keys(now: datetime) -> list[Key]:
-    rows = db.execute_sql("SELECT DISTINCT lead_id, chat_id FROM outbox WHERE state = 'queued' AND not_before <= ?",
-                          (stamp(now),)).fetchall()
-    return [("lead", lead_id) if lead_id is not None else ("chat", chat_id) for lead_id, chat_id in rows]
+    rows = db.execute_sql("SELECT DISTINCT lead_id, chat_id, kind = 'staff' FROM outbox WHERE state = 'queued'"
+                          " AND not_before <= ?", (stamp(now),)).fetchall()
+    keys = {STAFF if staff else ("lead", lead_id) if lead_id is not None else ("chat", chat_id)
+            for lead_id, chat_id, staff in rows}
+    return sorted(keys)
 
 
 def mark_sent(row: Row, telegram_id: int | None, now: datetime) -> None:
@@ -152,3 +155,53 @@ def forget_lead(lead_id: int, words: list[str]) -> int:
             deleted += db.execute_sql(f"DELETE FROM outbox WHERE id IN ({', '.join('?' * len(chunk))})",
                                       chunk).rowcount
     return deleted
+
+
+# --- posts to the staff group (salesbot/inbox): a line for a lead's topic, several sent as one post ---
+
+
+@dataclass(frozen=True)
+class StaffRow:
+    id: int
+    lead_id: int
+    text: str
+    buttons: Keyboard | None
+    random_id: int
+    attempts: int
+    forward_id: int | None  # the lead's Telegram message to forward (media)
+
+
+def queued_staff(now: datetime, limit: int = 500) -> list[StaffRow]:
+    """The staff group's due posts, oldest first."""
+    rows = db.execute_sql("SELECT id, lead_id, text, buttons, random_id, attempts, forward_id FROM outbox"
+                          " INDEXED BY outbox_staff WHERE kind = 'staff' AND state = 'queued' AND not_before <= ?"
+                          " ORDER BY id LIMIT ?", (stamp(now), limit)).fetchall()
+    return [StaffRow(r[0], r[1], r[2], keyboard_of(r[3]), r[4], r[5], r[6]) for r in rows]
+
+
+def next_staff_due() -> str | None:
+    """When the first staff post that waits (a backoff) is due, as stored."""
+    return db.execute_sql("SELECT min(not_before) FROM outbox INDEXED BY outbox_staff"
+                          " WHERE kind = 'staff' AND state = 'queued'").fetchone()[0]
+
+
+def _ids(ids: list[int]) -> str:
+    return ",".join("?" * len(ids))
+
+
+def staff_sent(ids: list[int], telegram_id: int | None, now: datetime) -> None:
+    with db.atomic():
+        db.execute_sql(f"UPDATE outbox SET state = 'sent', telegram_message_id = ?, attempts = attempts + 1,"
+                       f" sent_at = ?, error = NULL WHERE id IN ({_ids(ids)})", (telegram_id, stamp(now), *ids))
+
+
+def staff_later(ids: list[int], error: str, at: datetime, count_attempt: bool) -> None:
+    with db.atomic():
+        db.execute_sql(f"UPDATE outbox SET attempts = attempts + ?, not_before = ?, error = ?"
+                       f" WHERE id IN ({_ids(ids)})", (int(count_attempt), stamp(at), error, *ids))
+
+
+def staff_failed(ids: list[int], error: str) -> None:
+    with db.atomic():
+        db.execute_sql(f"UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = ?"
+                       f" WHERE id IN ({_ids(ids)})", (error, *ids))

@@ -64,6 +64,7 @@ class LeadSummary:
     unanswered: int = 0  # lead messages Claude could not answer: someone should reply by hand
     undelivered: int = 0  # our messages Telegram did not take (outbox rows `failed`)
     source: str | None = None  # the deep link the lead came through (`/start SOURCE`)
+    taken_over: bool = False  # a person has the conversation: the bot is quiet for this lead (salesbot/inbox)
 
     @property
     def name(self) -> str:
@@ -104,7 +105,7 @@ SELECT l.id, l.first_name, l.username, l.status, l.state, l.telegram_id, l.creat
        l.opted_out_reason,
        (SELECT count(*) FROM message AS u WHERE u.lead_id = l.id AND u.unanswered = 1),
        (SELECT count(*) FROM outbox AS o WHERE o.lead_id = l.id AND o.state = 'failed'),
-       l.source
+       l.source, coalesce(l.takeover_until > ?, 0)
 FROM lead AS l WHERE l.deleted_at IS NULL {where}
 ORDER BY coalesce(l.last_message_at, l.created_at) DESC, l.id DESC {limit}
 """
@@ -125,7 +126,7 @@ def iter_leads(tz: ZoneInfo, status: str | None = None, limit: int | None = 50,
     """Leads, newest activity first, streamed from the cursor (memory stays flat for any number);
     forgotten leads (`leads delete`) are not listed."""
     where = ("AND l.status = ? " if status else "") + ("AND l.source = ?" if source else "")
-    params: list = [str(utcnow())] + ([status] if status else []) + ([source] if source else [])
+    params: list = [str(utcnow()), str(utcnow())] + ([status] if status else []) + ([source] if source else [])
     if limit:
         params.append(limit)
     cursor = db.execute_sql(_LEADS_SQL.format(where=where, limit="LIMIT ?" if limit else ""), params)
@@ -133,11 +134,11 @@ def iter_leads(tz: ZoneInfo, status: str | None = None, limit: int | None = 50,
     while rows := cursor.fetchmany(1000):
         for (lead_id, first_name, username, status_, state, telegram_id, created_at, last_message_at, follow_ups,
              last_follow_up_at, opted_out, cold_reason, next_meeting, opted_out_reason, unanswered,
-             undelivered, lead_source) in rows:
+             undelivered, lead_source, taken_over) in rows:
             yield LeadSummary(lead_id, first_name, username, status_, state, telegram_id, local(created_at),
                               local(last_message_at), follow_ups, local(last_follow_up_at), bool(opted_out),
                               cold_reason, local(next_meeting), opted_out_reason, unanswered, undelivered,
-                              lead_source)
+                              lead_source, bool(taken_over))
 
 
 @dataclass
