@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from salesbot import delivery, keyboards, store, texts
 from salesbot.errors import NotFoundError, SalesbotError
-from salesbot.store import leads
+from salesbot.store import leads, outbox
 from salesbot.store.leads import LeadState, MeetingState
 from salesbot.time import parse as timeparse
 from salesbot.time.calendar import DAY_NAMES
@@ -112,13 +112,15 @@ def cancel(meeting_id: int, reason: str | None, now: datetime, calendar: Calenda
     with store.transaction():
         if not leads.cancel_meeting(meeting.id, "staff", now, reason):
             raise SalesbotError(f"meeting {meeting_id} changed meanwhile; see `salesbot meetings list`")
+        outbox.withdraw_about(meeting.id)  # its reminder, the news of an earlier move: stale now
         told = lead.telegram_id is not None
         if told:
             # not the slot just cancelled: offering it back would read as a joke
             booked = [*leads.booked_starts(now - calendar.slot), meeting.starts_at]
             slots = free_slots(now, calendar, booked)
             delivery.queue_to_lead(lead.id, texts.staff_cancelled(when, reason), now,
-                                   keyboards.slots(slots, calendar.tz))
+                                   keyboards.slots(slots, calendar.tz), meeting_id=meeting.id,
+                                   about="staff_cancelled")
         _tell_managers(managers, texts.manager_meeting_cancelled(lead.first_name, lead.id, lead.username, when,
                                                                  by_staff=True, reason=reason), now)
     log.info("staff cancelled meeting %s of lead %s (%s)", meeting.id, lead.id, when)
@@ -166,9 +168,11 @@ def move(meeting_id: int, start: datetime, now: datetime, calendar: Calendar,
             raise SalesbotError(f"meeting {meeting_id} is already at {new}")
         replacement = leads.booked_meeting(lead.id, now)
         assert replacement is not None  # booked just now, in this transaction
+        outbox.withdraw_about(meeting.id)  # its reminder, the news of an earlier move: stale now
         told = lead.telegram_id is not None
         if told:
-            delivery.queue_to_lead(lead.id, texts.staff_moved(old, new), now, keyboards.meeting(replacement.id))
+            delivery.queue_to_lead(lead.id, texts.staff_moved(old, new), now, keyboards.meeting(replacement.id),
+                                   meeting_id=replacement.id, about="staff_moved")
         _tell_managers(managers, texts.manager_meeting_moved(lead.first_name, lead.id, lead.username, old, new,
                                                              by_staff=True), now)
     log.info("staff moved meeting %s of lead %s: %s -> %s (meeting %s)", meeting.id, lead.id, old, new,
