@@ -14,7 +14,7 @@ from freezegun import freeze_time
 
 from salesbot import delivery, meeting_changes, texts
 from salesbot.store import Meeting, Message, Outbox, leads
-from tests.engine_fakes import CALENDAR, FakeLLM, RecordingTransport, make_engine, make_outbox, tg
+from tests.engine_fakes import CALENDAR, FakeLLM, RecordingTransport, make_engine, make_outbox
 from tests.fake_telegram import serving, until
 from tests.test_meeting_reminders import BOOKED_AT, STARTS, booked_lead, sweep
 
@@ -100,18 +100,6 @@ def test_staff_changes_withdraw_the_queued_reminder_and_earlier_news(db, aio):
         # only the news of the last move: the first one's «вместо … — …» would name a time that is gone
         assert len(sent) == 1 and "во вторник, 30 декабря" in sent[0]
         assert Meeting.get_by_id(second.new_meeting_id).source == "staff"
-
-
-def test_a_reminder_does_not_go_after_the_lead_cancelled_through_the_engine(db, aio):
-    with freeze_time(DAY_BEFORE, real_asyncio=True):
-        lead, meeting = queued_reminder()
-        engine, _, transport = make_engine(managers=())
-        Outbox.update(not_before=datetime(2030, 1, 1)).where(Outbox.about == "meeting_reminder").execute()
-        aio.run(engine.handle(tg(lead.telegram_id, "/start")))  # any message first, then the cancel question
-        aio.run(engine.handle(tg(lead.telegram_id, button=f"mxy:{meeting.id}")))
-        Outbox.update(not_before=datetime(2025, 1, 1)).where(Outbox.about == "meeting_reminder").execute()
-        aio.run(engine.outbox.drain())
-        assert not [s for s in transport.sent if "Напоминаю" in s.text]
 
 
 # --- through serve and the offline Telegram ----------------------------------------------------------------

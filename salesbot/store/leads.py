@@ -115,13 +115,20 @@ def count_messages(lead_id: int, upto: int) -> int:
     return db.execute_sql("SELECT count(*) FROM message WHERE lead_id = ? AND id <= ?", (lead_id, upto)).fetchone()[0]
 
 
+def latest_message_id(lead_id: int) -> int | None:
+    return db.execute_sql("SELECT max(id) FROM message WHERE lead_id = ?", (lead_id,)).fetchone()[0]
+
+
 def recent_messages(lead_id: int, upto: int, limit: int) -> list[tuple[str, str, int | None]]:
-    """(role, text, model_chars) of the lead's last `limit` messages with id <= upto, oldest first.
-    `model_chars` of a bot message: how many of its first characters are the model's words (the rest
-    is the bot's own; NULL for messages stored before migration 010: all the model's)."""
-    rows = db.execute_sql("SELECT role, text, model_chars FROM message WHERE lead_id = ? AND id <= ?"
-                          " ORDER BY id DESC LIMIT ?", (lead_id, upto, limit)).fetchall()
-    return rows[::-1]
+    """(role, text, model_chars) of the lead's last `limit` messages with id <= upto, oldest first —
+    except that the lead's messages still unanswered come last: one that came in while the one before
+    was being answered is stored before that answer, and must follow it in the conversation shown to
+    the model (or the model answers the first message again). `model_chars` of a bot message: how
+    many of its first characters are the model's words (the rest is the bot's own; NULL for messages
+    stored before migration 010: all the model's)."""
+    return db.execute_sql("SELECT role, text, model_chars FROM (SELECT id, role, text, model_chars, unanswered"
+                          " FROM message WHERE lead_id = ? AND id <= ? ORDER BY id DESC LIMIT ?)"
+                          " ORDER BY role = 'lead' AND unanswered = 1, id", (lead_id, upto, limit)).fetchall()
 
 
 def summary_of(lead_id: int) -> str | None:
