@@ -97,8 +97,13 @@ def test_staff_changes_withdraw_the_queued_reminder_and_earlier_news(db, aio):
         assert Outbox.select().where(Outbox.about == "meeting_reminder").count() == 0  # withdrawn at once
         second = meeting_changes.move(first.new_meeting_id, STARTS + timedelta(days=5), now, CALENDAR)
         sent = deliver(aio)
-        # only the news of the last move: the first one's «вместо … — …» would name a time that is gone
-        assert len(sent) == 1 and "во вторник, 30 декабря" in sent[0]
+        # only the news of the last move, from the time the lead knows (the first news never went out)
+        assert sent == [texts.staff_moved("завтра, 25 декабря, в 15:00 по московскому времени",
+                                          "во вторник, 30 декабря, в 15:00 по московскому времени")]
+        third = meeting_changes.move(second.new_meeting_id, STARTS + timedelta(days=6), now, CALENDAR)
+        meeting_changes.cancel(third.new_meeting_id, None, now, CALENDAR)
+        # told of the 30th (sent above), never of the 31st: the cancel names the 30th
+        assert deliver(aio) == [texts.staff_cancelled("во вторник, 30 декабря, в 15:00 по московскому времени", None)]
         assert Meeting.get_by_id(second.new_meeting_id).source == "staff"
 
 

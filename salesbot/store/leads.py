@@ -387,6 +387,12 @@ def book(lead_id: int, start: datetime, source: str, now: datetime, calendar: Ca
     return None, Meeting.starts_at.python_value(previous).replace(tzinfo=UTC) if previous else None
 
 
+def moved_from(meeting_id: int) -> MeetingState | None:
+    """The meeting this one replaced (a move points the old one's `moved_to` here)."""
+    row = db.execute_sql(f"SELECT {_MEETING_COLUMNS} FROM meeting WHERE moved_to = ?", (meeting_id,)).fetchone()
+    return _meeting(row)
+
+
 def confirm_meeting(meeting_id: int, now: datetime) -> bool:
     """The lead confirmed (the first time counts); False when the meeting is no longer booked."""
     with db.atomic():

@@ -71,6 +71,12 @@ def withdraw_about(meeting_id: int) -> int:
     return len(rows)
 
 
+def told_of(meeting_id: int) -> bool:
+    """Whether the lead was sent the news of a staff move to this meeting."""
+    return db.execute_sql("SELECT 1 FROM outbox WHERE meeting_id = ? AND about = 'staff_moved' AND state = 'sent'"
+                          " LIMIT 1", (meeting_id,)).fetchone() is not None  # a staff command: rare, a scan is fine
+
+
 # What a message about a meeting needs to be still true when it goes out (`stale_reason`).
 _MEETING_NOW_SQL = """
 SELECT m.status, m.starts_at, l.opted_out,
