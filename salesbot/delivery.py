@@ -9,7 +9,8 @@ first and records what came back:
        ├─────► failed   Telegram refused for good (blocked, deleted, too long), or a transient
        │                failure outlived MAX_ATTEMPTS; the error is stored, managers are told
        └─────► (gone)   a reminder whose lead wrote after it was queued, or that would go out
-                        outside the send window or days, is dropped with its message (claim given back)
+                        outside the send window or days, is dropped with its message (claim given back);
+                        so is a message about a meeting that is no longer true (store/outbox.stale_reason)
 
 Delivery is per chat and in order: a row waits for the rows before it. A flood wait or a dropped
 connection delays only that chat (a retry is scheduled for it alone); other chats go on. One pacer
@@ -78,11 +79,14 @@ def split_text(text: str, limit: int = MAX_UTF16) -> list[str]:
 
 
 def queue_to_lead(lead_id: int, text: str, now: datetime, buttons: Keyboard | None = None,
-                  kind: str = "reply", follow_up_step: str | None = None, model_chars: int = 0) -> list[int]:
+                  kind: str = "reply", follow_up_step: str | None = None, model_chars: int = 0,
+                  meeting_id: int | None = None, about: str | None = None) -> list[int]:
     """Store what we say to a lead and queue it: one message and outbox row per piece of a long
     text (the buttons go with the last piece). Returns the outbox row ids; nothing for a blank text.
     `follow_up_step` names a reminder of the sweep (`follow-ups stats` counts by it). The first
-    `model_chars` characters of `text` are the model's words (message.model_chars, per piece)."""
+    `model_chars` characters of `text` are the model's words (message.model_chars, per piece).
+    `meeting_id` and `about` name the meeting a message is about: it is checked again just before it
+    goes out (outbox.stale_reason)."""
     pieces = split_text(text)
     ids = []
     at = 0
@@ -93,8 +97,8 @@ def queue_to_lead(lead_id: int, text: str, now: datetime, buttons: Keyboard | No
             at = text.index(piece, at)  # pieces are stripped slices of the text, in order
             model = max(0, min(len(piece), model_chars - at))
             message_id = leads.record_bot_message(lead_id, piece, now, model)
-            ids.append(outbox.insert(lead_id, None, message_id, kind, piece,
-                               buttons if number == len(pieces) else None, now, follow_up_step))
+            ids.append(outbox.insert(lead_id, None, message_id, kind, piece, buttons if number == len(pieces)
+                                     else None, now, follow_up_step, meeting_id, about))
     return ids
 
 
@@ -248,10 +252,10 @@ class Outbox:
         if peer is None:
             outbox.mark_failed(row, "the lead is gone")
             return True
-        if row.kind == "reminder" and self._reminder_dropped(row):
+        if self._dropped(row):
             return True
         await self.pacer.turn(PRIORITY[row.kind])
-        if row.kind == "reminder" and self._reminder_dropped(row):  # the turn may have come much later
+        if self._dropped(row):  # the turn may have come much later
             return True
         try:
             telegram_id = await self.transport.send(peer, row.text, row.buttons, row.random_id)
@@ -267,6 +271,19 @@ class Outbox:
             outbox.mark_sent(row, telegram_id, self.now())
             if self.staff is not None and row.lead_id is not None:
                 self.staff.sent(row)
+        return True
+
+    def _dropped(self, row: Row) -> bool:
+        """A message that depends on state, checked again just before it goes out: dropped when the
+        state it was written for is gone (a reminder of the sweep, a message about a meeting)."""
+        if row.kind == "reminder":
+            return self._reminder_dropped(row)
+        reason = outbox.stale_reason(row, self.now())
+        if reason is None:
+            return False
+        log.info("%s %s to lead %s dropped before sending: %s", (row.about or "").replace("_", " "), row.id,
+                 row.lead_id, reason)
+        outbox.drop(row)
         return True
 
     def _reminder_dropped(self, row: Row) -> bool:

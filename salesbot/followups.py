@@ -175,7 +175,7 @@ class SweepResult:
     in_window: bool
     actions: list[Action] = field(default_factory=list)
     outcomes: Counter = field(default_factory=Counter)
-    now_cold: int = 0
+    last_reminders: int = 0  # the second reminders queued: each makes its lead cold once it is sent
     due_later: int | None = None  # dry run outside the window: how many are due once it opens
     meetings: list = field(default_factory=list)  # meeting reminders and no-show offers (meeting_reminders.py)
     diagnosis: Diagnosis | None = None  # dry run: why the others are not due, and when the next is
@@ -185,7 +185,7 @@ class SweepResult:
 
     def record(self, action: Action, keep: int | None) -> None:
         self.outcomes[action.outcome] += 1
-        self.now_cold += action.becomes_cold and action.outcome in ("queued", "would_send")
+        self.last_reminders += action.becomes_cold and action.outcome in ("queued", "would_send")
         if keep is None or len(self.actions) < keep:
             self.actions.append(action)
 
@@ -194,7 +194,7 @@ class SweepResult:
         return {
             "queued": self.count("queued"),
             "would_send": self.count("would_send"),
-            "now_cold": self.now_cold,
+            "last_reminders": self.last_reminders,
             "skipped": self.count("claimed_elsewhere"),
         }
 

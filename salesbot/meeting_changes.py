@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from salesbot import delivery, keyboards, store, texts
 from salesbot.errors import NotFoundError, SalesbotError
-from salesbot.store import leads
+from salesbot.store import leads, outbox
 from salesbot.store.leads import LeadState, MeetingState
 from salesbot.time import parse as timeparse
 from salesbot.time.calendar import DAY_NAMES
@@ -102,23 +102,37 @@ def _tell_managers(managers: tuple[int, ...], text: str, now: datetime) -> None:
         delivery.queue_to_chat(manager, text, now)
 
 
+def _as_the_lead_knows_it(meeting: MeetingState) -> MeetingState:
+    """The meeting the lead last heard of: staff moves whose news never went out (serve was down)
+    are walked back to the time the lead was given, so «вместо …» names a time the lead knows."""
+    while meeting.source == "staff" and not outbox.told_of(meeting.id):
+        earlier = leads.moved_from(meeting.id)
+        if earlier is None:
+            break
+        meeting = earlier
+    return meeting
+
+
 def cancel(meeting_id: int, reason: str | None, now: datetime, calendar: Calendar,
            managers: tuple[int, ...] = ()) -> Change:
     """Cancel a booked meeting; the lead is told, with free slots to book another, and so are managers."""
     meeting = _upcoming(meeting_id, now, calendar)
     lead = _lead(meeting)
     when = _local_text(meeting.starts_at, calendar, now)
+    known = _local_text(_as_the_lead_knows_it(meeting).starts_at, calendar, now)
     reason = (reason or "").strip() or None
     with store.transaction():
         if not leads.cancel_meeting(meeting.id, "staff", now, reason):
             raise SalesbotError(f"meeting {meeting_id} changed meanwhile; see `salesbot meetings list`")
+        outbox.withdraw_about(meeting.id)  # its reminder, the news of an earlier move: stale now
         told = lead.telegram_id is not None
         if told:
             # not the slot just cancelled: offering it back would read as a joke
             booked = [*leads.booked_starts(now - calendar.slot), meeting.starts_at]
             slots = free_slots(now, calendar, booked)
-            delivery.queue_to_lead(lead.id, texts.staff_cancelled(when, reason), now,
-                                   keyboards.slots(slots, calendar.tz))
+            delivery.queue_to_lead(lead.id, texts.staff_cancelled(known, reason), now,
+                                   keyboards.slots(slots, calendar.tz), meeting_id=meeting.id,
+                                   about="staff_cancelled")
         _tell_managers(managers, texts.manager_meeting_cancelled(lead.first_name, lead.id, lead.username, when,
                                                                  by_staff=True, reason=reason), now)
     log.info("staff cancelled meeting %s of lead %s (%s)", meeting.id, lead.id, when)
@@ -157,6 +171,7 @@ def move(meeting_id: int, start: datetime, now: datetime, calendar: Calendar,
     meeting = _upcoming(meeting_id, now, calendar)
     lead = _lead(meeting)
     old, new = _local_text(meeting.starts_at, calendar, now), _local_text(start, calendar, now)
+    known = _local_text(_as_the_lead_knows_it(meeting).starts_at, calendar, now)
     staff_calendar = dataclasses.replace(calendar, min_notice=timedelta(0), horizon=STAFF_HORIZON)
     with store.transaction():
         problem, previous = leads.book(lead.id, start, "staff", now, staff_calendar, by="staff")
@@ -166,9 +181,11 @@ def move(meeting_id: int, start: datetime, now: datetime, calendar: Calendar,
             raise SalesbotError(f"meeting {meeting_id} is already at {new}")
         replacement = leads.booked_meeting(lead.id, now)
         assert replacement is not None  # booked just now, in this transaction
+        outbox.withdraw_about(meeting.id)  # its reminder, the news of an earlier move: stale now
         told = lead.telegram_id is not None
         if told:
-            delivery.queue_to_lead(lead.id, texts.staff_moved(old, new), now, keyboards.meeting(replacement.id))
+            delivery.queue_to_lead(lead.id, texts.staff_moved(known, new), now, keyboards.meeting(replacement.id),
+                                   meeting_id=replacement.id, about="staff_moved")
         _tell_managers(managers, texts.manager_meeting_moved(lead.first_name, lead.id, lead.username, old, new,
                                                              by_staff=True), now)
     log.info("staff moved meeting %s of lead %s: %s -> %s (meeting %s)", meeting.id, lead.id, old, new,

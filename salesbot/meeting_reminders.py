@@ -16,6 +16,11 @@ lead has booked again (or had a later meeting) meanwhile.
 meeting still has the status it is about, in the same transaction that queues the message.
 Overlapping sweeps cannot both claim it. A moved meeting is cancelled and its replacement is a new
 meeting, whose reminders count afresh.
+
+**Checked again before it goes out.** Each queued message names its meeting (outbox `meeting_id`,
+`about`): `serve` drops a reminder whose meeting was moved, cancelled or has started, or whose lead
+said /stop, and a no-show offer once the lead booked again (delivery.stale_reason); staff changes
+withdraw what is still queued about the meeting they change (meeting_changes.py).
 """
 
 from __future__ import annotations
@@ -132,10 +137,12 @@ def _claim_and_queue(action: MeetingAction, now: datetime, plan: Plan) -> bool:
             cal = plan.calendar
             slots = free_slots(now, cal, leads.booked_starts(now - cal.slot))
             text = texts.no_show_offer(action.first_name, when) + ("" if slots else f"\n\n{texts.NO_SLOTS}")
-            delivery.queue_to_lead(action.lead_id, text, now, keyboards.slots(slots, cal.tz))
+            delivery.queue_to_lead(action.lead_id, text, now, keyboards.slots(slots, cal.tz),
+                                   meeting_id=action.meeting_id, about="no_show")
         else:
             if not leads.claim_meeting_reminder(action.meeting_id, action.kind, "booked", now):
                 return False
             delivery.queue_to_lead(action.lead_id, texts.meeting_reminder(action.first_name, when), now,
-                                   keyboards.meeting(action.meeting_id))
+                                   keyboards.meeting(action.meeting_id), meeting_id=action.meeting_id,
+                                   about="meeting_reminder")
     return True

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from telethon import TelegramClient, errors, events
+from telethon._updates.messagebox import MessageBox
+from telethon.sessions import SQLiteSession
 from telethon.tl import functions, types
 from telethon.tl.custom import Button as TgButton
 
@@ -269,19 +271,25 @@ def sender_of(event: Any) -> Sender:
 
 
 class BotHandlers:
-    """Telethon event handlers: convert, delegate to the engine, nothing else. Each handler's task is
-    tracked so that a SIGTERM can let it finish."""
+    """Telethon event handlers: convert, delegate to the engine, nothing else. Telethon runs them one
+    at a time (`sequential_updates`), so each returns at once: a message is stored (or kept by the
+    engine) before the next update is looked at, and is answered in a task of its own. The tasks are
+    tracked so that a SIGTERM can let them finish (`idle` waits for them)."""
 
     def __init__(self, engine: Dialogue, transport: TelethonTransport) -> None:
         self.engine = engine
         self.transport = transport
-        self.running: set[asyncio.Task] = set()
+        self.running: set[asyncio.Future] = set()
 
-    def _track(self) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self.running.add(task)
-            task.add_done_callback(self.running.discard)
+    def _track(self, work: Any) -> None:
+        future = asyncio.ensure_future(work)
+        self.running.add(future)
+        future.add_done_callback(self.running.discard)
+
+    async def idle(self) -> None:
+        """Wait until every message and press handed over so far is answered."""
+        while self.running:
+            await asyncio.gather(*self.running, return_exceptions=True)
 
     def _staff_chat(self, event: Any) -> bool:
         chat = self.engine.inbox.config.staff_chat
@@ -290,7 +298,6 @@ class BotHandlers:
     async def on_message(self, event: Any) -> None:
         if getattr(event.sender, "bot", False):
             return
-        self._track()
         message = event.message
         if self._staff_chat(event):  # a staff member in the group: for a lead, a note, or staff talk
             sender = sender_of(event)
@@ -301,18 +308,17 @@ class BotHandlers:
         if event.is_private and self.engine.inbox.is_staff(event.sender_id):  # a manager: never a lead or Claude
             await self.engine.desk.private(event.sender_id, message.message or "")
             return
-        await self.engine.handle(Incoming(
+        self._track(self.engine.accept(Incoming(
             sender=sender_of(event),
             text=message.message or "",
             media=media_kind(message),
             private=event.is_private,
             telegram_message_id=message.id,
-        ))
+        )))
 
     async def on_callback(self, event: Any) -> None:
         """Answered at once (Telegram waits ~15 s, then QUERY_ID_INVALID and a spinning button); then
         the keyboard comes off the message and the engine acts, however long Claude takes."""
-        self._track()
         incoming = Incoming(sender=sender_of(event), button=event.data.decode("utf-8", errors="replace"),
                             private=event.is_private, button_message_id=event.message_id)
         if self._staff_chat(event) or (incoming.private and self.engine.inbox.is_staff(event.sender_id)):
@@ -323,6 +329,9 @@ class BotHandlers:
         except SalesbotError as exc:  # the database: act on the press, the engine has its own safety net
             log.warning("could not check a button press: %s", exc)
             verdict = "new"
+        self._track(self._pressed(event, incoming, verdict))
+
+    async def _pressed(self, event: Any, incoming: Incoming, verdict: str) -> None:
         await self.transport.answer_callback(event.query.query_id, texts.STALE_TOAST if verdict == "stale" else None)
         if verdict != "new":
             return
@@ -353,6 +362,109 @@ class BotHandlers:
             poster.kick()
 
 
+class SafeSession(SQLiteSession):
+    """Telethon's session file, whose writes may fail without killing the bot. On a full disk the
+    keepalive task died at its session save (telethon/client/updates.py `_keepalive_loop` has no
+    try around `session.save()`) and the update loop at `process_entities`, and the position was never
+    saved again. Here a failed write is logged and the next save writes the state whole again."""
+
+    failing = False
+    failures = 0  # writes refused so far (the log says it once per outage)
+
+    def _guard(self, write: Callable[[], Any], what: str) -> Any:
+        try:
+            result = write()
+        except sqlite3.Error as exc:
+            self.failures += 1
+            if not self.failing:
+                log.error("could not save the Telegram session (%s): %s; retrying with the next save", what, exc)
+            self.failing = True
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.rollback()
+            return None
+        if self.failing and what == "save":
+            log.info("the Telegram session is saved again")
+            self.failing = False
+        return result
+
+    def save(self) -> None:
+        self._guard(super().save, "save")
+
+    def set_update_state(self, entity_id, state) -> None:
+        self._guard(lambda: super(SafeSession, self).set_update_state(entity_id, state), "update state")
+
+    def process_entities(self, tlo) -> None:
+        self._guard(lambda: super(SafeSession, self).process_entities(tlo), "entities")
+
+
+class UpdatePosition:
+    """Where serve is in Telegram's update sequence (pts), saved as soon as everything before it is
+    stored — never later, never sooner.
+
+    Telethon saves the position only in its keepalive, once a minute, and on a clean disconnect: a
+    fresh session killed in its first minute started from nothing the next time, and every message
+    written meanwhile was lost. A position saved before its messages are stored loses them the same
+    way. So: right after login the position Telegram gave is saved; and each time the update loop asks
+    for more (telethon/client/updates.py `_update_loop` awaits `_updates_queue.get()` only once
+    everything received has been dispatched, and with `sequential_updates` each handler has returned,
+    i.e. each message is stored or kept by the engine) the position is saved — unless the engine still
+    keeps messages it could not store, which Telegram then sends again after a crash. Every save
+    Telethon makes on its own (keepalive, disconnect) writes this safe position, not the live one."""
+
+    def __init__(self, client: TelegramClient, holding: Callable[[], int]) -> None:
+        self.client, self.holding = client, holding
+        # Before connect, while nothing uses them: the message box (its class has __slots__, so a
+        # subclass whose state reads go through us) and the update queue's `get`.
+        self.box = client._message_box = _SafeBox(client._message_box._log, self)
+        self._get = client._updates_queue.get
+        client._updates_queue.get = self._next_batch
+        self.safe: tuple | None = None
+        self.saved: tuple | None = None
+        self._saving: asyncio.Task | None = None
+
+    def loaded(self) -> None:
+        # The position read from the session at connect, or the one Telegram gave at login
+        # (telethon/client/auth.py `_on_login`): nothing after it has been received yet.
+        self.safe = self.box.live_state()
+        self._saving = asyncio.get_running_loop().create_task(self.save())
+
+    async def _next_batch(self):
+        if not self.holding():
+            self.safe = self.box.live_state()
+            await self.save()
+        return await self._get()
+
+    async def save(self) -> None:
+        if self.safe is None or self.safe == self.saved or self.client._message_box.is_empty():
+            return
+        position = self.safe
+        await self.client._save_states_and_entities()  # writes self._safe() through the session
+        self.client.session.save()
+        if not getattr(self.client.session, "failing", False):
+            self.saved = position
+
+
+class _SafeBox(MessageBox):
+    """Telethon's MessageBox whose `session_state` (what every save writes) is the safe position."""
+
+    __slots__ = ("position",)
+
+    def __init__(self, log: Any, position: UpdatePosition) -> None:
+        super().__init__(log)
+        self.position = position
+
+    def live_state(self):
+        return super().session_state()
+
+    def session_state(self):
+        safe = self.position.safe
+        return safe if safe is not None else self.live_state()
+
+    def load(self, session_state, channel_states) -> None:
+        super().load(session_state, channel_states)
+        self.position.loaded()
+
+
 def make_client(settings, session: str) -> TelegramClient:
     """The bot's client on its session file in SALESBOT_HOME. `catch_up`: updates that arrived while
     serve was down are fetched on start (getDifference) instead of being dropped (Telethon issue
@@ -360,12 +472,14 @@ def make_client(settings, session: str) -> TelegramClient:
     a bare ValueError; `flood_sleep_threshold=0`: Telethon sleeps out a FloodWait inside the call
     when it is under the client's threshold (client/users.py, `_call`), which would hold a lead's
     handler and, through its per-request-type bookkeeping, every other chat: each one comes back to
-    us instead (the outbox holds back that chat alone; the update loop takes it as "try later").
+    us instead (the outbox holds back that chat alone; the update loop takes it as "try later");
+    `sequential_updates`: one update at a time, each stored before the next (UpdatePosition).
     A damaged session file is named, with what deleting it costs."""
     path = settings.home / f"{session}.session"
     try:
-        return TelegramClient(str(settings.home / session), settings.telegram_api_id, settings.telegram_api_hash,
-                              catch_up=True, raise_last_call_error=True, flood_sleep_threshold=0)
+        return TelegramClient(SafeSession(str(settings.home / session)), settings.telegram_api_id,
+                              settings.telegram_api_hash, catch_up=True, raise_last_call_error=True,
+                              flood_sleep_threshold=0, sequential_updates=True)
     except sqlite3.Error as exc:
         raise SalesbotError(f"the Telegram session file {path} is damaged ({exc}); delete it and start again: "
                             "the bot logs in anew with its token (updates missed while it was down are "
@@ -430,6 +544,7 @@ async def serve(settings, build: Callable[[TelethonTransport], tuple[Dialogue, O
     client = make_client(settings, SERVE_SESSION)
     transport = TelethonTransport(client)
     engine, outbox = build(transport)
+    UpdatePosition(client, lambda: engine.holding)
     unauthorized = asyncio.Event()
     outbox.on_unauthorized = lambda exc: unauthorized.set()
     staff_group(engine, outbox, client)
@@ -485,15 +600,17 @@ async def _stop(engine: Dialogue, handlers: BotHandlers, outbox: Outbox, poller:
     log.info("shutting down")
     engine.accepting = False
     poller.cancel()
-    running = [task for task in handlers.running | set(resumes) if not task.done()]
+    running = [task for task in handlers.running | engine.answering | set(resumes) if not task.done()]
     if running:
         _, late = await asyncio.wait(running, timeout=DRAIN_SECONDS)
+        late |= {task for task in engine.answering if not task.done()}
         for task in late:
             task.cancel()
         if late:
             log.warning("%d conversation(s) cut short by the shutdown; they are answered after the restart",
                         len(late))
             await asyncio.gather(*late, return_exceptions=True)
+    await engine.close()
     await asyncio.gather(poller, return_exceptions=True)
     await engine.inbox.close()
     await outbox.close()

@@ -149,16 +149,21 @@ def meeting_time(moment: datetime, today: date) -> str:
     return f"{day_phrase(moment.date(), today)}, в {moment:%H:%M} {zone_phrase(moment)}"
 
 
+CONFIRM_OWN_TIME = "Правильно понял: {when}?"
+BOOKED = "Отлично, записал вас на встречу: {when}. Мы свяжемся с вами в назначенное время. До встречи!"
+REBOOKED = "Готово, перенёс встречу: {when}. До встречи!"
+
+
 def confirm_own_time(when: str) -> str:
-    return f"Правильно понял: {when}?"
+    return CONFIRM_OWN_TIME.format(when=when)
 
 
 def booked(when: str) -> str:
-    return f"Отлично, записал вас на встречу: {when}. Мы свяжемся с вами в назначенное время. До встречи!"
+    return BOOKED.format(when=when)
 
 
 def rebooked(when: str) -> str:
-    return f"Готово, перенёс встречу: {when}. До встречи!"
+    return REBOOKED.format(when=when)
 
 
 def outside_hours(days: str, start: str, end: str) -> str:
@@ -268,8 +273,12 @@ HOT_FOLLOW_UP_2 = (
 )
 
 
+HELLO = "Здравствуйте, {name}!"
+HELLO_NO_NAME = "Здравствуйте!"  # a lead Telegram gave no first name
+
+
 def hello(first_name: str | None) -> str:
-    return f"Здравствуйте, {first_name}!" if first_name else "Здравствуйте!"
+    return HELLO.format(name=first_name) if first_name else HELLO_NO_NAME
 
 
 def follow_up(step: int, first_name: str | None) -> str:
@@ -311,20 +320,28 @@ def days_word(n: int) -> str:
     return f"{n} {_plural(n, 'день', 'дня', 'дней')}"
 
 
+TOO_FAR = "Так далеко вперёд мы не записываем: не дальше чем на {days}."  # {days}: «60 дней»
+ENDS_LATE = "Не успеем: встреча должна закончиться до {closes}."
+PERIOD_SLOTS = "Свободное время — {day}, с {start} до {end}:"
+PERIOD_FULL = "{day}, с {start} до {end}, свободного времени нет. Вот ближайшее:"  # {day}: «Завтра, 24 декабря»
+DAYS_SLOTS = "Свободное время {dates}{hours}:"  # {dates}: «с 29 декабря по 4 января»; {hours}: «, с 14:00 до 19:00»
+DAYS_FULL = "{dates} свободного времени нет. Вот ближайшее:"  # {dates}: «С 29 декабря по 4 января»
+
+
 def too_far(days: int) -> str:
-    return f"Так далеко вперёд мы не записываем: не дальше чем на {days_word(days)}."
+    return TOO_FAR.format(days=days_word(days))
 
 
 def ends_late(closes: str) -> str:
-    return f"Не успеем: встреча должна закончиться до {closes}."
+    return ENDS_LATE.format(closes=closes)
 
 
 def period_slots(day: str, start: str, end: str) -> str:
-    return f"Свободное время — {day}, с {start} до {end}:"
+    return PERIOD_SLOTS.format(day=day, start=start, end=end)
 
 
 def period_full(day: str, start: str, end: str) -> str:
-    return f"{_cap(day)}, с {start} до {end}, свободного времени нет. Вот ближайшее:"
+    return PERIOD_FULL.format(day=_cap(day), start=start, end=end)
 
 
 def _dates(first: date, last: date) -> str:
@@ -334,48 +351,56 @@ def _dates(first: date, last: date) -> str:
 
 def days_slots(first: date, last: date, start: str, end: str, whole_day: bool = False) -> str:
     """Several days asked for («на следующей неделе», «на следующей неделе после обеда»)."""
-    return f"Свободное время {_dates(first, last)}" + ("" if whole_day else f", с {start} до {end}") + ":"
+    return DAYS_SLOTS.format(dates=_dates(first, last), hours="" if whole_day else f", с {start} до {end}")
 
 
 def days_full(first: date, last: date, start: str, end: str) -> str:
-    return f"{_cap(_dates(first, last))} свободного времени нет. Вот ближайшее:"
+    return DAYS_FULL.format(dates=_cap(_dates(first, last)))
+
+
+MEETING_CONFIRMED = "Спасибо, что подтвердили! Ждём вас: {when}."
+ASK_CANCEL = "Отменить встречу — {when}?"
+MEETING_CANCELLED = "Встреча отменена ({when}). Если захотите выбрать другое время — просто напишите."
+MEETING_KEPT = "Хорошо, встреча остаётся: {when}. До встречи!"
+# Before the meeting (24 h, 2 h…): the time, and the three buttons to answer with; {hello}: «Здравствуйте, Анна!»
+MEETING_REMINDER = "{hello} Напоминаю о нашей встрече: {when}. Всё в силе? Если планы изменились — её можно перенести."
+NO_SHOW_OFFER = ("{sorry}, что не получилось встретиться ({when}). Давайте подберём другое время — "
+                 "выберите удобное:")  # {sorry}: «Анна, жаль», or «Жаль» without a name
+STAFF_CANCELLED = ("К сожалению, нам пришлось отменить встречу ({when}).{reason} Приносим извинения! "
+                   "Выберите, пожалуйста, другое время:")  # {reason}: « Причина: …» when staff gave one
+STAFF_MOVED = "Мы перенесли вашу встречу: вместо «{old}» — {new}. Если это время неудобно, нажмите «Перенести»."
 
 
 def meeting_confirmed(when: str) -> str:
-    return f"Спасибо, что подтвердили! Ждём вас: {when}."
+    return MEETING_CONFIRMED.format(when=when)
 
 
 def ask_cancel(when: str) -> str:
-    return f"Отменить встречу — {when}?"
+    return ASK_CANCEL.format(when=when)
 
 
 def meeting_cancelled(when: str) -> str:
-    return f"Встреча отменена ({when}). Если захотите выбрать другое время — просто напишите."
+    return MEETING_CANCELLED.format(when=when)
 
 
 def meeting_kept(when: str) -> str:
-    return f"Хорошо, встреча остаётся: {when}. До встречи!"
+    return MEETING_KEPT.format(when=when)
 
 
 def meeting_reminder(first_name: str | None, when: str) -> str:
-    """Before the meeting (24 h, 2 h…): the time, and the three buttons to answer with."""
-    hello = f"Здравствуйте, {first_name}!" if first_name else "Здравствуйте!"
-    return f"{hello} Напоминаю о нашей встрече: {when}. Всё в силе? Если планы изменились — её можно перенести."
+    return MEETING_REMINDER.format(hello=hello(first_name), when=when)
 
 
 def no_show_offer(first_name: str | None, when: str) -> str:
-    who = f"{first_name}, жаль" if first_name else "Жаль"
-    return f"{who}, что не получилось встретиться ({when}). Давайте подберём другое время — выберите удобное:"
+    return NO_SHOW_OFFER.format(sorry=f"{first_name}, жаль" if first_name else "Жаль", when=when)
 
 
 def staff_cancelled(when: str, reason: str | None) -> str:
-    why = f" Причина: {quote(reason)}." if reason else ""
-    return (f"К сожалению, нам пришлось отменить встречу ({when}).{why} Приносим извинения! "
-            "Выберите, пожалуйста, другое время:")
+    return STAFF_CANCELLED.format(when=when, reason=f" Причина: {quote(reason)}." if reason else "")
 
 
 def staff_moved(old: str, new: str) -> str:
-    return (f"Мы перенесли вашу встречу: вместо «{old}» — {new}. Если это время неудобно, нажмите «Перенести».")
+    return STAFF_MOVED.format(old=old, new=new)
 
 
 def manager_meeting_confirmed(first_name: str | None, lead_id: int, username: str | None, when: str) -> str:
@@ -399,15 +424,11 @@ def manager_meeting_cancelled(first_name: str | None, lead_id: int, username: st
 # --- the business's own words: SALESBOT_TEXTS_FILE ----------------------------------------------
 # A TOML file of `key = "text"` lines; each key replaces the text of that name (placeholders in
 # braces as in the packaged text). Issue-specific texts may join this map.
-OVERRIDABLE = {
-    "company": "COMPANY",
-    "greeting": "GREETING",
-    "consultation": "CONSULTATION",
-    "follow_up_1": "FOLLOW_UP_1",
-    "follow_up_2": "FOLLOW_UP_2",
-    "hot_follow_up_1": "HOT_FOLLOW_UP_1",
-    "hot_follow_up_2": "HOT_FOLLOW_UP_2",
-}
+# Every text a lead reads is here as a constant and may be replaced (`booked = "Записали вас на приём: {when}."`);
+# the key is the constant's name in lower case. Texts for managers and the stored labels of media stay packaged.
+_NOT_FOR_LEADS = {"MEDIA_OTHER", "EMPTY_MESSAGE"}
+OVERRIDABLE = {name.lower(): name for name, value in list(globals().items())
+               if name.isupper() and isinstance(value, str) and name not in _NOT_FOR_LEADS}
 _PACKAGED = {attr: globals()[attr] for attr in OVERRIDABLE.values()}
 
 
@@ -428,7 +449,11 @@ def override_problems(values: dict) -> list[str]:
     problems = []
     for key, value in values.items():
         if key not in OVERRIDABLE:
-            problems.append(f"unknown key {key!r}; the known keys are: {', '.join(OVERRIDABLE)}")
+            import difflib
+
+            close = difflib.get_close_matches(key, list(OVERRIDABLE), n=1, cutoff=0.6)
+            problems.append(f"unknown key {key!r}" + (f" (did you mean {close[0]}?)" if close else "")
+                            + "; the keys are the names of salesbot/texts.py's texts in lower case (see the README)")
         elif not isinstance(value, str):
             problems.append(f"{key}: expected a text in quotes")
         elif key != "company" and not value.strip():

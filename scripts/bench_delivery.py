@@ -54,9 +54,9 @@ async def one_run(server: FakeTelegram, settings, leads: int, messages: int, rat
     accepted: dict[str, float] = {}
     real_queue = delivery.queue_to_lead
 
-    def timed_queue(lead_id, text, now, buttons=None, kind="reply"):
+    def timed_queue(lead_id, text, now, buttons=None, kind="reply", **more):
         queued[text] = time.perf_counter()
-        return real_queue(lead_id, text, now, buttons, kind)
+        return real_queue(lead_id, text, now, buttons, kind, **more)
 
     delivery.queue_to_lead = timed_queue
     seen = 0

@@ -334,6 +334,7 @@ class FakeTelegram(ForumServer):
         self._seen: dict[tuple[int, int], int] = {}  # (auth key id, channel id) -> the channel pts it was given
         self.user_messages: dict[int, list[types.Message]] = {}  # what each user wrote to the bot
         self.connection = type("BoundFakeConnection", (FakeConnection,), {"telegram": self})
+        self.clients: list[TelegramClient] = []  # every client made, newest last (`serving(..., kill=True)`)
         server = self
 
         class HarnessClient(TelegramClient):
@@ -342,6 +343,7 @@ class FakeTelegram(ForumServer):
             def __init__(self, session, api_id=API_ID, api_hash=API_HASH, **kwargs):
                 kwargs["connection"] = server.connection
                 super().__init__(session, api_id, api_hash, **kwargs)
+                server.clients.append(self)
 
         self.client_class = HarnessClient
 
@@ -814,11 +816,31 @@ def _vector(items) -> bytes:
     return struct.pack("<Ii", 0x1CB5C415, len(items)) + b"".join(bytes(i) for i in items)
 
 
+def kill(server: FakeTelegram, tasks: set[asyncio.Task]) -> None:
+    """What `kill -9` leaves of a serve: only what reached the disk. The session file's uncommitted
+    writes are thrown away (a new process reads the committed file, as SQLite does after a crash), then
+    every task serve started stops where it stands — no finally of ours saves anything (Telethon's
+    update and keepalive loops return on cancellation without saving) — and its connections are cut."""
+    client = server.clients[-1]
+    conn = client.session._conn
+    if conn is not None:
+        conn.rollback()
+        conn.close()
+    client.session._conn = None
+    client.session.save = client.session.set_update_state = client.session.process_entities = \
+        lambda *args, **kwargs: None  # the process is gone: nothing it would still run reaches the file
+    for task in tasks:
+        task.cancel()
+    for link in list(server.links):
+        server._close(link, eof=False)
+
+
 @contextlib.asynccontextmanager
-async def serving(server: FakeTelegram, settings, engine_factory):
+async def serving(server: FakeTelegram, settings, engine_factory, *, kill9: bool = False):
     """`salesbot.telegram.serve` running against the fake until the block ends (then SIGTERM, as
-    systemd stops it). `engine_factory(transport)` makes the engine; its outbox waits (retries, the
-    delivery loop's poll) run on the fake's clock. Yields the serve task."""
+    systemd stops it; with `kill9`, the process dies instead: `kill`). `engine_factory(transport)`
+    makes the engine; its outbox waits (retries, the delivery loop's poll) run on the fake's clock.
+    Yields the serve task."""
     from salesbot import telegram as adapter
     from salesbot.store import leads
 
@@ -827,6 +849,7 @@ async def serving(server: FakeTelegram, settings, engine_factory):
         engine.outbox.sleep = server.clock.sleep
         return engine, engine.outbox
 
+    before = asyncio.all_tasks()
     task = asyncio.create_task(adapter.serve(settings, build, leads.leads_with_unanswered))
     await until(lambda: server.online or task.done())
     await settle()  # login finished (getState taken): what a user writes from now on is news to serve
@@ -835,6 +858,10 @@ async def serving(server: FakeTelegram, settings, engine_factory):
     try:
         yield task
     finally:
-        if not task.done():
+        if kill9:
+            started = asyncio.all_tasks() - before - {asyncio.current_task()}
+            kill(server, started)
+            await asyncio.gather(*started, return_exceptions=True)
+        elif not task.done():
             os.kill(os.getpid(), signal.SIGTERM)
             await asyncio.wait_for(task, 5)

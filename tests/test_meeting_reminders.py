@@ -57,6 +57,7 @@ def test_reminded_24_hours_and_2_hours_before_exactly_once_each(db, aio):
         assert queued == [(STARTS - timedelta(hours=24), "24h", meeting.id),
                           (STARTS - timedelta(hours=2), "2h", meeting.id)]
         assert [r.kind for r in MeetingReminder.select().order_by(MeetingReminder.id)] == ["24h", "2h"]
+        clock.move_to(STARTS - timedelta(hours=1))  # serve sends them while they are true (after the start: never)
         transport = RecordingTransport()
         aio.run(make_outbox(transport, managers=()).drain())  # what serve does with them
         assert [(s.peer.user_id, s.text, s.labels) for s in transport.sent] == [
@@ -204,7 +205,7 @@ def test_a_reminder_through_the_telegram_harness_cancel_asks_once_then_frees_the
 
     from salesbot import telegram
     from tests.telegram_fakes import CapturingClient
-    from tests.test_telegram import callback_event
+    from tests.test_telegram import callback_event, handled
 
     client = CapturingClient()
     with freeze_time(STARTS - timedelta(hours=2), real_asyncio=True):
@@ -222,17 +223,18 @@ def test_a_reminder_through_the_telegram_harness_cancel_asks_once_then_frees_the
             (texts.BUTTON_MEETING_MOVE, f"mm:{meeting.id}".encode()),
             (texts.BUTTON_MEETING_CANCEL, f"mx:{meeting.id}".encode())]
         reminder_id = len(client.requests)
-        aio.run(handlers.on_callback(callback_event(client, f"mx:{meeting.id}".encode(), msg_id=reminder_id)))
+        press = handlers.on_callback
+        handled(aio, handlers, press(callback_event(client, f"mx:{meeting.id}".encode(), msg_id=reminder_id)))
         answer, edit, question = client.requests[reminder_id:]
         assert isinstance(answer, functions.messages.SetBotCallbackAnswerRequest) and answer.message is None
         assert isinstance(edit, functions.messages.EditMessageRequest) and edit.id == reminder_id
         assert question.message == texts.ask_cancel(WHEN_ON_THE_DAY)
         assert Meeting.get_by_id(meeting.id).status == "booked"  # asked, not yet cancelled
         question_id = len(client.requests)
-        aio.run(handlers.on_callback(callback_event(client, f"mxy:{meeting.id}".encode(), msg_id=question_id)))
+        handled(aio, handlers, press(callback_event(client, f"mxy:{meeting.id}".encode(), msg_id=question_id)))
         assert client.sent[-1].message == texts.meeting_cancelled(WHEN_ON_THE_DAY)
         assert Meeting.get_by_id(meeting.id).status == "cancelled"
         before = len(client.requests)  # «Подтверждаю» on the old reminder: a toast, nothing changes
-        aio.run(handlers.on_callback(callback_event(client, f"mc:{meeting.id}".encode(), msg_id=reminder_id)))
+        handled(aio, handlers, press(callback_event(client, f"mc:{meeting.id}".encode(), msg_id=reminder_id)))
         (toast,) = client.requests[before:]
         assert toast.message == texts.STALE_TOAST and Meeting.get_by_id(meeting.id).confirmed_at is None

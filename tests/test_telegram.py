@@ -23,6 +23,12 @@ def client():
     return CapturingClient()
 
 
+def handled(aio, handlers, call) -> None:
+    """A handler as Telethon runs it (it returns once the update is handed over), then its answer."""
+    aio.run(call)
+    aio.run(handlers.idle())
+
+
 def send(client, aio, peer, text="x", buttons=None, random_id=7):
     return aio.run(telegram.TelethonTransport(client).send(peer, text, buttons, random_id))
 
@@ -131,7 +137,7 @@ def bot(client, db):
 
 def test_start_command_greets(bot, client, aio):
     handlers, llm = bot
-    aio.run(handlers.on_message(new_message_event(client, "/start")))
+    handled(aio, handlers, handlers.on_message(new_message_event(client, "/start")))
     assert client.sent[0].message == texts.greeting("Анна") and llm.calls == []
 
 
@@ -140,36 +146,36 @@ def test_a_sticker_gets_the_text_request(bot, client, aio):
     sticker = types.MessageMediaDocument(document=types.Document(
         id=1, access_hash=1, file_reference=b"", date=datetime.now(UTC), mime_type="image/webp", size=1, dc_id=1,
         attributes=[types.DocumentAttributeSticker(alt="🙂", stickerset=types.InputStickerSetEmpty())]))
-    aio.run(handlers.on_message(new_message_event(client, "", media=sticker)))
+    handled(aio, handlers, handlers.on_message(new_message_event(client, "", media=sticker)))
     assert client.sent[0].message == texts.PLEASE_TEXT
 
 
 def test_group_messages_and_bots_are_ignored(bot, client, aio):
     handlers, llm = bot
-    aio.run(handlers.on_message(new_message_event(client, "всем привет", chat=types.PeerChat(555))))
-    aio.run(handlers.on_message(new_message_event(client, "я бот", user_id=202, bot=True)))
+    handled(aio, handlers, handlers.on_message(new_message_event(client, "всем привет", chat=types.PeerChat(555))))
+    handled(aio, handlers, handlers.on_message(new_message_event(client, "я бот", user_id=202, bot=True)))
     assert client.requests == [] and Lead.select().count() == 0
 
 
 def offer_a_keyboard(handlers, client, aio, llm):
     llm.enqueue(Answer("Выберите время", "hot", True))
-    aio.run(handlers.on_message(new_message_event(client, "Когда можно созвониться?")))
+    handled(aio, handlers, handlers.on_message(new_message_event(client, "Когда можно созвониться?")))
     return len(client.requests)  # the capturing client numbers messages by request
 
 
 def test_the_same_choice_pressed_twice_does_nothing_the_second_time(bot, client, aio):
     handlers, llm = bot
     keyboard_id = offer_a_keyboard(handlers, client, aio, llm)
-    aio.run(handlers.on_callback(callback_event(client, b"own", query_id=1, msg_id=keyboard_id)))
+    handled(aio, handlers, handlers.on_callback(callback_event(client, b"own", query_id=1, msg_id=keyboard_id)))
     before = len(client.requests)
-    aio.run(handlers.on_callback(callback_event(client, b"own", query_id=2, msg_id=keyboard_id)))
+    handled(aio, handlers, handlers.on_callback(callback_event(client, b"own", query_id=2, msg_id=keyboard_id)))
     (answer,) = client.requests[before:]
     assert answer.query_id == 2 and answer.message is None
 
 
 def test_a_message_telegram_delivers_twice_is_stored_and_answered_once(bot, client, aio):
     handlers, llm = bot
-    aio.run(handlers.on_message(new_message_event(client, "Здравствуйте!", msg_id=55)))
-    aio.run(handlers.on_message(new_message_event(client, "Здравствуйте!", msg_id=55)))
+    handled(aio, handlers, handlers.on_message(new_message_event(client, "Здравствуйте!", msg_id=55)))
+    handled(aio, handlers, handlers.on_message(new_message_event(client, "Здравствуйте!", msg_id=55)))
     assert len(llm.calls) == 1 and len(client.sent) == 1
     assert Lead.get(Lead.telegram_id == 101).messages.where(Message.role == "lead").count() == 1

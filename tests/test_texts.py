@@ -79,7 +79,7 @@ def test_the_business_words_from_a_toml_file(tmp_path):
 
 
 @pytest.mark.parametrize("body, says", [
-    ('compnay = "Пиксель"\n', "unknown key 'compnay'; the known keys are: company, greeting, consultation"),
+    ('compnay = "Пиксель"\n', "unknown key 'compnay' (did you mean company?)"),
     ('greeting = "Привет, {lead}!"\n', "greeting: unknown placeholder {lead} (allowed: {assistant}, {company}, "
                                        "{consultation}, {name})"),
     ('greeting = 5\n', "greeting: expected a text in quotes"),
@@ -136,3 +136,30 @@ def test_word_lists_hold_each_word_once_whatever_its_e_or_yo():
     for words in (texts.CANCEL_WORDS, texts.CONFIRM_WORDS, texts.CANCEL_YES_WORDS, texts.CANCEL_NO_WORDS,
                   texts.DECLINE_WORDS):
         assert len({w.replace("ё", "е") for w in words}) == len(words), sorted(words)
+
+
+def test_every_text_a_lead_reads_can_be_overridden(run, db, tmp_path, monkeypatch):
+    """Before: only 7 texts (company, greeting, consultation, the follow-ups) could be replaced; a
+    clinic could not say «приём» or give its address in the booking confirmation."""
+    from salesbot import texts
+
+    texts_file = tmp_path / "texts.toml"
+    texts_file.write_text('consultation = "бесплатный приём {duration}"\n'
+                          'booked = "Записали вас на приём: {when}. Адрес: ул. Лесная, 5."\n'
+                          'meeting_reminder = "{hello} Напоминаю о приёме: {when}."\n'
+                          'button_meeting_confirm = "Приду"\n', encoding="utf-8")
+    monkeypatch.setenv("SALESBOT_TEXTS_FILE", str(texts_file))
+    monkeypatch.setenv("SALESBOT_PROMPT_FILE", str(tmp_path / "clinic.md"))
+    (tmp_path / "clinic.md").write_text("Ты — администратор клиники.", encoding="utf-8")
+    from freezegun import freeze_time
+
+    with freeze_time("2025-12-23 11:05:00", real_asyncio=True):  # Tuesday 14:05 in Moscow
+        out = run("chat", "--demo", input="Здравствуйте\nБолит зуб\nХочу записаться\n1\n").stdout
+    assert "Записали вас на приём: сегодня, в 17:00 по московскому времени. Адрес: ул. Лесная, 5." in out
+    assert "1) Приду" in out
+    assert texts.meeting_reminder("Анна", "завтра") == "Здравствуйте, Анна! Напоминаю о приёме: завтра."
+    lead_facing = {"booked", "rebooked", "meeting_reminder", "no_show_offer", "staff_moved", "staff_cancelled",
+                   "confirm_own_time", "ask_cancel", "meeting_kept", "too_far", "hello", "fallback", "choose_slot"}
+    assert lead_facing <= set(texts.OVERRIDABLE)
+    texts_file.write_text('booked = "Записали: {whenn}"\n', encoding="utf-8")
+    assert "unknown placeholder {whenn} (allowed: {when})" in run("chat", "--demo", input="", code=1).stderr

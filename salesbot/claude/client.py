@@ -233,6 +233,35 @@ Ledger = Callable[[dict[str, Any]], None]
 Check = Callable[[Any], str | None]
 
 
+class KeptRows:
+    """The usage ledger's rows, written in order: one the database refuses (locked, disk full) is kept
+    and written with the next call's, so `usage` misses nothing that was paid for. A failure never
+    costs a lead its answer."""
+
+    def __init__(self, write: Ledger | None = None) -> None:
+        self.write = write
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        self.flush()
+
+    def flush(self) -> None:
+        while self.rows and self.write is not None:
+            try:
+                self.write(self.rows[0])
+            except Exception as exc:
+                log.warning("could not record a Claude call in the ledger yet (%d kept): %s", len(self.rows), exc)
+                return
+            self.rows.pop(0)
+
+    def close(self) -> None:
+        self.flush()
+        if self.rows:
+            log.error("%d Claude call(s) could not be recorded in the usage ledger (the database refused)",
+                      len(self.rows))
+
+
 @dataclass
 class ClaudeClient:
     """Async Claude client with salesbot's deadline, retry, effort and ledger policy.
@@ -260,6 +289,7 @@ class ClaudeClient:
         # A key read from a secret file often ends in a newline: sent as is, every request fails
         # as a "connection error" (an illegal header value) and debug logs print it escaped.
         self.api_key = self.api_key.strip() if self.api_key else self.api_key
+        self._kept = KeptRows(lambda row: self.ledger(row))
         if self.deadline is None:
             self.deadline = 2 * self.timeout
         if self.effort not in EFFORTS:
@@ -273,6 +303,7 @@ class ClaudeClient:
         )
 
     async def close(self) -> None:
+        self._kept.close()
         await self._sdk.close()
 
     # -- the prompt's size, from the API --
@@ -470,12 +501,8 @@ class ClaudeClient:
         return data
 
     def _record(self, row: dict[str, Any]) -> None:
-        if self.ledger is None:
-            return
-        try:
-            self.ledger(row)
-        except Exception:  # the ledger must never cost a lead its answer
-            log.exception("could not record the Claude call in the ledger")
+        if self.ledger is not None:
+            self._kept.add(row)
 
 
 @dataclass

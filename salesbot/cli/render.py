@@ -253,7 +253,8 @@ def lead_detail(detail, full: bool = False) -> None:
         ("created", fmt_time(lead.created_at)),
         ("source", lead.source or "— (no deep link)"),
         ("last message", fmt_time(lead.last_message_at)),
-        ("reminders sent", f"{lead.follow_up_count} (last {fmt_time(lead.last_follow_up_at)})"),
+        ("reminders sent", f"{detail.reminders_sent} (last {fmt_time(lead.last_follow_up_at)})"
+         + (f"; {detail.reminders_queued} queued for serve to send" if detail.reminders_queued else "")),
         ("dialogue state", lead.state or "—"),
         ("opted out", f"yes ({lead.opted_out_reason or 'by staff'})" if lead.opted_out else "no"),
     ]
@@ -366,10 +367,12 @@ def sweep(result, policy) -> None:
     summary = result.summary
     if result.dry_run:
         out.print(f"[bold]{summary['would_send']}[/bold] would be reminded now, "
-                  f"{summary['now_cold']} of them for the last time (they become cold once it is sent).")
+                  f"{summary['last_reminders']} of them for the last time (they become cold once it is sent).")
     else:
-        out.print(f"queued [green]{summary['queued']}[/green] for serve to send, skipped {summary['skipped']} "
-                  f"(claimed by another sweep, or the lead wrote), now cold {summary['now_cold']}.")
+        last = summary["last_reminders"]
+        out.print(f"queued [green]{summary['queued']}[/green] for serve to send"
+                  + (f" ({last} of them the last: a lead goes cold once it is sent)" if last else "")
+                  + f", skipped {summary['skipped']} (claimed by another sweep, or the lead wrote).")
     _not_due(result.diagnosis)
 
 

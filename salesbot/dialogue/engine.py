@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from salesbot import texts
-from salesbot.claude import prompts
 from salesbot.claude.dialogue import Answer
 from salesbot.delivery import Outbox
+from salesbot.dialogue import conversation
 from salesbot.dialogue.booking import UNPLACED, Booking
 from salesbot.dialogue.intake import Intake
+from salesbot.dialogue.retry import Retry
 from salesbot.dialogue.turn import (
     BUTTON,
     COMMAND,
@@ -38,11 +39,10 @@ from salesbot.dialogue.turn import (
     Sender,
     Stored,
     Turn,
-    command_of,
     said,
 )
 from salesbot.dialogue.voice import Voice
-from salesbot.errors import BudgetExhausted, LLMUnavailable, StoreError
+from salesbot.errors import BudgetExhausted, LLMUnavailable
 from salesbot.inbox import Inbox, staff_side
 from salesbot.store import leads, outbox
 from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, LeadState, MeetingState
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 ANY_STATE = "*"
 SUMMARY_CHARS = 2000  # the summary kept of a lead (the model is asked for a short one)
-STEPS = {STATE_OWN_TIME: "own_time", STATE_CONFIRM_TIME: "confirm_time", STATE_CONFIRM_CANCEL: "confirm_cancel"}
 
 Handler = Callable[[Turn], Awaitable[None]]
 
@@ -78,11 +77,6 @@ def words(*sets: set[str]) -> Callable[[Turn], bool]:
     return lambda turn: said(turn.text, every)
 
 
-def _not_conversation(role: str, text: str) -> bool:
-    """Commands and «one moment» notes are not conversation."""
-    return (role == "lead" and command_of(text) is not None) or (role == "bot" and text == texts.ONE_MOMENT)
-
-
 class Dialogue:
     def __init__(self, llm: DialogueLLM, transport: Transport, config: DialogueConfig,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC), outbox: Outbox | None = None,
@@ -94,12 +88,13 @@ class Dialogue:
         self.outbox = outbox or Outbox(transport, managers=config.manager_ids, now=now)
         self.voice = Voice(self.outbox, self.calendar, config.manager_ids, now)
         self.booking = Booking(llm, self.voice, self.calendar, now)
-        self.intake = Intake(self.calendar, now, self.outbox.sleep)
+        self.intake = Intake(self.calendar, now, lambda seconds: self.outbox.sleep(seconds))
         self.accepting = True  # False while shutting down: messages are stored, answered after the restart
         self.inbox, self.desk = staff_side(inbox, self.outbox, self.calendar, config.manager_ids, now, self.resume)
         self.routes = self._routes()
         self._leads: dict[int, LeadLock] = {}
         self._notes: set[asyncio.Task] = set()  # "one moment" notes in flight (a task needs a reference)
+        self.retry = Retry(self.resume, self.voice, lambda seconds: self.outbox.sleep(seconds))  # Claude was down
 
     def _routes(self) -> dict[str | None, list[Route]]:
         """The dispatch table: state → its rows; ANY_STATE's rows are tried first in every state."""
@@ -149,34 +144,49 @@ class Dialogue:
         return outbox.press(lead.id, incoming.button_message_id, incoming.button or "")
 
     async def handle(self, incoming: Incoming) -> None:
-        if not incoming.private:
-            return  # group chats: not a conversation with a lead (the staff group: telegram.py → inbox)
-        stored = await self.intake.store(incoming)
-        if stored is None:
-            return
-        if isinstance(stored, StoreError):
-            log.error("A MESSAGE WAS NOT STORED (Telegram user %s): %s. The lead got the polite fallback; "
-                      "ask them to repeat it", incoming.sender.telegram_id or incoming.sender.lead_id, stored)
-            await self.outbox.send_unrecorded(incoming.sender, texts.FALLBACK)
-            return
-        if self.inbox.holds(*stored, incoming) or not self.accepting:
-            return  # a person has this lead (it is in their topic), or shutting down (answered after the restart)
-        await self._handle(*stored, incoming)
+        """Store the message and answer it; returns once it is answered (the terminal chat, tests)."""
+        await self.accept(incoming)
+
+    def accept(self, incoming: Incoming) -> asyncio.Future:
+        """Store the message now (or keep it until the database takes it) and answer it in a task of
+        its own (intake.accept); a future done once it is answered. Group chats are no conversation (the
+        staff group: telegram.py → inbox); a lead a person has is only mirrored to their topic; while
+        stopping, a stored message is left for the next start."""
+        return self.intake.accept(incoming, lambda lead, message: None if self.inbox.holds(lead, message, incoming)
+                                  or not self.accepting else self._handle(lead, message, incoming))
+
+    @property
+    def answering(self) -> set[asyncio.Task]:
+        return self.intake.answering
+
+    @property
+    def holding(self) -> int:
+        """Messages received but not stored yet: serve's position in Telegram's updates must not pass them."""
+        return self.intake.holding
 
     async def resume(self, lead_id: int) -> None:
-        """Answer a lead's newest stored message that was never answered (a restart in the middle)."""
+        """Answer a lead's newest stored message that was never answered (a restart in the middle, or
+        Claude back after an outage): quietly, with no «Минутку» beside a message handled meanwhile."""
         lead = leads.by_id(lead_id)
         pending = leads.last_unanswered(lead_id)
         if lead is None or pending is None:
             return
         message = Stored(*pending)
-        await self._handle(lead, message, Incoming(Sender(lead_id=lead_id), text=message.text))
+        await self._handle(lead, message, Incoming(Sender(lead_id=lead_id), text=message.text), quiet=True)
 
-    async def _handle(self, lead: LeadState, message: Stored, incoming: Incoming) -> None:
+    async def close(self) -> None:
+        """Stop the retries of leads Claude could not answer and the writers of what the database
+        refused: the next start resumes the unanswered, and Telegram sends the unstored again."""
+        await self.retry.close()
+        await self.intake.close()
+        await self.voice.close()
+
+    async def _handle(self, lead: LeadState, message: Stored, incoming: Incoming, quiet: bool = False) -> None:
         lock = self._leads.setdefault(lead.id, LeadLock())
-        if incoming.kind == TEXT and lock.lock.locked() and lead.state is None and not lock.told_to_wait:
+        if incoming.kind == TEXT and lock.thinking and not quiet and not lock.told_to_wait:
             # A flood while Claude is busy with this lead: one short note, and the messages are
-            # answered together by the next call, not one call each.
+            # answered together by the next call, not one call each. Not while a quick step holds
+            # the lead (/start's greeting), and not for a message of a restart or a retry.
             lock.told_to_wait = True
             note = asyncio.get_running_loop().create_task(self.voice.note(lead.id, texts.ONE_MOMENT))
             self._notes.add(note)
@@ -185,7 +195,8 @@ class Dialogue:
         try:
             async with lock.lock:
                 fresh = leads.by_id(lead.id)  # an earlier handler may have changed the state
-                turn = Turn(fresh, message, incoming.kind, incoming, (incoming.text or "").strip(), message.id)
+                turn = Turn(fresh, message, incoming.kind, incoming, (incoming.text or "").strip(), message.id,
+                            quiet=quiet)
                 row = self.route(turn)
                 if row is not None:
                     await row.handler(turn)
@@ -241,29 +252,6 @@ class Dialogue:
 
     # --- the conversation ----------------------------------------------------------------------
 
-    def _history(self, lead_id: int, upto: int) -> list[tuple[str, str]]:
-        """The conversation up to message `upto`, as much of it as the window sends (positions
-        counted from the lead's first message, so the start stays put and the prefix stays cached).
-        A bot message is split into the model's words (`assistant`) and the bot's own (`service`:
-        the greeting, slot offers, «Правильно понял…», «записал вас…»), as message.model_chars says."""
-        total = leads.count_messages(lead_id, upto)
-        keep = total - prompts.window_start(total, self.config.history_turns)
-        return prompts.history_of(leads.recent_messages(lead_id, upto, keep), self.config.max_chars, _not_conversation)
-
-    def _context(self, lead: LeadState, meeting: MeetingState | None) -> str:
-        tz = self.calendar.tz
-        now = self.now().astimezone(tz)
-        # for Claude the absolute date and year (it also gets today's): no «завтра» to misread
-        booked = texts.describe(meeting.starts_at.astimezone(tz)) if meeting else None
-        pending = texts.describe(lead.pending_time.astimezone(tz)) if lead.pending_time else None
-        keyboard = outbox.showing(lead.id)
-        slots = [b.label for row in keyboard or [] for b in row if b.data.startswith("s:")]
-        step = STEPS.get(lead.state or "")
-        day = texts.day_phrase(lead.pending_day, now.date()) if lead.pending_day else None
-        showing = prompts.showing(step, pending, day, slots)
-        return prompts.context_block(texts.describe(now), lead.first_name, lead.status, booked,
-                                     leads.summary_of(lead.id), showing)
-
     async def _converse(self, turn: Turn) -> None:
         lead, message = turn.lead, turn.message
         lock = self._leads[lead.id]
@@ -272,24 +260,29 @@ class Dialogue:
         upto = leads.latest_lead_message_id(lead.id)
         lock.answered_upto = upto
         turn.answering = None  # set again once Claude has answered
-        history = self._history(lead.id, upto)
+        history = conversation.history(lead.id, leads.latest_message_id(lead.id), self.config)
         if not history or history[-1][0] != "user":
             return
         meeting = leads.booked_meeting(lead.id, self.now())
+        lock.thinking = True
         try:
-            answer = await self.llm.answer(history, self._context(lead, meeting), lead.id)
+            answer = await self.llm.answer(history, conversation.context(lead, meeting, self.now(), self.calendar),
+                                           lead.id)
         except BudgetExhausted as exc:  # managers were told once, at the ceiling: not once per message
             log.warning("no answer for lead %s: %s", lead.id, exc)
             lock.told_to_wait = False
-            await self.voice.say(turn, texts.BUDGET_PAUSED)  # the lead's messages stay marked unanswered
+            if not turn.quiet:
+                await self.voice.say(turn, texts.BUDGET_PAUSED)  # the lead's messages stay marked unanswered
             return
         except LLMUnavailable as exc:
             log.warning("no answer for lead %s: %s", lead.id, exc)
             lock.told_to_wait = False
-            await self.voice.say(turn, texts.FALLBACK)  # the lead's messages stay marked unanswered
-            await self.voice.tell_managers(texts.manager_unanswered(lead.first_name, lead.id, lead.username,
-                                                                    message.text))
+            if not turn.quiet:  # once: a retry that fails again says nothing more
+                await self.voice.say(turn, texts.FALLBACK)  # the lead's messages stay marked unanswered
+            self.retry.later(lead.id)
             return
+        finally:
+            lock.thinking = False
         lock.told_to_wait = False
         if answer.summary.strip():
             leads.set_summary(lead.id, answer.summary.strip()[:SUMMARY_CHARS])

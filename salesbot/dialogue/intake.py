@@ -1,9 +1,20 @@
 """Storing what a lead sends, before anything can fail: the lead row (made on first contact), the
-message (a button press stored as its label), and replays of the same Telegram message ignored."""
+message (a button press stored as its label), and replays of the same Telegram message ignored.
+
+The event loop never waits for the database here: a write that finds another process's lock fails
+at once (store.without_waiting), and the message is kept in memory, in arrival order, by a writer
+that tries again with backoff for as long as it takes (a long write elsewhere, a full disk). Every
+later message waits behind it, so a lead's messages stay in order. Nothing is said to the lead about
+a message that is not stored; it is answered once it is. `holding` says how many are kept: serve
+does not save its position in Telegram's updates past them (telegram.py), so a crash meanwhile loses
+nothing either — Telegram sends them again after the restart.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 
@@ -11,13 +22,15 @@ from salesbot import keyboards, links, texts
 from salesbot.dialogue.turn import BUTTON, MEDIA, TEXT, Incoming, Sender, Stored
 from salesbot.errors import StoreError
 from salesbot.keyboards import moment_of
-from salesbot.store import leads
+from salesbot.store import leads, without_waiting
 from salesbot.store.leads import LeadState
 from salesbot.time.slots import Calendar
 
 log = logging.getLogger(__name__)
 
-STORE_ATTEMPTS = 5  # storing an incoming message: 5 tries over about 1.5 s
+RETRY_FIRST, RETRY_MOST = 0.2, 5.0  # seconds between the writer's attempts: doubling from the first, up to most
+
+Received = tuple[LeadState, Stored]
 
 
 class Intake:
@@ -26,27 +39,87 @@ class Intake:
         self.calendar = calendar
         self.now = now
         self.sleep = sleep
+        self.kept: deque[tuple[Incoming, Callable[[Received | None], None]]] = deque()
+        self.writer: asyncio.Task | None = None
+        self.answering: set[asyncio.Task] = set()  # messages being answered
 
-    async def store(self, incoming: Incoming) -> tuple[LeadState, Stored] | StoreError | None:
-        """The lead and the stored message; None for a replay; the error when the database stayed
-        broken. A busy database (locked by another process past serve's short busy timeout) is retried
-        without blocking the event loop."""
-        failure = StoreError("not tried")
-        for attempt in range(STORE_ATTEMPTS):
+    def accept(self, incoming: Incoming, answer: Callable[[LeadState, Stored], Awaitable[None] | None]
+               ) -> asyncio.Future:
+        """Store the message now or keep it (`receive`), then `answer(lead, message)` in a task of its
+        own; returns at once a future done once it is answered (or found a replay, or not a private chat)."""
+        done = asyncio.get_running_loop().create_future()
+        if not incoming.private:
+            done.set_result(None)
+            return done
+
+        def stored(received: Received | None) -> None:
+            work = answer(*received) if received is not None else None
+            if work is None:
+                done.set_result(None)
+                return
+            task = asyncio.get_running_loop().create_task(work)
+            self.answering.add(task)
+            task.add_done_callback(self.answering.discard)
+            task.add_done_callback(lambda _: done.done() or done.set_result(None))
+
+        self.receive(incoming, stored)
+        return done
+
+    async def close(self) -> None:
+        """Stop retrying what the database refused (Telegram sends it again after the restart)."""
+        if self.writer is not None:
+            self.writer.cancel()
+            await asyncio.gather(self.writer, return_exceptions=True)
+
+    @property
+    def holding(self) -> int:
+        """Messages received and not stored yet (the database was busy or broken)."""
+        return len(self.kept)
+
+    def receive(self, incoming: Incoming, then: Callable[[Received | None], None]) -> None:
+        """Store the message now, or keep it for the writer; `then(stored)` is called once it is
+        stored (None for a replay of a message stored before) — at once, or later by the writer."""
+        if not self.kept:
             try:
-                lead = self._lead_for(incoming.sender, (incoming.text or "").strip())
-                message = self._record(lead, incoming)
+                stored = self._store(incoming)
             except StoreError as exc:
-                failure = exc
-                if attempt + 1 < STORE_ATTEMPTS:
-                    await self.sleep(0.1 * 2**attempt)
+                log.warning("could not store a message from Telegram user %s now (%s); kept, retrying",
+                            incoming.sender.telegram_id or incoming.sender.lead_id, exc)
+            else:
+                then(stored)
+                return
+        self.kept.append((incoming, then))
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        delay, failures = RETRY_FIRST, 0
+        while self.kept:
+            incoming, then = self.kept[0]
+            try:
+                stored = self._store(incoming)
+            except StoreError as exc:
+                failures += 1
+                if failures in (25, 250):  # about a minute, then about twenty: say it loudly, not every time
+                    log.error("%d message(s) received but not stored yet: %s (kept, still retrying)",
+                              len(self.kept), exc)
+                await self.sleep(delay)
+                delay = min(delay * 2, RETRY_MOST)
                 continue
-            if message is None:
-                log.info("lead %s: Telegram message %s was stored before; ignored", lead.id,
-                         incoming.telegram_message_id)
-                return None
-            return lead, message
-        return failure
+            self.kept.popleft()
+            delay = RETRY_FIRST
+            then(stored)
+        if failures:
+            log.info("the database is back: every kept message is stored")
+
+    def _store(self, incoming: Incoming) -> Received | None:
+        with without_waiting():
+            lead = self._lead_for(incoming.sender, (incoming.text or "").strip())
+            message = self._record(lead, incoming)
+        if message is None:
+            log.info("lead %s: Telegram message %s was stored before; ignored", lead.id, incoming.telegram_message_id)
+            return None
+        return lead, message
 
     @staticmethod
     def known_lead(sender: Sender) -> LeadState | None:

@@ -93,6 +93,7 @@ class Turn:
             size, self.reply = len(self.reply), None
             return size
         return 0
+    quiet: bool = False  # a restart's or a retry's turn: no «Минутку», no second fallback
 
     @property
     def command(self) -> str | None:
@@ -107,6 +108,7 @@ class LeadLock:
     users: int = 0
     answered_upto: int = 0
     told_to_wait: bool = False
+    thinking: bool = False  # the holder waits for Claude (only then does a new message get «Минутку»)
 
 
 def command_of(text: str) -> str | None:

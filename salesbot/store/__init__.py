@@ -4,7 +4,15 @@ lead_status_change; outbox.py: outbox; ledger.py: llm_call; events.py: webhook_e
 budget_alert) and the read models (queries.py)."""
 
 from salesbot.store.clock import stamp, to_local, to_utc_naive, utcnow
-from salesbot.store.connection import BUSY_TIMEOUT_MS, Database, db, open_database, transaction, writable
+from salesbot.store.connection import (
+    BUSY_TIMEOUT_MS,
+    Database,
+    db,
+    open_database,
+    transaction,
+    without_waiting,
+    writable,
+)
 from salesbot.store.ledger import append_llm_call
 from salesbot.store.migrations import MIGRATIONS, migrate
 from salesbot.store.models import (
@@ -24,4 +32,4 @@ from salesbot.store.models import (
 __all__ = ["BUSY_TIMEOUT_MS", "LEAD_STATUSES", "MIGRATIONS", "BaseModel", "Database", "Lead", "LeadStatusChange",
            "LlmCall", "Meeting", "MeetingReminder", "Message", "Outbox", "WebhookEvent", "append_llm_call", "db",
            "display_name", "migrate", "open_database", "stamp", "to_local", "to_utc_naive", "transaction",
-           "utcnow", "writable"]
+           "utcnow", "without_waiting", "writable"]

@@ -8,6 +8,7 @@ failing half-way when it tries to upgrade a read lock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -28,6 +29,20 @@ db = DatabaseProxy()
 def transaction():
     """One write transaction (BEGIN IMMEDIATE; a savepoint when already inside one)."""
     return db.atomic()
+
+
+@contextlib.contextmanager
+def without_waiting():
+    """Inside, a write that finds another process's write lock fails at once («locked») instead of
+    waiting out the busy timeout on the event loop: `serve` keeps what it could not store and retries
+    it a moment later (dialogue/intake.py)."""
+    database = db.obj
+    (busy,) = database.execute_sql("PRAGMA busy_timeout").fetchone()
+    database.execute_sql("PRAGMA busy_timeout = 0")
+    try:
+        yield
+    finally:
+        database.execute_sql(f"PRAGMA busy_timeout = {int(busy)}")
 
 
 _LOCKED_HINT = " (another salesbot process holds a long write; try again)"

@@ -116,13 +116,20 @@ def count_messages(lead_id: int, upto: int) -> int:
                           (lead_id, upto)).fetchone()[0]
 
 
+def latest_message_id(lead_id: int) -> int | None:
+    return db.execute_sql("SELECT max(id) FROM message WHERE lead_id = ?", (lead_id,)).fetchone()[0]
+
+
 def recent_messages(lead_id: int, upto: int, limit: int) -> list[tuple[str, str, int | None]]:
-    """(role, text, model_chars) of the lead's last `limit` messages with id <= upto, oldest first.
-    `model_chars` of a bot message: how many of its first characters are the model's words (the rest
-    is the bot's own; NULL for messages stored before migration 010: all the model's)."""
-    rows = db.execute_sql("SELECT role, text, model_chars FROM message WHERE lead_id = ? AND id <= ?"
-                          " AND role != 'note' ORDER BY id DESC LIMIT ?", (lead_id, upto, limit)).fetchall()
-    return rows[::-1]
+    """(role, text, model_chars) of the lead's last `limit` messages with id <= upto, oldest first —
+    except that the lead's messages still unanswered come last: one that came in while the one before
+    was being answered is stored before that answer, and must follow it in the conversation shown to
+    the model (or the model answers the first message again). `model_chars` of a bot message: how
+    many of its first characters are the model's words (the rest is the bot's own; NULL for messages
+    stored before migration 010: all the model's)."""
+    return db.execute_sql("SELECT role, text, model_chars FROM (SELECT id, role, text, model_chars, unanswered"
+                          " FROM message WHERE lead_id = ? AND id <= ? AND role != 'note' ORDER BY id DESC LIMIT ?)"
+                          " ORDER BY role = 'lead' AND unanswered = 1, id", (lead_id, upto, limit)).fetchall()
 
 
 def summary_of(lead_id: int) -> str | None:
@@ -381,6 +388,12 @@ def book(lead_id: int, start: datetime, source: str, now: datetime, calendar: Ca
             events.emit("meeting.booked", lead_id, meeting_id=cursor.lastrowid, at=now)
     previous = min((starts_at for _, starts_at in own), default=None)
     return None, Meeting.starts_at.python_value(previous).replace(tzinfo=UTC) if previous else None
+
+
+def moved_from(meeting_id: int) -> MeetingState | None:
+    """The meeting this one replaced (a move points the old one's `moved_to` here)."""
+    row = db.execute_sql(f"SELECT {_MEETING_COLUMNS} FROM meeting WHERE moved_to = ?", (meeting_id,)).fetchone()
+    return _meeting(row)
 
 
 def confirm_meeting(meeting_id: int, now: datetime) -> bool:

@@ -345,6 +345,16 @@ M012_OWNER: list[str | Callable[[SqliteDatabase], None]] = [
     )""",
 ]
 
+# Trust (issue 23). An outbox row that depends on a meeting names it and what it says about it
+# (`about`: `meeting_reminder`, `no_show`, `staff_moved`, `staff_cancelled`), so the deliverer checks the
+# meeting again just before sending and staff changes withdraw what they make stale.
+M013_TRUST = [
+    "ALTER TABLE outbox ADD COLUMN meeting_id INTEGER",
+    "ALTER TABLE outbox ADD COLUMN about TEXT"
+    " CHECK (about IN ('meeting_reminder', 'no_show', 'staff_moved', 'staff_cancelled'))",
+    "CREATE INDEX outbox_meeting ON outbox (meeting_id) WHERE meeting_id IS NOT NULL AND state = 'queued'",
+]
+
 # A meeting staff moved (`meetings move`) is the staff's booking, not the lead's slot or own time:
 # its source is `staff`, so reports can tell who set the time.
 M014_STAFF_MOVES: list[str | Callable[[SqliteDatabase], None]] = [
@@ -365,6 +375,7 @@ MIGRATIONS: list[tuple[str, list[str | Callable[[SqliteDatabase], None]]]] = [
     ("010_conversation", M010_CONVERSATION),
     ("011_inbox", M011_INBOX),
     ("012_owner", M012_OWNER),
+    ("013_trust", M013_TRUST),
     ("014_staff_moves", M014_STAFF_MOVES),
 ]
 

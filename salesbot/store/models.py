@@ -130,6 +130,8 @@ class Outbox(BaseModel):
     sent_at = DateTimeField(null=True)
     follow_up_step = TextField(null=True)  # a reminder of the sweep: follow_up_1 | follow_up_2 | hot_1 | hot_2
     forward_id = BigIntegerField(null=True)  # staff: the lead's Telegram message to forward (media)
+    meeting_id = IntegerField(null=True)  # the meeting this message is about (checked again before sending)
+    about = TextField(null=True)  # meeting_reminder | no_show | staff_moved | staff_cancelled
 
     class Meta:
         table_name = "outbox"

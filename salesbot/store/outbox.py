@@ -27,6 +27,8 @@ class Row:
     random_id: int
     attempts: int
     created_at: str
+    meeting_id: int | None = None  # the meeting the message is about (checked again before sending)
+    about: str | None = None  # meeting_reminder | no_show | staff_moved | staff_cancelled
 
     @property
     def key(self) -> Key:
@@ -46,16 +48,69 @@ def random_id() -> int:
     return random.getrandbits(64) - 2**63
 
 
-def insert(lead_id, chat_id, message_id, kind, text, buttons, now, follow_up_step=None, forward_id=None) -> int:
+def insert(lead_id, chat_id, message_id, kind, text, buttons, now, follow_up_step=None, meeting_id=None,
+           about=None, forward_id=None) -> int:
     cursor = db.execute_sql(
         "INSERT INTO outbox (lead_id, chat_id, message_id, kind, text, buttons, random_id, state, attempts,"
-        " not_before, created_at, follow_up_step, forward_id) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+        " not_before, created_at, follow_up_step, meeting_id, about, forward_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?)",
         (lead_id, chat_id, message_id, kind, text, keyboard_json(buttons), random_id(), stamp(now), stamp(now),
-         follow_up_step, forward_id))
+         follow_up_step, meeting_id, about, forward_id))
     return cursor.lastrowid
 
 
-_ROW_COLUMNS = "id, lead_id, chat_id, kind, text, buttons, random_id, attempts, created_at, not_before"
+def withdraw_about(meeting_id: int) -> int:
+    """Staff changed the meeting: what is still queued about it (a reminder, the news of an earlier
+    move) would be stale, so it goes, with the message it would have said. Returns how many."""
+    with db.atomic():
+        rows = db.execute_sql("SELECT id, message_id FROM outbox WHERE meeting_id = ? AND state = 'queued'",
+                              (meeting_id,)).fetchall()
+        for row_id, message_id in rows:
+            db.execute_sql("DELETE FROM outbox WHERE id = ?", (row_id,))
+            if message_id is not None:
+                leads.forget_message(message_id)
+    return len(rows)
+
+
+def told_of(meeting_id: int) -> bool:
+    """Whether the lead was sent the news of a staff move to this meeting."""
+    return db.execute_sql("SELECT 1 FROM outbox WHERE meeting_id = ? AND about = 'staff_moved' AND state = 'sent'"
+                          " LIMIT 1", (meeting_id,)).fetchone() is not None  # a staff command: rare, a scan is fine
+
+
+# What a message about a meeting needs to be still true when it goes out (`stale_reason`).
+_MEETING_NOW_SQL = """
+SELECT m.status, m.starts_at, l.opted_out,
+       EXISTS (SELECT 1 FROM meeting AS later WHERE later.lead_id = m.lead_id AND later.id > m.id)
+FROM meeting AS m JOIN lead AS l ON l.id = m.lead_id WHERE m.id = ?
+"""
+
+
+def stale_reason(row: Row, now: datetime) -> str | None:
+    """Why a queued message about a meeting is no longer true, or None: a reminder needs the meeting
+    still booked (a move makes a new meeting, so also at that time), still ahead and the lead not
+    opted out; the news of a staff move needs the new meeting booked and ahead; a no-show offer
+    needs the meeting still a no-show, no meeting booked since, and the lead not opted out."""
+    if row.about is None or row.meeting_id is None:
+        return None
+    found = db.execute_sql(_MEETING_NOW_SQL, (row.meeting_id,)).fetchone()
+    if found is None:
+        return "the meeting is gone"
+    status, starts_at, opted_out, later = found
+    if opted_out and row.about in ("meeting_reminder", "no_show"):
+        return "the lead opted out"
+    if row.about in ("meeting_reminder", "staff_moved"):
+        if status != "booked":
+            return f"the meeting is {status.replace('_', '-')}"
+        if starts_at <= stamp(now):
+            return "the meeting has started"
+    if row.about == "no_show" and (status != "no_show" or later):
+        return "the lead has booked again" if later else f"the meeting is {status.replace('_', '-')}"
+    return None
+
+
+_ROW_COLUMNS = ("id, lead_id, chat_id, kind, text, buttons, random_id, attempts, created_at, meeting_id, about,"
+                " not_before")
 
 
 def next_queued(key: Key) -> tuple[Row, str] | None:
@@ -64,7 +119,8 @@ def next_queued(key: Key) -> tuple[Row, str] | None:
                          " AND kind != 'staff' ORDER BY id LIMIT 1", (key[1],)).fetchone()
     if row is None:
         return None
-    return Row(row[0], row[1], row[2], row[3], row[4], keyboard_of(row[5]), row[6], row[7], row[8]), row[9]
+    return Row(row[0], row[1], row[2], row[3], row[4], keyboard_of(row[5]), row[6], row[7], row[8], row[9],
+               row[10]), row[11]
 
 
 def due_keys(now: datetime) -> list[Key]:
@@ -96,14 +152,16 @@ def mark_failed(row: Row, error: str) -> None:
 
 
 def drop(row: Row) -> None:
-    """A reminder that is no longer to be sent: the row and the message it would have said go, and
-    the lead's claim is given back (a lead who wrote meanwhile has started over already)."""
+    """A message that is no longer to be sent: the row and the message it would have said go; for a
+    reminder of the sweep the lead's claim is given back (a lead who wrote meanwhile has started over
+    already). The claim of a message about a meeting stays: its meeting changed, or the lead said /stop."""
     with db.atomic():
         message_id = db.execute_sql("SELECT message_id FROM outbox WHERE id = ?", (row.id,)).fetchone()
         db.execute_sql("DELETE FROM outbox WHERE id = ?", (row.id,))
         if message_id and message_id[0] is not None:
             leads.forget_message(message_id[0])
-        leads.release_follow_up(row.lead_id)
+        if row.kind == "reminder":
+            leads.release_follow_up(row.lead_id)
 
 
 def live_keyboard(lead_id: int) -> tuple[int, int | None, str | None] | None:

@@ -177,6 +177,11 @@ class LeadDetail:
     messages: list[ConversationLine] = field(default_factory=list)
     meetings: list[MeetingInfo] = field(default_factory=list)
     summary: str | None = None  # what the model learned: need, budget, deadline, who decides, contact
+    reminders_queued: int = 0  # claimed by the sweep, not sent by serve yet (lead.follow_up_count counts them)
+
+    @property
+    def reminders_sent(self) -> int:
+        return self.lead.follow_up_count - self.reminders_queued
 
 
 def _meeting_info(meeting: Meeting, lead: Lead, tz: ZoneInfo) -> MeetingInfo:
@@ -217,9 +222,11 @@ def lead_detail(lead_id: int, tz: ZoneInfo) -> LeadDetail:
     next_meeting = leads.next_meeting_start(lead.id, utcnow())
     summary = _summary(lead, next_meeting, tz, sum(line.unanswered for line in messages),
                        sum(line.delivery == "failed" for line in messages))
+    queued = Outbox.select().where(Outbox.lead == lead, Outbox.kind == "reminder", Outbox.state == "queued").count()
     meetings = [_meeting_info(meeting, lead, tz)
                 for meeting in Meeting.select().where(Meeting.lead == lead).order_by(Meeting.starts_at)]
-    return LeadDetail(lead=summary, messages=messages, meetings=meetings, summary=lead.summary)
+    return LeadDetail(lead=summary, messages=messages, meetings=meetings, summary=lead.summary,
+                      reminders_queued=queued)
 
 
 MEETING_STATUSES = ("booked", "cancelled", "done", "no_show")
