@@ -158,9 +158,14 @@ def _busy_sources(name: str, value: str) -> tuple[str, ...]:
 def _url(name: str, value: str) -> str:
     from urllib.parse import urlsplit
 
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{name}: expected an http:// or https:// address, got {quoted(value)}")
+    try:
+        parts = urlsplit(value.strip())
+        good = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # "Invalid IPv6 URL" and the like
+        good = False
+    if not good:  # the address is a secret (a connector's address works as its key): not quoted
+        raise ConfigError(f"{name}: expected an http:// or https:// address ({len(value.strip())} characters "
+                          "given, not shown: the address is a secret)")
     return value.strip()
 
 

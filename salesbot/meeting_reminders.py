@@ -76,7 +76,7 @@ SELECT m.id, m.lead_id, m.starts_at, m.created_at, l.first_name,
        (SELECT group_concat(r.kind) FROM meeting_reminder AS r WHERE r.meeting_id = m.id)
 FROM meeting AS m JOIN lead AS l ON l.id = m.lead_id
 WHERE m.status = 'booked' AND m.starts_at > ? AND m.starts_at <= ?
-  AND l.telegram_id IS NOT NULL AND l.access_hash IS NOT NULL AND l.opted_out = 0
+  AND l.telegram_id IS NOT NULL AND l.access_hash IS NOT NULL AND l.opted_out = 0 AND l.status != 'lost'
 ORDER BY m.starts_at, m.id
 """
 
@@ -85,7 +85,7 @@ _NO_SHOW_SQL = """
 SELECT m.id, m.lead_id, m.starts_at, l.first_name
 FROM meeting AS m JOIN lead AS l ON l.id = m.lead_id
 WHERE m.status = 'no_show'
-  AND l.telegram_id IS NOT NULL AND l.access_hash IS NOT NULL AND l.opted_out = 0
+  AND l.telegram_id IS NOT NULL AND l.access_hash IS NOT NULL AND l.opted_out = 0 AND l.status != 'lost'
   AND NOT EXISTS (SELECT 1 FROM meeting_reminder AS r WHERE r.meeting_id = m.id AND r.kind = 'no_show')
   AND NOT EXISTS (SELECT 1 FROM meeting AS later WHERE later.lead_id = m.lead_id AND later.id > m.id)
 ORDER BY m.id

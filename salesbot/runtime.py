@@ -46,7 +46,9 @@ def open_store(settings: Settings, busy_timeout_ms: int | None = None, path: Pat
     if path.parent == settings.home and not path.exists():
         ensure_home(settings)  # the database is made here: the folder must be there and writable
     database = open_database(path, busy_timeout_ms=busy_timeout_ms)
-    events.configure(bool(settings.webhook_url) and path == settings.db_path)  # events only while a receiver is set
+    # events only while a receiver is set; its address is checked by serve and doctor, not by every
+    # reading command (a bad one must not stop `leads list`)
+    events.configure(bool(settings.raw.get("SALESBOT_WEBHOOK_URL")) and path == settings.db_path)
     return database
 
 

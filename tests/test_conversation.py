@@ -5,7 +5,7 @@ from datetime import datetime
 import pytest
 
 from salesbot import texts
-from salesbot.dialogue import STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer, Dialogue, Incoming, Sender
+from salesbot.dialogue import STATE_CONFIRM_TIME, STATE_CUSTOM_TIME, Answer, Dialogue, Incoming, Sender
 from salesbot.errors import LLMUnavailable
 from salesbot.store import Lead, Meeting, Message
 from salesbot.store import Outbox as OutboxRow
@@ -142,7 +142,7 @@ def test_own_time_flow_confirm_and_book(engine):
     llm.enqueue(Answer("Выберите время", "warm", True))
     dialogue.run(tg(text="созвонимся?"))
     dialogue.run(tg(button="own"))
-    assert lead_of().state == STATE_OWN_TIME and transport.last.text == texts.ASK_OWN_TIME
+    assert lead_of().state == STATE_CUSTOM_TIME and transport.last.text == texts.ASK_OWN_TIME
     dialogue.run(tg(text="давайте в среду в 11:00"))
     lead = lead_of()
     assert lead.state == STATE_CONFIRM_TIME and lead.pending_time == datetime(2025, 12, 24, 8, 0)
@@ -164,11 +164,11 @@ def test_own_time_not_a_time_goes_to_claude_and_keeps_the_state(engine):
     dialogue.run(tg(button="own"), tg(text="как-нибудь потом"))
     assert transport.last.text == "Конечно, можно и позже — когда вам будет удобно?"
     assert "Бот ждёт, что клиент напишет удобные день и время встречи" in llm.calls[-1]["context"]
-    assert lead_of().state == STATE_OWN_TIME
+    assert lead_of().state == STATE_CUSTOM_TIME
     dialogue.run(tg(text="завтра"))  # a day: its free slots, and the day kept for the hour
     assert transport.last.text == "Свободное время — завтра, 24 декабря, с 10:00 до 19:00:"
     assert transport.last.labels[0] == "Завтра, 10:00" and transport.last.labels[-1] == texts.BUTTON_OWN_TIME
-    assert lead_of().state == STATE_OWN_TIME and len(llm.calls) == 1
+    assert lead_of().state == STATE_CUSTOM_TIME and len(llm.calls) == 1
 
 
 def test_a_day_then_a_time_make_one_meeting_time(engine, aio):
@@ -206,7 +206,7 @@ def test_own_time_that_cannot_be_booked_says_why_and_offers_the_nearest(engine, 
     dialogue.run(tg(button="own"), tg(text=phrase))
     assert transport.last.text.startswith(says)
     assert transport.last.labels[:len(offered)] == offered and transport.last.labels[-1] == texts.BUTTON_OWN_TIME
-    assert lead_of().state == STATE_OWN_TIME
+    assert lead_of().state == STATE_CUSTOM_TIME
 
 
 @pytest.mark.parametrize("cancel", ["отмена", "Отмена", "/cancel"])

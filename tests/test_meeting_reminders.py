@@ -9,7 +9,7 @@ from freezegun import freeze_time
 from salesbot import meeting_reminders, texts
 from salesbot.followups import Policy
 from salesbot.meeting_reminders import Plan
-from salesbot.store import Meeting, MeetingReminder, Outbox, leads, to_utc_naive
+from salesbot.store import Lead, Meeting, MeetingReminder, Outbox, leads, to_utc_naive
 from tests.engine_fakes import CALENDAR, MSK, RecordingTransport, make_engine, make_outbox, tg
 from tests.factories import make_lead, make_meeting
 
@@ -238,3 +238,13 @@ def test_a_reminder_through_the_telegram_harness_cancel_asks_once_then_frees_the
         handled(aio, handlers, press(callback_event(client, f"mc:{meeting.id}".encode(), msg_id=reminder_id)))
         (toast,) = client.requests[before:]
         assert toast.message == texts.STALE_TOAST and Meeting.get_by_id(meeting.id).confirmed_at is None
+
+
+def test_a_lead_who_said_not_to_write_gets_no_meeting_reminder(db):
+    """«не пишите мне больше» made the lead lost; a meeting still on the books is no reason to write."""
+    with freeze_time(BOOKED_AT) as clock:
+        lead, meeting = booked_lead()
+        quiet, _ = booked_lead(starts=STARTS + timedelta(hours=1))
+        Lead.update(status="lost").where(Lead.id == quiet.id).execute()
+        queued = walk(clock, BOOKED_AT, STARTS + timedelta(hours=1))
+    assert {meeting_id for _, _, meeting_id in queued} == {meeting.id}

@@ -7,7 +7,7 @@ import pytest
 from freezegun import freeze_time
 
 from salesbot import texts
-from salesbot.dialogue import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer
+from salesbot.dialogue import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_CUSTOM_TIME, Answer
 from salesbot.store import Lead, Meeting
 from tests.engine_fakes import NOW, make_engine, tg
 
@@ -180,7 +180,7 @@ def test_a_taken_time_in_the_conversation_says_so_with_slots_around_it(engine):
     answer = transport.to(101)[-1]
     assert answer.text == f"Сейчас посмотрю.\n\n{texts.TAKEN} {texts.NEAREST_SLOTS}"
     assert answer.labels[:4] == ["Сегодня, 17:00", "Сегодня, 18:00", "Завтра, 11:00", "Завтра, 12:00"]
-    assert lead_of().state == STATE_OWN_TIME
+    assert lead_of().state == STATE_CUSTOM_TIME
 
 
 def test_no_to_the_confirm_question_asks_for_another_time(engine):
@@ -189,7 +189,7 @@ def test_no_to_the_confirm_question_asks_for_another_time(engine):
     assert transport.to(101)[-1].text == texts.ANOTHER_TIME
     assert transport.to(101)[-1].text.startswith("Хорошо, напишите другое время")
     assert transport.to(101)[-1].labels[0] == "Сегодня, 17:00"
-    assert lead_of().state == STATE_OWN_TIME and Meeting.select().count() == 0
+    assert lead_of().state == STATE_CUSTOM_TIME and Meeting.select().count() == 0
     dialogue.run(tg(text="в пятницу в 15"))
     assert transport.to(101)[-1].text == "Правильно понял: в пятницу, 26 декабря, в 15:00 по московскому времени?"
     assert llm.calls == []
@@ -210,7 +210,7 @@ def test_a_part_of_the_day_offers_the_free_slots_in_it(engine, phrase, says, off
     dialogue.run(tg(button="own"), tg(text=phrase))
     assert transport.to(101)[-1].text == says
     assert transport.to(101)[-1].labels == [*offered, texts.BUTTON_OWN_TIME]
-    assert lead_of().state == STATE_OWN_TIME
+    assert lead_of().state == STATE_CUSTOM_TIME
 
 
 def test_a_part_of_the_day_remembers_the_day_for_the_hour(engine):

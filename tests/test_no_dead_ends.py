@@ -12,7 +12,7 @@ import pytest
 from freezegun import freeze_time
 
 from salesbot import followups, texts
-from salesbot.dialogue import STATE_CONFIRM_TIME, STATE_OWN_TIME, Answer, Dialogue
+from salesbot.dialogue import STATE_CONFIRM_TIME, STATE_CUSTOM_TIME, Answer, Dialogue
 from salesbot.store import Lead, Meeting, Message
 from tests.engine_fakes import MSK, make_engine, tg
 from tests.test_conversation import lead_of, press_slot
@@ -61,7 +61,7 @@ def test_lets_do_thursday_offers_thursdays_slots_instead_of_the_same_question_tw
     assert last.text.count("Во сколько вам удобно") == 1
     assert last.text.endswith("Свободное время — в четверг, 25 декабря, с 10:00 до 19:00:")
     assert last.labels[:2] == ["Чт, 25 дек, 10:00", "Чт, 25 дек, 11:00"]
-    assert lead_of().state == STATE_OWN_TIME
+    assert lead_of().state == STATE_CUSTOM_TIME
 
 
 def test_a_move_with_no_time_offers_slots_and_a_move_with_a_range_offers_slots_inside_it(engine):

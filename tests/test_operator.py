@@ -307,3 +307,17 @@ def test_a_reader_that_stops_early_ends_the_listing_quietly(salesbot_home, form)
     stderr = child.stderr.read().decode()
     assert child.wait(timeout=60) == 0, stderr
     assert "Broken pipe" not in stderr and "Traceback" not in stderr
+
+
+def test_malformed_private_addresses_are_one_clear_line_and_never_shown(run, db, monkeypatch):
+    """A webhook or calendar address is a secret: a malformed one (an IPv6 bracket left open, a
+    password in it that urllib cannot take) is a clear error, no traceback, and the address not shown."""
+    monkeypatch.setenv("SALESBOT_WEBHOOK_URL", "https://[::1/hook-SECRETTOKEN")
+    assert run("leads", "list").exit_code == 0  # a reading command does not use it
+    doctor = run("doctor", "--json", code=1).stdout
+    assert "SECRETTOKEN" not in doctor and "expected an http:// or https:// address" in doctor
+    monkeypatch.delenv("SALESBOT_WEBHOOK_URL")
+    monkeypatch.setenv("SALESBOT_BUSY_ICS", "https://owner:SEKRITPW@127.0.0.1:9/cal.ics")
+    result = run("slots", "--days", "1", code=1)
+    assert "Traceback" not in result.stderr and "SEKRITPW" not in result.stdout + result.stderr
+    assert "cannot reach it" in result.stderr

@@ -8,7 +8,7 @@ comes in), voice.py (saying things through the outbox), turn.py (the types a tur
 from salesbot.claude.dialogue import Answer
 from salesbot.dialogue.engine import Dialogue
 from salesbot.dialogue.turn import DialogueConfig, DialogueLLM, Incoming, Sender, Turn
-from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME
+from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_CUSTOM_TIME
 
-__all__ = ["STATE_CONFIRM_CANCEL", "STATE_CONFIRM_TIME", "STATE_OWN_TIME", "Answer", "Dialogue", "DialogueConfig",
+__all__ = ["STATE_CONFIRM_CANCEL", "STATE_CONFIRM_TIME", "STATE_CUSTOM_TIME", "Answer", "Dialogue", "DialogueConfig",
            "DialogueLLM", "Incoming", "Sender", "Turn"]

@@ -14,7 +14,7 @@ from salesbot.dialogue.turn import DialogueLLM, Turn, command_of
 from salesbot.dialogue.voice import Voice, joined
 from salesbot.keyboards import moment_of
 from salesbot.store import leads
-from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, MeetingState
+from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_CUSTOM_TIME, MeetingState
 from salesbot.time import parse as timeparse
 from salesbot.time.slots import (
     OFFER_DAYS,
@@ -109,7 +109,7 @@ class Booking:
             first = day
             start, end = window(day)
             slots = slots_in(day, (start, end), now, cal, booked)[:PERIOD_SLOTS]
-            leads.set_state(turn.lead.id, STATE_OWN_TIME, pending_day=day)  # "в 15" next means that day at 15:00
+            leads.set_state(turn.lead.id, STATE_CUSTOM_TIME, pending_day=day)  # "в 15" next means that day at 15:00
             labels = (texts.day_phrase(day, today), clock_label(start), clock_label(end))
             text, full = texts.period_slots(*labels), texts.period_full(*labels)
         if slots:
@@ -132,7 +132,7 @@ class Booking:
         if result.kind in ("range", "need_time") and (result.day is not None or result.period is not None):
             await self.offer_window(turn, result.day, result.last_day, result.period, prefix, status)
             return
-        if result.ok and result.time_only and lead.state == STATE_OWN_TIME and lead.pending_day:
+        if result.ok and result.time_only and lead.state == STATE_CUSTOM_TIME and lead.pending_day:
             result.when = datetime.combine(lead.pending_day, result.when.time(), tzinfo=self.calendar.tz)
         if result.kind == "past":
             await self.offer_slots(turn, joined(prefix, f"{texts.TIME_PASSED} {texts.NEAREST_SLOTS}"), status=status)
@@ -145,7 +145,7 @@ class Booking:
             return
         problem = check(result.when, self.now(), self.calendar, self._booked_starts(exclude_lead=lead.id))
         if problem:
-            leads.set_state(lead.id, STATE_OWN_TIME)
+            leads.set_state(lead.id, STATE_CUSTOM_TIME)
             await self.offer_instead(turn, problem, result.when, prefix, status)
             return
         await self.ask_confirm(turn, result.when, prefix, status)
@@ -164,11 +164,11 @@ class Booking:
 
     async def decline_own_time(self, turn: Turn) -> None:
         """«нет» to «Правильно понял: …?»: another time, in words or from the slots."""
-        leads.set_state(turn.lead.id, STATE_OWN_TIME)
+        leads.set_state(turn.lead.id, STATE_CUSTOM_TIME)
         await self.offer_slots(turn, texts.ANOTHER_TIME)
 
     async def ask_own_time(self, turn: Turn) -> None:
-        leads.set_state(turn.lead.id, STATE_OWN_TIME)
+        leads.set_state(turn.lead.id, STATE_CUSTOM_TIME)
         await self.voice.say(turn, texts.ASK_OWN_TIME)
 
     # --- buttons -------------------------------------------------------------------------------

@@ -9,10 +9,10 @@ from salesbot import texts
 from salesbot.claude import prompts
 from salesbot.dialogue.turn import DialogueConfig, command_of
 from salesbot.store import leads, outbox
-from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, LeadState, MeetingState
+from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_CUSTOM_TIME, LeadState, MeetingState
 from salesbot.time.slots import Calendar
 
-STEPS = {STATE_OWN_TIME: "own_time", STATE_CONFIRM_TIME: "confirm_time", STATE_CONFIRM_CANCEL: "confirm_cancel"}
+STEPS = {STATE_CUSTOM_TIME: "own_time", STATE_CONFIRM_TIME: "confirm_time", STATE_CONFIRM_CANCEL: "confirm_cancel"}
 
 
 def _not_conversation(role: str, text: str) -> bool:

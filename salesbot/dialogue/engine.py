@@ -45,7 +45,7 @@ from salesbot.dialogue.voice import Voice
 from salesbot.errors import BudgetExhausted, LLMUnavailable
 from salesbot.inbox import Inbox, staff_side
 from salesbot.store import leads, outbox
-from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_OWN_TIME, LeadState, MeetingState
+from salesbot.store.leads import STATE_CONFIRM_CANCEL, STATE_CONFIRM_TIME, STATE_CUSTOM_TIME, LeadState, MeetingState
 from salesbot.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class Dialogue:
             None: [
                 Route(TEXT, self._converse),
             ],
-            STATE_OWN_TIME: [
+            STATE_CUSTOM_TIME: [
                 Route(TEXT, self._leave_step, words(texts.CANCEL_WORDS)),
                 Route(TEXT, self._in_step),
             ],

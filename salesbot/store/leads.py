@@ -38,7 +38,7 @@ from salesbot.time.slots import Calendar, Problem, check
 
 log = logging.getLogger(__name__)
 
-STATE_OWN_TIME = "MEETING_CUSTOM_TIME"  # waiting for the lead to write a day and time
+STATE_CUSTOM_TIME = "MEETING_CUSTOM_TIME"  # waiting for the lead to write a day and time
 STATE_CONFIRM_TIME = "MEETING_CONFIRM_TIME"  # a time understood, waiting for the lead to confirm it
 STATE_CONFIRM_CANCEL = "MEETING_CONFIRM_CANCEL"  # asked «Отменить встречу?»; pending_time is its start
 

@@ -16,6 +16,7 @@ import asyncio
 import bisect
 import contextlib
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -308,8 +309,12 @@ def fetch(feed: Feed, state: FeedState, timeout: float = TIMEOUT) -> Fetched:
             return Fetched(None, exc.headers.get("ETag") or state.etag,
                            exc.headers.get("Last-Modified") or state.last_modified)
         raise FeedError(f"HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or type(exc).__name__
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        # HTTPException: a reply that is not HTTP, or an address urllib cannot take (user:password@…:
+        # InvalidURL, whose text quotes the address); only the kind of failure is said, never the text
+        reason = getattr(exc, "reason", None)
+        reason = reason if isinstance(reason, str | OSError) and not isinstance(exc, http.client.HTTPException) \
+            else type(exc).__name__
         raise FeedError(f"cannot reach it ({reason})") from None
     if len(data) > MAX_BYTES:
         raise FeedError(f"larger than {MAX_BYTES // 1_000_000} MB")
