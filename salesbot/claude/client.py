@@ -13,7 +13,7 @@ retries as the SDK does them, anthropic/_base_client.py `_should_retry` (x-shoul
 `_calculate_retry_timeout` (a retry-after <= 0 falls back to backoff); typed errors,
 anthropic/_error_classes.py (spend limits: 429 EnforcedSpendLimitReachedError /
 ContractSpendLimitReachedError, 402 PaymentRequiredError and its subclasses); thinking and effort,
-salesbot/pricing.py SOURCES.
+salesbot/claude/pricing.py SOURCES.
 """
 
 from __future__ import annotations

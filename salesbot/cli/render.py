@@ -483,8 +483,8 @@ def usage(report, start: datetime | None) -> None:
             out.print(f"\n[bold]{row[0]}[/bold] {row[1]}")
             for header, value in zip(headers[2:], row[2:], strict=True):
                 out.print(f"  {header:<12} {value:>12}")
-    out.print("[dim]Cost at Anthropic's list prices (salesbot/pricing.py, see README); thinking is part of output; "
-              "'?' marks a model without a known price.[/dim]")
+    out.print("[dim]Cost at Anthropic's list prices (salesbot/claude/pricing.py, see README); thinking is part of "
+              "output; '?' marks a model without a known price.[/dim]")
     _budget_line(report.budget)
 
 
