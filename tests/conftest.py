@@ -181,8 +181,10 @@ def claude(fake_api, clock, db, aio):
 def telegram_server(monkeypatch):
     """The in-process Telegram (tests/fake_telegram.py), wired in: salesbot's and any test's
     TelegramClient talk to it; Telethon's sleeps run on `telegram_server.clock`."""
+    from salesbot import telegram
     from tests.fake_telegram import FakeTelegram
 
+    monkeypatch.setattr(telegram, "DRAIN_SECONDS", 0.2)  # serve's 20 s of a real shutdown, in real time
     server = FakeTelegram()
     server.install(monkeypatch)
     yield server

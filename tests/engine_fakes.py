@@ -112,3 +112,16 @@ def tg(user_id=101, text="", *, button=None, media=None, private=True, first_nam
        access_hash=5550001) -> Incoming:
     return Incoming(Sender(telegram_id=user_id, access_hash=access_hash, username=username, first_name=first_name),
                     text=text, button=button, media=media, private=private)
+
+
+def run_frozen(coro):
+    """Run `coro` (serve through the offline Telegram) with the clock frozen at NOW."""
+    from freezegun import freeze_time
+
+    with freeze_time(NOW, real_asyncio=True):
+        return asyncio.run(coro)
+
+
+def engine_with(llm):
+    """What `serving` builds the engine from: a transport in, the engine with `llm` out (no managers)."""
+    return lambda transport: make_engine(llm=llm, transport=transport, managers=())[0]

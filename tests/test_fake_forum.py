@@ -1,21 +1,13 @@
 """The fake Telegram's staff group (tests/fake_forum.py), rule by rule, through the real TelegramClient:
 what salesbot relies on behaves as core.telegram.org documents it."""
 
-import asyncio
 
 import pytest
-from freezegun import freeze_time
 from telethon import errors, events
 from telethon.tl import functions, types
 
+from tests.engine_fakes import run_frozen as run
 from tests.fake_telegram import BOT_TOKEN, settle, until
-
-NOW = "2025-12-23 11:05:00"
-
-
-def run(coro):
-    with freeze_time(NOW, real_asyncio=True):
-        return asyncio.run(coro)
 
 
 async def bot(server, path):

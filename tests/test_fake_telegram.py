@@ -6,20 +6,15 @@ import sqlite3
 import time
 
 import pytest
-from freezegun import freeze_time
 from telethon import Button, errors, events
 from telethon.tl import functions, types
 
 from salesbot import telegram, texts
 from salesbot.dialogue import Answer
 from salesbot.store import Lead
-from tests.engine_fakes import NOW, make_engine
+from tests.engine_fakes import make_engine
+from tests.engine_fakes import run_frozen as run
 from tests.fake_telegram import BOT_ID, BOT_TOKEN, FakeTelegram, serving, settle, until
-
-
-def run(coro):
-    with freeze_time(NOW, real_asyncio=True):
-        return asyncio.run(coro)
 
 
 async def logged_in(server, path, **kwargs):

@@ -11,12 +11,10 @@ from salesbot import texts
 from salesbot.dialogue import Answer
 from salesbot.store import Lead, Message
 from salesbot.store import Outbox as Row
-from tests.engine_fakes import FakeLLM, make_engine, tg
+from tests.engine_fakes import NOW, FakeLLM, make_engine, tg
 from tests.factories import make_lead
 from tests.fake_telegram import serving, until
 from tests.test_inbox_serve import group_of, lines, topic_of, with_inbox
-
-NOW = "2025-12-23 11:05:00"  # Tuesday 14:05 in Moscow
 
 
 def test_reply_queues_a_managers_message_and_takes_the_lead_over(db, run):

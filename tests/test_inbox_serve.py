@@ -7,26 +7,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from freezegun import freeze_time
 
-from salesbot import telegram, texts
+from salesbot import texts
 from salesbot.dialogue import Answer, Dialogue, DialogueConfig
 from salesbot.inbox import Inbox, InboxConfig
 from salesbot.store import Lead, Meeting, Message, to_utc_naive
-from tests.engine_fakes import CALENDAR, FakeLLM, make_outbox
+from tests.engine_fakes import CALENDAR, NOW, FakeLLM, make_outbox
 from tests.factories import make_lead
 from tests.fake_telegram import serving, settle, until
 
-NOW = "2025-12-23 11:05:00"  # Tuesday 14:05 in Moscow: working hours
 MANAGER = 555
 
 
 def run(coro, when=NOW):
     with freeze_time(when, real_asyncio=True):
         return asyncio.run(coro)
-
-
-@pytest.fixture(autouse=True)
-def short_drain(monkeypatch):
-    monkeypatch.setattr(telegram, "DRAIN_SECONDS", 0.2)
 
 
 def with_inbox(llm, group, managers=(MANAGER,)):

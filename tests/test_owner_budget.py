@@ -7,7 +7,7 @@ import json
 import pytest
 from freezegun import freeze_time
 
-from salesbot import runtime, telegram, texts
+from salesbot import runtime, texts
 from salesbot.claude.budget import month_bounds
 from salesbot.claude.dialogue import ClaudeDialogue
 from salesbot.config import PACKAGED_PROMPT, load_settings
@@ -18,11 +18,6 @@ from tests.engine_fakes import MSK, NOW, make_engine
 from tests.fake_telegram import serving, settle, until
 
 MANAGER = 777
-
-
-@pytest.fixture(autouse=True)
-def short_drain(monkeypatch):
-    monkeypatch.setattr(telegram, "DRAIN_SECONDS", 0.2)
 
 
 def answer(reply, status="warm"):

@@ -9,18 +9,13 @@ import sqlite3
 import pytest
 from freezegun import freeze_time
 
-from salesbot import delivery, telegram, texts, webhooks
+from salesbot import delivery, texts, webhooks
 from salesbot.dialogue import Answer
 from salesbot.store import Lead, Message, WebhookEvent, events
 from tests.engine_fakes import NOW, FakeLLM, make_engine
 from tests.fake_telegram import serving, until
 
 WORDS = ["Зинаида", "zinaida_q", "Ёжикология", "89991234567", "Зинаида (@zinaida_q)"]
-
-
-@pytest.fixture(autouse=True)
-def short_drain(monkeypatch):
-    monkeypatch.setattr(telegram, "DRAIN_SECONDS", 0.2)
 
 
 @pytest.fixture

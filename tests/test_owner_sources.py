@@ -6,26 +6,17 @@ import json
 import pytest
 from freezegun import freeze_time
 
-from salesbot import links, telegram, texts
+from salesbot import links, texts
 from salesbot.claude import pricing
 from salesbot.dialogue import Answer
 from salesbot.store import Lead, LeadStatusChange, append_llm_call, db
-from tests.engine_fakes import NOW, FakeLLM, make_engine
+from tests.engine_fakes import NOW, FakeLLM, engine_with
 from tests.fake_telegram import serving, until
 
 
 def run_serving(coro):
     with freeze_time(NOW, real_asyncio=True):
         return asyncio.run(coro)
-
-
-@pytest.fixture(autouse=True)
-def short_drain(monkeypatch):
-    monkeypatch.setattr(telegram, "DRAIN_SECONDS", 0.2)
-
-
-def engine_with(llm):
-    return lambda transport: make_engine(llm=llm, transport=transport, managers=())[0]
 
 
 def test_a_deep_link_lead_keeps_its_source_which_is_never_shown_or_overwritten(telegram_server, bot_settings):

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from freezegun import freeze_time
 
-from salesbot import telegram, webhooks
+from salesbot import webhooks
 from salesbot.store import WebhookEvent, events, leads
 from tests.engine_fakes import NOW, FakeLLM, make_engine
 from tests.fake_telegram import serving, settle, until
@@ -73,11 +73,6 @@ def webhooks_on():
     events.configure(True)
     yield
     events.configure(False)
-
-
-@pytest.fixture(autouse=True)
-def short_drain(monkeypatch):
-    monkeypatch.setattr(telegram, "DRAIN_SECONDS", 0.2)
 
 
 def signed(headers: dict, body: bytes) -> bool:

@@ -10,28 +10,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from freezegun import freeze_time
 
-from salesbot import delivery, followups, telegram, texts
+from salesbot import delivery, followups, texts
 from salesbot.dialogue import Answer
 from salesbot.errors import BotUnauthorizedError, SalesbotError
 from salesbot.followups import Policy
 from salesbot.store import Lead, Message
 from salesbot.store import Outbox as Row
-from tests.engine_fakes import MSK, NOW, FakeLLM, make_engine
+from tests.engine_fakes import MSK, NOW, FakeLLM, engine_with
+from tests.engine_fakes import run_frozen as run
 from tests.fake_telegram import serving, settle, until
-
-
-def run(coro):
-    with freeze_time(NOW, real_asyncio=True):
-        return asyncio.run(coro)
-
-
-def engine_with(llm):
-    return lambda transport: make_engine(llm=llm, transport=transport, managers=())[0]
-
-
-@pytest.fixture(autouse=True)
-def short_drain(monkeypatch):
-    monkeypatch.setattr(telegram, "DRAIN_SECONDS", 0.2)  # the 20 s of a real shutdown, in real time
 
 
 def test_a_message_sent_during_downtime_is_answered_exactly_once_after_restart(telegram_server, bot_settings):

@@ -6,31 +6,13 @@ Each was run against the code before its fix and failed there; the note on each 
 import asyncio
 import sqlite3
 
-import pytest
-from freezegun import freeze_time
-
-from salesbot import telegram, texts
+from salesbot import texts
 from salesbot.claude.dialogue import Answer
 from salesbot.errors import LLMUnavailable
 from salesbot.store import Message
-from tests.engine_fakes import FakeLLM, make_engine
+from tests.engine_fakes import FakeLLM, engine_with
+from tests.engine_fakes import run_frozen as run
 from tests.fake_telegram import serving, settle, until
-
-NOW = "2025-12-23 11:05:00"  # Tuesday 14:05 in Moscow
-
-
-def run(coro):
-    with freeze_time(NOW, real_asyncio=True):
-        return asyncio.run(coro)
-
-
-def engine_with(llm):
-    return lambda transport: make_engine(llm=llm, transport=transport, managers=())[0]
-
-
-@pytest.fixture(autouse=True)
-def short_drain(monkeypatch):
-    monkeypatch.setattr(telegram, "DRAIN_SECONDS", 0.2)
 
 
 def unanswered() -> int:
