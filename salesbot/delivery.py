@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from salesbot import texts
 from salesbot.store import db, leads, outbox, stamp
-from salesbot.store.outbox import STAFF, Key, Row, StaffRow, random_id
+from salesbot.store.outbox import STAFF, Key, Row, StaffRow
 from salesbot.transport import BotUnauthorized, Keyboard, Peer, SendError, Transport
 
 log = logging.getLogger(__name__)
@@ -332,17 +332,6 @@ class Outbox:
         if lead is not None and lead.telegram_id is not None:
             self.to_managers(texts.manager_undelivered(lead.first_name, lead.id, lead.username, exc.reason))
             self.kick()
-
-    async def send_unrecorded(self, sender, text: str) -> None:
-        """Last resort when the database is down: say `text` straight away, recording nothing."""
-        if sender.telegram_id is None:
-            return
-        peer = Peer(user_id=sender.telegram_id, access_hash=sender.access_hash)
-        try:
-            await self.pacer.turn(PRIORITY["reply"])
-            await self.transport.send(peer, text, None, random_id())
-        except (SendError, BotUnauthorized) as exc:
-            log.error("could not even send the fallback to Telegram user %s: %s", sender.telegram_id, exc)
 
     def _peer(self, row: Row) -> Peer | None:
         if row.lead_id is None:
